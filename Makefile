@@ -1,0 +1,29 @@
+# Findling: `make run` starts the app, `make test` runs the tests. Both set up .venv on first use.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test search bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Findling needs Python 3.11 ($(PYTHON) not found; set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/findling-gui
+
+test: $(STAMP)
+	QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+# index and search from the terminal: make search FOLDER=~/Documents QUERY="..."
+search: $(STAMP)
+	$(BIN)/findling folders add $(FOLDER)
+	$(BIN)/findling index
+	$(BIN)/findling search "$(QUERY)"
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,36 @@
+"""Findling's engine: everything between the disk and a ranked list. No Qt here.
+
+The app and the CLI use only the names exported below.
+"""
+from __future__ import annotations
+
+from .config import TARGET_MODEL, Config
+from .encoder import Encoder, ModelInfo, Tokenizer
+from .errors import (
+    ExtractionError,
+    FindlingError,
+    IndexLocked,
+    ModelError,
+    ModelMismatch,
+    QueryError,
+    StoreError,
+)
+from .indexer import CancelToken, Indexer, Progress
+from .query import Query, parse_query
+from .records import ChangeKind, Chunk, EncodedChunk, ExtractedText, FileChange, PageSpan, SearchHit, TokenMatch
+from .searcher import MODES, Searcher
+from .store import FileState, Store
+
+__all__ = [
+    "TARGET_MODEL", "Config", "Encoder", "ModelInfo", "Tokenizer", "ExtractionError", "FindlingError",
+    "IndexLocked", "ModelError", "ModelMismatch", "QueryError", "StoreError", "CancelToken", "Indexer",
+    "Progress", "Query", "parse_query", "ChangeKind", "Chunk", "EncodedChunk", "ExtractedText", "FileChange",
+    "PageSpan", "SearchHit", "TokenMatch", "MODES", "Searcher", "FileState", "Store", "load_encoder",
+]
+
+
+def load_encoder(config: Config) -> Encoder:
+    """The encoder for ``config`` (model resolution: user choice, local cache, bundled); loads lazily."""
+    from .models import load_encoder as _load
+
+    return _load(config)

@@ -1,0 +1,327 @@
+"""The ``findling`` command line: manage folders, index, watch, search, inspect.
+
+Engine errors become one clear line on stderr and exit status 2 here, at the boundary.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+from .config import Config
+from .errors import FindlingError
+from .indexer import CancelToken, Indexer, Progress
+from .query import parse_date, parse_query
+from .records import SearchHit
+from .searcher import MODES, Searcher
+from .store import Store
+
+log = logging.getLogger("findling")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    overrides = {}
+    if args.home:
+        overrides["data_dir"] = Path(args.home).expanduser().absolute()
+    if getattr(args, "model", None):
+        overrides["model"] = args.model
+    config = Config.default(**overrides)
+    try:
+        return args.func(args, config) or 0
+    except FindlingError as exc:
+        print(f"findling: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nfindling: stopped; run the same command again to continue.", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="findling", description="Offline semantic search over your own files.")
+    p.add_argument("--home", help="data folder holding the index (default: the user data folder; env FINDLING_HOME)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(required=True, metavar="COMMAND")
+
+    f = sub.add_parser("folders", help="add, remove or list watched folders")
+    fsub = f.add_subparsers(required=True, metavar="ACTION")
+    for name, fn in (("add", _folders_add), ("remove", _folders_remove)):
+        a = fsub.add_parser(name)
+        a.add_argument("paths", nargs="+")
+        a.set_defaults(func=fn)
+    fsub.add_parser("list").set_defaults(func=_folders_list)
+
+    i = sub.add_parser("index", help="bring the index up to date with the watched folders")
+    _model_opt(i)
+    i.add_argument("--reencode", action="store_true", help="drop all vectors and encode again (after a model change)")
+    i.add_argument("--rebuild", action="store_true", help="move the index aside and build a new one from the files")
+    i.add_argument("--quiet", action="store_true", help="no progress bar")
+    i.set_defaults(func=_index)
+
+    w = sub.add_parser("watch", help="index, then keep the index in step with the folders until Ctrl+C")
+    _model_opt(w)
+    w.set_defaults(func=_watch)
+
+    s = sub.add_parser("search", help="search the index")
+    _model_opt(s)
+    s.add_argument("query")
+    s.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    s.add_argument("--ext", action="append", default=[], help="only this file type (repeatable), e.g. pdf")
+    s.add_argument("--dir", action="append", default=[], help="only files under this folder (repeatable)")
+    s.add_argument("--after", help="modified on or after YYYY-MM-DD")
+    s.add_argument("--before", help="modified before YYYY-MM-DD")
+    s.add_argument("--mode", choices=MODES, default="hybrid", help="ranking (default hybrid)")
+    s.add_argument("--json", action="store_true", help="print results as JSON")
+    s.set_defaults(func=_search)
+
+    sub.add_parser("status", help="counts, model, and files that failed with their reasons").set_defaults(func=_status)
+
+    m = sub.add_parser("model", help="which model is used and where it came from; `model download NAME`")
+    _model_opt(m)
+    m.add_argument("action", nargs="?", choices=["show", "download"], default="show")
+    m.add_argument("name", nargs="?", help="hub name to download (only with `download`)")
+    m.set_defaults(func=_model)
+    return p
+
+
+def _model_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model folder or hub name in the local cache (env FINDLING_MODEL)")
+
+
+def _open_store(config: Config) -> Store:
+    return Store(config.db_path)
+
+
+def _encoder(config: Config):
+    from .models import load_encoder
+
+    enc = load_encoder(config)
+    print(f"model: {enc.info.name} ({enc.info.source}){' - ' + enc.info.note if enc.info.note else ''}",
+          file=sys.stderr)
+    return enc
+
+
+# ----------------------------------------------------------------- folders
+def _folders_add(args, config: Config) -> int:
+    with _open_store(config) as store:
+        for raw in args.paths:
+            path = Path(raw).expanduser().absolute()
+            if not path.is_dir():
+                print(f"findling: {path} is not a folder", file=sys.stderr)
+                return 2
+            if config.data_dir == path or path in config.data_dir.parents:
+                print(f"findling: {path} contains Findling's own data folder; pick a folder inside it",
+                      file=sys.stderr)
+                return 2
+            store.add_folder(path)
+            print(f"watching {path}")
+    print("run `findling index` to index it")
+    return 0
+
+
+def _folders_remove(args, config: Config) -> int:
+    with _open_store(config) as store:
+        for raw in args.paths:
+            path = Path(raw).expanduser().absolute()
+            n = store.remove_folder(path)
+            print(f"removed {path} ({n} files dropped from the index)")
+    return 0
+
+
+def _folders_list(args, config: Config) -> int:
+    with _open_store(config) as store:
+        folders = store.folders()
+        if not folders:
+            print("no folders yet; add one with `findling folders add PATH`")
+        for f in folders:
+            states = store.file_states(f)
+            counts: dict[str, int] = {}
+            for s in states.values():
+                counts[s.status] = counts.get(s.status, 0) + 1
+            detail = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "not indexed yet"
+            print(f"{f}  ({detail})")
+    return 0
+
+
+# ------------------------------------------------------------------- index
+def _index(args, config: Config) -> int:
+    if args.rebuild:
+        _move_aside(config)
+    with _open_store(config) as store:
+        if not store.folders():
+            print("no folders to index; add one with `findling folders add PATH`", file=sys.stderr)
+            return 1
+        enc = _encoder(config)
+        if args.reencode:
+            store.reset_vectors()
+        indexer = Indexer(store, enc, config=config)
+        last = _drive(indexer.sync(cancel=_sigterm_token()), quiet=args.quiet)
+    _summary(last)
+    return 0 if last.phase == "done" else 1
+
+
+def _move_aside(config: Config) -> None:
+    """Keep the folder list, move the damaged or old index aside, start a fresh one."""
+    db = config.db_path
+    folders: list[Path] = []
+    try:
+        with Store(db) as old:
+            folders = old.folders()
+    except FindlingError as exc:
+        print(f"findling: the old index could not be read ({exc}); re-add your folders", file=sys.stderr)
+    if db.exists():
+        aside = db.with_name(f"{db.name}.{datetime.now():%Y%m%d-%H%M%S}.bak")
+        db.rename(aside)
+        for suffix in ("-wal", "-shm"):
+            side = db.with_name(db.name + suffix)
+            if side.exists():
+                side.rename(aside.with_name(aside.name + suffix))
+        print(f"old index moved to {aside}", file=sys.stderr)
+    with Store(db) as new:
+        for f in folders:
+            new.add_folder(f)
+
+
+def _sigterm_token() -> CancelToken:
+    token = CancelToken()
+    try:
+        signal.signal(signal.SIGTERM, lambda *_: token.cancel())
+    except ValueError:  # not the main thread
+        pass
+    return token
+
+
+def _drive(progress, *, quiet: bool) -> Progress:
+    last = Progress("done")
+    shown = 0.0
+    for last in progress:
+        now = time.monotonic()
+        if not quiet and (now - shown > 0.2 or last.phase in ("done", "cancelled")):
+            shown = now
+            _bar(last)
+    if not quiet:
+        print(file=sys.stderr)
+    return last
+
+
+def _bar(p: Progress) -> None:
+    if p.phase == "scanning":
+        line = f"scanning {p.current} ..."
+    else:
+        total = max(p.files_total, 1)
+        filled = int(30 * p.files_done / total)
+        eta = f"ETA {int(p.eta_s) // 60}:{int(p.eta_s) % 60:02d}" if p.eta_s else ""
+        line = (f"[{'#' * filled}{'.' * (30 - filled)}] {p.files_done}/{p.files_total} files  "
+                f"{p.files_per_s:.1f} files/s  {p.tokens_per_s:,.0f} tokens/s  {eta}")
+    print("\r" + line[:150].ljust(110), end="", file=sys.stderr, flush=True)
+
+
+def _summary(p: Progress) -> None:
+    print(f"{p.phase}: {p.indexed} indexed, {p.unchanged} unchanged, {p.moved} moved, {p.deleted} deleted, "
+          f"{p.failed} failed, {p.skipped} skipped; {p.chunks_encoded} chunks / {p.tokens_encoded:,} tokens "
+          f"encoded in {p.elapsed:.1f} s")
+    for path, reason in p.errors[:20]:
+        print(f"  {path}: {reason}")
+    if len(p.errors) > 20:
+        print(f"  ... and {len(p.errors) - 20} more (`findling status` lists them)")
+
+
+# ------------------------------------------------------------------- watch
+def _watch(args, config: Config) -> int:
+    from .watch_loop import run_watch
+
+    with _open_store(config) as store:
+        if not store.folders():
+            print("no folders to watch; add one with `findling folders add PATH`", file=sys.stderr)
+            return 1
+        indexer = Indexer(store, _encoder(config), config=config)
+        _summary(_drive(indexer.sync(), quiet=False))
+        print("watching for changes (Ctrl+C to stop)", file=sys.stderr)
+        run_watch(indexer, config=config, report=lambda p: _summary(p) if p.files_done else None)
+    return 0
+
+
+# ------------------------------------------------------------------ search
+def _search(args, config: Config) -> int:
+    query = parse_query(args.query).with_filters(
+        exts=args.ext, dirs=args.dir,
+        after=parse_date(args.after) if args.after else None,
+        before=parse_date(args.before) if args.before else None,
+    )
+    with _open_store(config) as store:
+        enc = _encoder(config)
+        ident = store.model_identity()
+        if ident and ident.get("fingerprint") != enc.info.fingerprint:
+            print(f"findling: this index was built with {ident.get('name')}, not {enc.info.name}; "
+                  "run `findling index --reencode` or pass --model", file=sys.stderr)
+            return 2
+        t0 = time.monotonic()
+        hits = Searcher(store, enc).search(query, k=args.k, mode=args.mode)
+        elapsed = time.monotonic() - t0
+    if args.json:
+        print(json.dumps({"query": args.query, "mode": args.mode, "model": enc.info.name,
+                          "results": [hit_json(h) for h in hits]}, indent=2, ensure_ascii=False))
+        return 0
+    if not hits:
+        print("no results")
+    for n, h in enumerate(hits, 1):
+        page = f"  p. {h.page}" if h.page else ""
+        print(f"{n:2d}. {h.path}{page}  ({h.score:.3f})\n    {h.snippet}")
+    print(f"{len(hits)} results in {elapsed * 1000:.0f} ms", file=sys.stderr)
+    return 0
+
+
+def hit_json(h: SearchHit) -> dict:
+    return {
+        "path": str(h.path), "score": round(h.score, 5), "page": h.page, "chunk": h.chunk_ordinal,
+        "span": [h.char_start, h.char_end], "snippet": h.snippet, "lanes": list(h.lanes),
+        "modified": datetime.fromtimestamp(h.mtime).isoformat(timespec="seconds"),
+        "alignment": [{"query_token": m.query_token, "doc_token": m.doc_token, "span": [m.doc_start, m.doc_end],
+                       "similarity": round(m.similarity, 4)} for m in h.alignment],
+    }
+
+
+# ------------------------------------------------------------ status/model
+def _status(args, config: Config) -> int:
+    with _open_store(config) as store:
+        st = store.stats()
+        problems = store.problems()
+    model = st["model"] or {}
+    print(f"index: {config.db_path} ({st['db_bytes'] / 1e6:.1f} MB)")
+    print(f"model: {model.get('name', 'none yet')} ({model.get('source', '-')}, dim {model.get('dim', '-')})")
+    print(f"folders: {st['folders']}; files: " + (", ".join(f"{n} {k}" for k, n in sorted(st["files"].items())) or "0"))
+    print(f"chunks: {st['chunks']}; tokens: {st['tokens']:,}; stored vectors: {st['vectors']:,}")
+    for s in problems:
+        print(f"  {s.status}: {s.path}: {s.reason}")
+    return 0
+
+
+def _model(args, config: Config) -> int:
+    from . import models
+
+    if args.action == "download":
+        if not args.name:
+            print("findling: name the model to download, e.g. mixedbread-ai/mxbai-edge-colbert-v0-17m", file=sys.stderr)
+            return 2
+        path = models.download_model(args.name, config=config)
+        print(f"downloaded {args.name} to {path}")
+        return 0
+    enc = models.load_encoder(config)
+    info = enc.info
+    print(f"model: {info.name}\nsource: {info.source}\npath: {info.path}\ndim: {info.dim}\n"
+          f"max tokens: {info.max_tokens}\nfingerprint: {info.fingerprint}")
+    if info.note:
+        print(f"note: {info.note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Findling's settings: one frozen dataclass with documented defaults.
+
+Paths come from platformdirs. Nothing here does work at import time; ``Config.default()`` reads the
+environment when called. Override any field with ``dataclasses.replace``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_EXCLUDES: tuple[str, ...] = (
+    ".*",  # hidden files and folders (.git, .cache, .venv, ...)
+    "node_modules",
+    "__pycache__",
+    "venv",
+    "env",
+    "site-packages",
+    "*.egg-info",
+    "build",
+    "dist",
+    "target",
+    "*~",
+    "*.tmp",
+    "*.swp",
+    "~$*",  # Office lock files
+)
+
+TARGET_MODEL = "mixedbread-ai/mxbai-edge-colbert-v0-17m"
+
+
+def _data_dir() -> Path:
+    env = os.environ.get("FINDLING_HOME")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("findling", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the engine needs to know, with the defaults a new user gets."""
+
+    data_dir: Path = field(default_factory=_data_dir)
+    """Where the index, logs and the assembled bundled model live (never inside a watched folder)."""
+
+    model: str | None = None
+    """A model path or hub name given by the user; ``None`` means: target model from the local cache,
+    then the bundled model. ``FINDLING_MODEL`` in the environment sets it too."""
+
+    max_chunk_tokens: int = 480
+    """Upper bound of a chunk in model tokens, capped at what the model can encode (32768 at most).
+    480 was chosen by measurement; see README "Chunk size"."""
+
+    chunk_overlap_tokens: int = 32
+    """Tokens repeated at the start of the next chunk so a sentence cut at a boundary is found whole."""
+
+    max_file_bytes: int = 64 * 1024 * 1024
+    """Files larger than this are skipped with a recorded reason."""
+
+    max_pdf_pages: int = 5000
+    """PDF pages beyond this are not read (the file is indexed up to there, with a warning)."""
+
+    max_text_chars: int = 20_000_000
+    """Extracted text beyond this many characters is cut (with a warning)."""
+
+    exclude_patterns: tuple[str, ...] = DEFAULT_EXCLUDES
+    """Glob patterns matched against each path component; a match skips the file or whole folder."""
+
+    encode_batch_tokens: int = 8192
+    """Token budget of one encoder batch; chunks of similar length are batched together."""
+
+    threads: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    """Torch threads for encoding."""
+
+    debounce_seconds: float = 0.5
+    """Quiet time after the last event for a file before the watcher re-indexes it."""
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "index.sqlite"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @classmethod
+    def default(cls, **overrides) -> "Config":
+        """The default settings, with ``FINDLING_MODEL`` from the environment and ``overrides`` applied."""
+        cfg = cls()
+        env_model = os.environ.get("FINDLING_MODEL")
+        if env_model and "model" not in overrides:
+            cfg = replace(cfg, model=env_model)
+        return replace(cfg, **overrides) if overrides else cfg

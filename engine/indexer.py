@@ -1,0 +1,255 @@
+"""The indexer: applies file changes to the store, one batch at a time, as a plain generator.
+
+``Indexer.sync()`` reconciles every watched folder and applies what changed; ``Indexer.apply(changes)``
+applies changes from the watcher. Both yield a ``Progress`` after every batch and stop cleanly when the
+``CancelToken`` is set. Every file is written in one transaction with all its chunks and vectors, so a
+killed run leaves each file either fully indexed or untouched, and the next run picks up the rest.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from .chunker import MAX_CHUNK_TOKENS, chunk_text
+from .config import Config
+from .encoder import Encoder
+from .errors import ExtractionError, FileVanished
+from .extract import SUPPORTED_SUFFIXES, extract
+from .records import ChangeKind, Chunk, EncodedChunk, FileChange
+from .reconcile import file_digest, scan_folder
+from .store import FileRecord, Store
+
+log = logging.getLogger(__name__)
+
+
+class CancelToken:
+    """Set by the caller to stop (``cancel``) or hold (``pause``/``resume``) a running job."""
+
+    def __init__(self) -> None:
+        self._cancel = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+        self._running.set()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def wait_if_paused(self) -> None:
+        self._running.wait()
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a job stands; yielded after every batch."""
+
+    phase: str  # "scanning" | "indexing" | "done" | "cancelled"
+    files_total: int = 0
+    files_done: int = 0
+    indexed: int = 0
+    unchanged: int = 0
+    moved: int = 0
+    deleted: int = 0
+    failed: int = 0
+    skipped: int = 0
+    chunks_encoded: int = 0
+    tokens_encoded: int = 0
+    elapsed: float = 0.0
+    current: Path | None = None
+    errors: tuple[tuple[Path, str], ...] = field(default=(), repr=False)
+
+    @property
+    def files_per_s(self) -> float:
+        return self.files_done / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens_encoded / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        left = self.files_total - self.files_done
+        return left / self.files_per_s if self.files_per_s > 0 and left > 0 else None
+
+
+@dataclass
+class _Pending:
+    record: FileRecord
+    chunks: list[Chunk]
+
+
+class Indexer:
+    """Keeps one store in step with the watched folders, encoding with one encoder."""
+
+    def __init__(self, store: Store, encoder: Encoder, *, config: Config) -> None:
+        self.store = store
+        self.encoder = encoder
+        self.config = config
+        self.max_tokens = chunk_limit(encoder, config)
+        self.chunk_settings = {"max_chunk_tokens": self.max_tokens, "overlap": config.chunk_overlap_tokens}
+        store.bind_model(encoder.info, chunk_settings=self.chunk_settings)
+
+    # ------------------------------------------------------------ entry points
+    def sync(self, *, cancel: CancelToken | None = None) -> Iterator[Progress]:
+        """Reconcile every watched folder with the index, then index what changed."""
+        start = time.monotonic()
+        changes: list[FileChange] = []
+        unchanged = 0
+        for folder in self.store.folders():
+            yield Progress("scanning", current=folder, elapsed=time.monotonic() - start)
+            if not folder.is_dir():
+                log.warning("watched folder %s is missing; its files stay in the index until it returns", folder)
+                continue
+            result = scan_folder(self.store, folder, patterns=self.config.exclude_patterns,
+                                 max_file_bytes=self.config.max_file_bytes, suffixes=SUPPORTED_SUFFIXES)
+            changes.extend(result.changes)
+            unchanged += result.unchanged
+        yield from self.apply(changes, cancel=cancel, unchanged=unchanged, start=start)
+
+    def apply(self, changes: Sequence[FileChange], *, cancel: CancelToken | None = None,
+              unchanged: int = 0, start: float | None = None) -> Iterator[Progress]:
+        """Apply file changes: deletions and moves first, then (re-)index in batches."""
+        start = time.monotonic() if start is None else start
+        p = Progress("indexing", files_total=len(changes), unchanged=unchanged)
+        folders = self.store.folders()
+        to_index: list[Path] = []
+        for ch in changes:
+            if ch.kind is ChangeKind.DELETED:
+                p = replace(p, deleted=p.deleted + self.store.delete_files([ch.path]), files_done=p.files_done + 1)
+            elif ch.kind is ChangeKind.MOVED and ch.old_path is not None and self._move(ch, folders):
+                p = replace(p, moved=p.moved + 1, files_done=p.files_done + 1)
+            elif ch.kind is ChangeKind.MOVED:
+                self.store.delete_files([ch.old_path] if ch.old_path else [])
+                to_index.append(ch.path)
+            else:
+                to_index.append(ch.path)
+        yield replace(p, elapsed=time.monotonic() - start)
+        batch: list[_Pending] = []
+        pending_tokens = 0
+        for path in to_index:
+            if cancel is not None:
+                cancel.wait_if_paused()
+                if cancel.cancelled:
+                    yield replace(p, phase="cancelled", elapsed=time.monotonic() - start)
+                    return
+            item, p = self._prepare(path, folders, p)
+            if item is not None:
+                batch.append(item)
+                pending_tokens += sum(c.token_count for c in item.chunks)
+            if pending_tokens >= self.config.encode_batch_tokens * 4 or len(batch) >= 256:
+                p = self._flush(batch, p)
+                batch, pending_tokens = [], 0
+                yield replace(p, elapsed=time.monotonic() - start, current=path)
+        p = self._flush(batch, p)
+        yield replace(p, phase="done", elapsed=time.monotonic() - start, current=None)
+
+    def run_to_end(self, changes: Sequence[FileChange] | None = None) -> Progress:
+        """Drive ``sync()`` (or ``apply(changes)``) to the end; returns the last progress."""
+        last = Progress("done")
+        for last in (self.sync() if changes is None else self.apply(changes)):
+            pass
+        return last
+
+    # --------------------------------------------------------------- steps
+    def _move(self, ch: FileChange, folders: list[Path]) -> bool:
+        """Move a file's rows if its content is what the index holds for the old path."""
+        old = self.store.file_state(ch.old_path)
+        folder = owning_folder(ch.path, folders)
+        if old is None or folder is None or old.status != "indexed":
+            return False
+        try:
+            st = ch.path.stat()
+            if st.st_size != old.size or file_digest(ch.path) != old.hash:
+                return False
+        except OSError:
+            return False
+        self.store.move_file(ch.old_path, ch.path, folder=folder, mtime=st.st_mtime)
+        return True
+
+    def _prepare(self, path: Path, folders: list[Path], p: Progress) -> tuple[_Pending | None, Progress]:
+        """Hash, extract and chunk one file (no encoding yet)."""
+        folder = owning_folder(path, folders)
+        if folder is None:  # no longer under a watched folder
+            return None, replace(p, files_done=p.files_done + 1)
+        record = _bare(path, folder)
+        try:
+            st = path.stat()
+            record = FileRecord(path, folder, st.st_size, st.st_mtime, None, "indexed")
+            if st.st_size > self.config.max_file_bytes:
+                reason = f"{st.st_size / 1e6:.0f} MB is over the {self.config.max_file_bytes / 1e6:.0f} MB size limit"
+                return self._problem(replace(record, status="skipped", reason=reason), p)
+            digest = file_digest(path)
+            known = self.store.file_state(path)
+            if known is not None and known.hash == digest and known.status == "indexed":
+                self.store.touch_file(path, mtime=st.st_mtime)
+                return None, replace(p, files_done=p.files_done + 1, unchanged=p.unchanged + 1)
+            record = replace(record, hash=digest)
+            doc = extract(path, config=self.config)
+        except ExtractionError as exc:
+            return self._problem(replace(record, status="failed", reason=str(exc)), p)
+        except OSError as exc:
+            reason = str(FileVanished(f"could not read the file ({exc.strerror or exc})"))
+            return self._problem(replace(record, status="failed", reason=reason), p)
+        chunks = chunk_text(doc, self.encoder.tokenizer, max_tokens=self.max_tokens,
+                            overlap=self.config.chunk_overlap_tokens)
+        status = "indexed" if chunks else "empty"
+        reason = "; ".join(doc.warnings) or None
+        return _Pending(replace(record, status=status, reason=reason, title=doc.title, kind=doc.kind), chunks), p
+
+    def _problem(self, record: FileRecord, p: Progress) -> tuple[None, Progress]:
+        log.info("%s %s: %s", record.status, record.path, record.reason)
+        self.store.record_problem(record)
+        errors = (p.errors + ((record.path, record.reason or ""),))[-200:]
+        if record.status == "skipped":
+            return None, replace(p, files_done=p.files_done + 1, skipped=p.skipped + 1, errors=errors)
+        return None, replace(p, files_done=p.files_done + 1, failed=p.failed + 1, errors=errors)
+
+    def _flush(self, batch: list[_Pending], p: Progress) -> Progress:
+        """Encode every chunk of the batch together, then write each file's rows in one transaction."""
+        if not batch:
+            return p
+        texts = [c.text for item in batch for c in item.chunks]
+        vectors = self.encoder.encode_documents(texts) if texts else []
+        it = iter(vectors)
+        writes = [(item.record, [EncodedChunk(c, next(it)) for c in item.chunks]) for item in batch]
+        self.store.write_files(writes)
+        tokens = sum(c.token_count for item in batch for c in item.chunks)
+        return replace(p, files_done=p.files_done + len(batch), indexed=p.indexed + len(batch),
+                       chunks_encoded=p.chunks_encoded + len(texts), tokens_encoded=p.tokens_encoded + tokens)
+
+
+def chunk_limit(encoder: Encoder, config: Config) -> int:
+    """Largest chunk, in content tokens, that both the settings and the model allow."""
+    markers = len(encoder.tokenizer.document_spans("a")) - len(encoder.tokenizer.token_spans("a"))
+    return max(16, min(config.max_chunk_tokens, MAX_CHUNK_TOKENS, encoder.info.max_tokens - max(markers, 0)))
+
+
+def owning_folder(path: Path, folders: Sequence[Path]) -> Path | None:
+    """The watched folder a path lies in (the deepest, if folders nest)."""
+    best = None
+    for folder in folders:
+        if path == folder or folder in path.parents:
+            if best is None or len(folder.parts) > len(best.parts):
+                best = folder
+    return best
+
+
+def _bare(path: Path, folder: Path) -> FileRecord:
+    return FileRecord(path, folder, 0, 0.0, None, "failed")

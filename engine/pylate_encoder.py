@@ -1,0 +1,263 @@
+"""PyLate behind the ``Encoder`` seam: token vectors with PyLate's own tokenisation, prefixes and skiplist.
+
+``ColBERTTokenizer`` reproduces, without loading the network, what ``pylate.models.ColBERT.tokenize`` feeds the
+model: the text stripped (and lower-cased where the model says so), ``[CLS] prefix tokens... [SEP]`` with the
+prefix token inserted after the first token, truncation to the query or document length, queries padded with
+the mask token up to the query length when the model expands queries, and document rows of punctuation
+(the skiplist) dropped. So ``document_spans`` and ``query_labels`` line up row by row with the vectors that
+``PyLateEncoder`` returns, and those equal ``ColBERT.encode``'s output.
+
+``PyLateEncoder`` loads the PyLate model once, on first use, and encodes documents in batches of similar
+length under a token budget (padded length times batch size), returning them in input order.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import string
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from engine.encoder import ModelInfo
+from engine.errors import ModelError
+
+logger = logging.getLogger(__name__)
+
+MARKER_SPAN = (-1, -1)
+
+
+@dataclass(frozen=True)
+class ColBERTSettings:
+    """How a PyLate model frames its inputs, read from its folder with PyLate's defaults."""
+
+    query_prefix: str = "[Q] "
+    document_prefix: str = "[D] "
+    query_length: int = 32
+    document_length: int = 180
+    do_query_expansion: bool = True
+    attend_to_expansion_tokens: bool = False
+    skiplist_words: tuple[str, ...] = tuple(string.punctuation)
+    do_lower_case: bool = False
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> "ColBERTSettings":
+        """Settings from ``config_sentence_transformers.json`` and ``sentence_bert_config.json``."""
+        st = _read_json(folder / "config_sentence_transformers.json")
+        sbert = _read_json(folder / "sentence_bert_config.json")
+        defaults = cls()
+        expansion = bool(st.get("do_query_expansion", defaults.do_query_expansion))
+        return cls(
+            query_prefix=st.get("query_prefix", defaults.query_prefix),
+            document_prefix=st.get("document_prefix", defaults.document_prefix),
+            query_length=int(st.get("query_length", defaults.query_length)),
+            document_length=int(st.get("document_length", defaults.document_length)),
+            do_query_expansion=expansion,
+            attend_to_expansion_tokens=expansion and bool(st.get("attend_to_expansion_tokens", False)),
+            skiplist_words=tuple(st.get("skiplist_words", defaults.skiplist_words)),
+            do_lower_case=bool(sbert.get("do_lower_case", False)),
+        )
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+class ColBERTTokenizer:
+    """The model's tokenizer as the chunker and the MaxSim alignment need it (implements ``Tokenizer``)."""
+
+    def __init__(self, hf_tokenizer, settings: ColBERTSettings, *, document_length: int) -> None:
+        if not getattr(hf_tokenizer, "is_fast", False):
+            raise ModelError("the model's tokenizer has no fast (tokenizer.json) version; character spans need one")
+        self.settings = settings
+        self.document_length = document_length
+        self._tok = hf_tokenizer
+        self._tok.model_max_length = 1 << 40  # lengths are passed explicitly; silences the too-long warning
+        prefixes = [p for p in (settings.query_prefix, settings.document_prefix) if p]
+        if prefixes:
+            self._tok.add_tokens(prefixes)  # as PyLate does: existing tokens keep their ids
+        self.query_prefix_id = self._tok.convert_tokens_to_ids(settings.query_prefix) if settings.query_prefix else None
+        self.document_prefix_id = (
+            self._tok.convert_tokens_to_ids(settings.document_prefix) if settings.document_prefix else None
+        )
+        self.pad_token = self._tok.mask_token or self._tok.eos_token or self._tok.pad_token
+        self.skiplist_ids = frozenset(self._tok.convert_tokens_to_ids(w) for w in settings.skiplist_words)
+
+    @classmethod
+    def from_folder(cls, folder: Path, settings: ColBERTSettings, *, document_length: int) -> "ColBERTTokenizer":
+        from transformers import AutoTokenizer
+
+        return cls(AutoTokenizer.from_pretrained(str(folder), local_files_only=True), settings,
+                   document_length=document_length)
+
+    def _prepare(self, text: str) -> tuple[str, "_OffsetMap"]:
+        """The text as PyLate tokenises it (stripped, maybe lower-cased) and a map back to ``text``."""
+        lead = len(text) - len(text.lstrip())
+        prepared = text.strip()
+        chars = None
+        if self.settings.do_lower_case:
+            lowered = prepared.lower()
+            if len(lowered) != len(prepared):  # a few characters lower-case to two (e.g. U+0130)
+                chars = [i for i, c in enumerate(prepared) for _ in c.lower()] + [len(prepared)]
+            prepared = lowered
+        return prepared, _OffsetMap(lead, chars)
+
+    def _encode(self, text: str, *, max_length: int | None, special: bool):
+        prepared, offsets = self._prepare(text)
+        enc = self._tok(
+            prepared,
+            add_special_tokens=special,
+            truncation=max_length is not None,
+            max_length=max_length,
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
+        return enc, offsets
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of the content tokens of ``text`` (no markers, no truncation)."""
+        enc, offsets = self._encode(text, max_length=None, special=False)
+        return [offsets.span(s, e) for s, e in enc["offset_mapping"]]
+
+    def count_document_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Rows the model processes per document (markers included, skiplist not yet applied)."""
+        prepared = [self._prepare(t)[0] for t in texts]
+        enc = self._tok(prepared, truncation=True, max_length=self._content_limit(self.document_prefix_id,
+                        self.document_length), return_attention_mask=False, return_token_type_ids=False)
+        extra = 1 if self.document_prefix_id is not None else 0
+        return [len(ids) + extra for ids in enc["input_ids"]]
+
+    def document_spans(self, text: str) -> list[tuple[int, int]]:
+        """One span per row of ``encode_documents([text])[0]``; ``(-1, -1)`` for [CLS], [D], [SEP]."""
+        limit = self._content_limit(self.document_prefix_id, self.document_length)
+        enc, offsets = self._encode(text, max_length=limit, special=True)
+        ids = list(enc["input_ids"])
+        spans = [MARKER_SPAN if sp else offsets.span(s, e)
+                 for (s, e), sp in zip(enc["offset_mapping"], enc["special_tokens_mask"])]
+        if self.document_prefix_id is not None:
+            ids.insert(1, self.document_prefix_id)
+            spans.insert(1, MARKER_SPAN)
+        return [span for tid, span in zip(ids, spans) if tid not in self.skiplist_ids]
+
+    def query_labels(self, text: str) -> list[str]:
+        """One display string per row of ``encode_queries([text])[0]`` ("[Q]", "csv", "[MASK]", ...)."""
+        limit = self._content_limit(self.query_prefix_id, self.settings.query_length)
+        enc, offsets = self._encode(text, max_length=limit, special=True)
+        tokens = self._tok.convert_ids_to_tokens(enc["input_ids"])
+        labels = [tok if sp else text[slice(*offsets.span(s, e))].strip() or tok
+                  for tok, (s, e), sp in zip(tokens, enc["offset_mapping"], enc["special_tokens_mask"])]
+        if self.settings.do_query_expansion:
+            labels += [self.pad_token] * (limit - len(labels))
+        if self.query_prefix_id is not None:
+            labels.insert(1, self.settings.query_prefix.strip())
+        return labels
+
+    @staticmethod
+    def _content_limit(prefix_id: int | None, length: int) -> int:
+        return length - 1 if prefix_id is not None else length
+
+
+@dataclass(frozen=True)
+class _OffsetMap:
+    """Maps offsets in the prepared (stripped, lower-cased) text back to the caller's text."""
+
+    lead: int
+    chars: list[int] | None
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        if self.chars is not None:
+            start, end = self.chars[start], self.chars[end]
+        return start + self.lead, end + self.lead
+
+
+def plan_batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
+    """Group indices into batches of similar length whose padded size (rows x longest) fits ``budget``.
+
+    Longest first; an item longer than the budget gets a batch of its own.
+
+    >>> plan_batches([5, 100, 7, 90, 6], budget=200)
+    [[1, 3], [2, 4, 0]]
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and lengths[batches[-1][0]] * (len(batches[-1]) + 1) <= budget:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+class PyLateEncoder:
+    """Token vectors from a PyLate ColBERT folder (implements ``Encoder``); the network loads on first use."""
+
+    def __init__(self, folder: Path | str, info: ModelInfo, *, threads: int = 1, batch_tokens: int = 8192) -> None:
+        self.folder = Path(folder)
+        self.info = info
+        self.threads = threads
+        self.batch_tokens = batch_tokens
+        self.settings = ColBERTSettings.from_folder(self.folder)
+        self.tokenizer = ColBERTTokenizer.from_folder(self.folder, self.settings, document_length=info.max_tokens)
+        self._model = None
+        self._lock = threading.Lock()
+
+    def _loaded(self):
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+            return self._model
+
+    def _load(self):
+        import torch
+        from pylate import models
+
+        torch.set_num_threads(self.threads)
+        logger.info("loading %s from %s", self.info.name, self.folder)
+        try:
+            model = models.ColBERT(
+                str(self.folder),
+                device="cpu",
+                local_files_only=True,
+                trust_remote_code=False,
+                document_length=self.info.max_tokens,
+                model_kwargs={"use_safetensors": True},
+            )
+        except Exception as exc:  # any failure inside transformers/pylate: say which model and what to do
+            raise ModelError(
+                f"could not load the model {self.info.name} from {self.folder}: {exc}. "
+                "Pass --model PATH to another PyLate model folder, or remove this one to fall back."
+            ) from exc
+        model.eval()
+        return model
+
+    def _encode(self, texts: list[str], *, queries: bool, batch_size: int) -> list[np.ndarray]:
+        import torch
+
+        model = self._loaded()
+        with torch.inference_mode():
+            out = model.encode(texts, is_query=queries, batch_size=batch_size, show_progress_bar=False,
+                               convert_to_numpy=True, normalize_embeddings=True)
+        return [np.ascontiguousarray(v, dtype=np.float32) for v in out]
+
+    def encode_queries(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """float32 ``[m_i, dim]`` per query, with the model's query prefix, length and expansion."""
+        texts = list(texts)
+        return self._encode(texts, queries=True, batch_size=32) if texts else []
+
+    def encode_documents(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """float32 ``[n_i, dim]`` per document, batched by length under ``batch_tokens``, in input order."""
+        texts = list(texts)
+        result: list[np.ndarray | None] = [None] * len(texts)
+        for batch in plan_batches(self.tokenizer.count_document_tokens(texts), self.batch_tokens):
+            vectors = self._encode([texts[i] for i in batch], queries=False, batch_size=len(batch))
+            for i, v in zip(batch, vectors):
+                result[i] = v
+        return result  # type: ignore[return-value]

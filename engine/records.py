@@ -1,0 +1,117 @@
+"""Typed, frozen records that flow between the pipeline stages.
+
+watch -> reconcile -> extract -> chunk -> encode -> store -> search -> present
+
+Each arrow carries one of these records; stages never pass bare dicts or tuples.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+class ChangeKind(enum.Enum):
+    """What happened to a file on disk."""
+
+    ADDED = "added"
+    MODIFIED = "modified"
+    DELETED = "deleted"
+    MOVED = "moved"
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One change seen by the watcher or by the start-up reconcile."""
+
+    kind: ChangeKind
+    path: Path
+    old_path: Path | None = None  # set for MOVED
+
+
+@dataclass(frozen=True)
+class PageSpan:
+    """A page (PDF) or section (EPUB, ODT) of extracted text: characters ``[start, end)``."""
+
+    number: int  # 1-based page or section number
+    start: int
+    end: int
+    label: str = ""  # section title where the format has one
+
+
+@dataclass(frozen=True)
+class ExtractedText:
+    """Plain text pulled out of one file, with where its pages or sections begin."""
+
+    path: Path
+    text: str
+    title: str = ""
+    pages: tuple[PageSpan, ...] = ()  # empty for formats without pages
+    kind: str = "text"  # "text", "pdf", "html", "docx", "odt", "epub", "source", ...
+    warnings: tuple[str, ...] = ()  # recoverable problems (a page that failed to parse, ...)
+
+    def page_at(self, offset: int) -> int | None:
+        """Page number that contains character ``offset``, or None for page-less formats."""
+        for span in self.pages:
+            if span.start <= offset < span.end:
+                return span.number
+        if self.pages and offset >= self.pages[-1].start:
+            return self.pages[-1].number
+        return None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A token-bounded slice of an ``ExtractedText``: characters ``[char_start, char_end)``."""
+
+    ordinal: int
+    text: str
+    char_start: int
+    char_end: int
+    token_count: int
+    page: int | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class EncodedChunk:
+    """A chunk with its token vectors: ``vectors`` is float32 ``[n_tokens, dim]``."""
+
+    chunk: Chunk
+    vectors: np.ndarray
+
+
+@dataclass(frozen=True)
+class TokenMatch:
+    """How one query token was matched inside a hit (MaxSim alignment).
+
+    ``query_token`` is the query token's text; ``doc_start``/``doc_end`` are the character span of the best
+    matching document token inside the chunk text (-1 when it is a marker token such as [CLS]);
+    ``similarity`` is the dot product of the two vectors, i.e. this token's contribution to the score.
+    """
+
+    query_token: str
+    doc_start: int
+    doc_end: int
+    similarity: float
+    doc_token: str = ""
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One ranked file: its best chunk, score, page, snippet and alignment."""
+
+    path: Path
+    score: float
+    chunk_id: int
+    chunk_ordinal: int
+    page: int | None
+    snippet: str
+    chunk_text: str = ""
+    char_start: int = 0
+    char_end: int = 0
+    mtime: float = 0.0
+    size: int = 0
+    alignment: tuple[TokenMatch, ...] = field(default=())
+    lanes: tuple[str, ...] = ()  # which rankers found it: "maxsim", "bm25"

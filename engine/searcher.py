@@ -1,0 +1,204 @@
+"""Search: encode the query, score every chunk by exact MaxSim, rank files by their best chunk.
+
+Modes: ``maxsim`` (semantic, late interaction), ``bm25`` (the store's FTS5 keyword index) and ``hybrid``
+(reciprocal-rank fusion of the two file rankings). Each hit carries the MaxSim alignment: for each query
+token, the document token it matched and how strongly, so a front end can highlight and explain.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from .encoder import Encoder
+from .matrix import TokenMatrix
+from .maxsim import maxsim_alignment, maxsim_scores
+from .query import Query, fts_expression, parse_query, phrase_expression
+from .records import SearchHit, TokenMatch
+from .store import ChunkRow, Store
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["maxsim", "bm25", "hybrid"]
+MODES: tuple[str, ...] = ("hybrid", "maxsim", "bm25")
+RRF_K = 60
+_MARKER = re.compile(r"^\[[A-Za-z0-9_]+\]$")
+
+
+@dataclass(frozen=True)
+class _Ranked:
+    file_id: int
+    chunk_id: int
+    score: float
+
+
+class Searcher:
+    """Answers queries over one store with one encoder. Not thread-safe: one per thread."""
+
+    def __init__(self, store: Store, encoder: Encoder) -> None:
+        self.store = store
+        self.encoder = encoder
+        self.matrix = TokenMatrix(encoder.info.dim)
+
+    def search(self, query: str | Query, *, k: int = 10, mode: Mode = "hybrid") -> list[SearchHit]:
+        q = parse_query(query) if isinstance(query, str) else query
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
+        if not q.text and not q.phrases:
+            return []
+        allowed = self._allowed_chunks(q)
+        qvec = None
+        lanes: dict[str, list[_Ranked]] = {}
+        if mode in ("maxsim", "hybrid") and q.text:
+            qvec = self.encoder.encode_queries([q.text])[0]
+            lanes["maxsim"] = self._maxsim_lane(qvec, allowed, depth=max(k * 4, 50))
+        if mode in ("bm25", "hybrid"):
+            lanes["bm25"] = self._bm25_lane(q, allowed, depth=max(k * 4, 50))
+        ranked = _fuse(lanes) if len(lanes) > 1 else next(iter(lanes.values()), [])
+        return self._hits(ranked[:k], q, qvec, lanes)
+
+    # ---------------------------------------------------------------- lanes
+    def _allowed_chunks(self, q: Query) -> np.ndarray | None:
+        """Boolean mask over the matrix' chunks that pass the filters, or None for all."""
+        self.matrix.refresh(self.store)
+        if not q.has_filters and not q.phrases:
+            return None
+        mask = self.matrix.alive.copy()
+        if q.has_filters:
+            files = self.store.filtered_file_ids(folders=q.dirs, suffixes=q.exts, after=q.after, before=q.before)
+            mask &= np.isin(self.matrix.file_ids, np.fromiter(files, dtype=np.int64, count=len(files)))
+        if q.phrases:
+            hits = self.store.fts_search(phrase_expression(q), limit=1_000_000)
+            ids = np.array([h[0] for h in hits], dtype=np.int64)
+            mask &= np.isin(self.matrix.chunk_ids, ids)
+        return mask
+
+    def _maxsim_lane(self, qvec: np.ndarray, allowed: np.ndarray | None, *, depth: int) -> list[_Ranked]:
+        m = self.matrix
+        if not len(m.chunk_ids):
+            return []
+        scores = maxsim_scores(qvec, m.tokens, m.starts)
+        keep = m.alive if allowed is None else allowed
+        scores = np.where(keep, scores, -np.inf)
+        return _best_per_file(scores, m.file_ids, m.chunk_ids, depth)
+
+    def _bm25_lane(self, q: Query, allowed: np.ndarray | None, *, depth: int) -> list[_Ranked]:
+        expr = fts_expression(q)
+        if not expr:
+            return []
+        rows = self.store.fts_search(expr, limit=depth * 20)
+        if allowed is not None:
+            ok = set(self.matrix.chunk_ids[allowed].tolist())
+            rows = [r for r in rows if r[0] in ok]
+        seen: set[int] = set()
+        out = []
+        for chunk_id, file_id, score in rows:
+            if file_id not in seen:
+                seen.add(file_id)
+                out.append(_Ranked(file_id, chunk_id, score))
+        return out[:depth]
+
+    # ----------------------------------------------------------------- hits
+    def _hits(self, ranked: list[_Ranked], q: Query, qvec: np.ndarray | None,
+              lanes: dict[str, list[_Ranked]]) -> list[SearchHit]:
+        rows = self.store.chunk_rows([r.chunk_id for r in ranked])
+        found_by = {name: {r.file_id for r in lane} for name, lane in lanes.items()}
+        labels = self.encoder.tokenizer.query_labels(q.text) if qvec is not None else []
+        hits = []
+        for r in ranked:
+            row = rows.get(r.chunk_id)
+            if row is None:  # deleted between ranking and now
+                continue
+            alignment: tuple[TokenMatch, ...] = ()
+            index = self._matrix_index(r.chunk_id)
+            if qvec is not None and index is not None:
+                alignment = self._align(qvec, labels, row, index)
+            hits.append(SearchHit(
+                path=row.path, score=r.score, chunk_id=row.chunk_id, chunk_ordinal=row.ordinal, page=row.page,
+                snippet=make_snippet(row.text, alignment, q), chunk_text=row.text, char_start=row.char_start,
+                char_end=row.char_end, mtime=row.mtime, size=row.size, alignment=alignment,
+                lanes=tuple(name for name in ("maxsim", "bm25") if r.file_id in found_by.get(name, ())),
+            ))
+        return hits
+
+    def _matrix_index(self, chunk_id: int) -> int | None:
+        ids = self.matrix.chunk_ids  # ascending: the store never reuses or back-fills ids
+        i = int(np.searchsorted(ids, chunk_id))
+        return i if i < len(ids) and ids[i] == chunk_id and self.matrix.alive[i] else None
+
+    def _align(self, qvec: np.ndarray, labels: list[str], row: ChunkRow, index: int) -> tuple[TokenMatch, ...]:
+        doc = self.matrix.chunk_vectors(index)
+        spans = self.encoder.tokenizer.document_spans(row.text)
+        if len(spans) != len(doc) or len(labels) != len(qvec):
+            log.debug("alignment skipped for chunk %d: %d spans for %d vectors", row.chunk_id, len(spans), len(doc))
+            return ()
+        idx, sims = maxsim_alignment(qvec, doc)
+        out = []
+        for label, j, sim in zip(labels, idx.tolist(), sims.tolist()):
+            if _MARKER.match(label):
+                continue
+            s, e = spans[j]
+            out.append(TokenMatch(query_token=label, doc_start=s, doc_end=e, similarity=float(sim),
+                                  doc_token=row.text[s:e] if s >= 0 else ""))
+        return tuple(out)
+
+
+def _best_per_file(scores: np.ndarray, file_ids: np.ndarray, chunk_ids: np.ndarray, depth: int) -> list[_Ranked]:
+    """Each file scored by its best chunk; the ``depth`` best files, best first."""
+    order = np.argsort(-scores, kind="stable")
+    out: list[_Ranked] = []
+    seen: set[int] = set()
+    for i in order:
+        if not np.isfinite(scores[i]):
+            break
+        f = int(file_ids[i])
+        if f in seen:
+            continue
+        seen.add(f)
+        out.append(_Ranked(f, int(chunk_ids[i]), float(scores[i])))
+        if len(out) >= depth:
+            break
+    return out
+
+
+def _fuse(lanes: dict[str, list[_Ranked]]) -> list[_Ranked]:
+    """Reciprocal-rank fusion of file rankings; a file keeps the chunk of the lane that ranked it highest."""
+    fused: dict[int, float] = {}
+    best: dict[int, tuple[int, _Ranked]] = {}
+    for lane in lanes.values():
+        for rank, r in enumerate(lane):
+            fused[r.file_id] = fused.get(r.file_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+            if r.file_id not in best or rank < best[r.file_id][0]:
+                best[r.file_id] = (rank, r)
+    order = sorted(fused, key=lambda f: (-fused[f], f))
+    return [_Ranked(f, best[f][1].chunk_id, fused[f]) for f in order]
+
+
+def make_snippet(text: str, alignment: tuple[TokenMatch, ...], q: Query, *, width: int = 240) -> str:
+    """A window of ``text`` around its strongest matches, whitespace collapsed."""
+    centre = _snippet_centre(text, alignment, q)
+    start = max(0, centre - width // 3)
+    end = min(len(text), start + width)
+    start = max(0, end - width)
+    if start > 0:
+        space = text.find(" ", start, start + 30)
+        start = space + 1 if space >= 0 else start
+    piece = " ".join(text[start:end].split())
+    return ("… " if start > 0 else "") + piece + (" …" if end < len(text) else "")
+
+
+def _snippet_centre(text: str, alignment: tuple[TokenMatch, ...], q: Query) -> int:
+    matched = [m for m in alignment if m.doc_start >= 0]
+    if matched:
+        # the densest window: the match position with most other strong matches within 120 chars
+        positions = [m.doc_start for m in sorted(matched, key=lambda m: -m.similarity)[:8]]
+        return max(positions, key=lambda p: sum(abs(p - o) < 120 for o in positions))
+    lowered = text.lower()
+    for word in list(q.phrases) + q.text.split():
+        at = lowered.find(word.lower())
+        if at >= 0:
+            return at
+    return 0

@@ -1,0 +1,377 @@
+"""The index: one SQLite file (WAL) holding folders, files, chunks, token vectors and an FTS5 index.
+
+This is the only module that runs SQL. The schema and its migrations live in ``engine.schema``. Every
+write that changes what search sees bumps ``meta.generation`` inside the same transaction, so readers on
+other connections (the search matrix) know when to catch up.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+from sqlite_utils import Database
+
+from .encoder import ModelInfo
+from .errors import ModelMismatch, StoreError
+from .records import EncodedChunk
+from .schema import SCHEMA_VERSION, VECTOR_LAYOUT, migrations
+
+log = logging.getLogger(__name__)
+
+_ESCAPED_BYTE = re.compile(r"\\x([0-9a-f]{2})")
+
+
+def path_to_db(path: Path | str) -> str:
+    """Path as stored: undecodable bytes of a file name become ``\\xNN`` so SQLite gets valid UTF-8."""
+    raw = os.fsencode(str(path))
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def path_from_db(text: str) -> Path:
+    """Inverse of ``path_to_db``."""
+    if "\\x" not in text:
+        return Path(text)
+    raw = _ESCAPED_BYTE.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), text)
+    return Path(raw)
+
+
+def encode_vectors(vectors: np.ndarray) -> bytes:
+    """float32 ``[n, dim]`` -> BLOB (``VECTOR_LAYOUT``)."""
+    return np.ascontiguousarray(vectors, dtype="<f2").tobytes()
+
+
+def decode_vectors(blob: bytes, dim: int) -> np.ndarray:
+    """BLOB -> float16 ``[n, dim]`` (a read-only view of the bytes)."""
+    return np.frombuffer(blob, dtype="<f2").reshape(-1, dim)
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What the index knows about one file."""
+
+    id: int
+    path: Path
+    size: int
+    mtime: float
+    hash: str | None
+    status: str
+    reason: str | None = None
+    n_chunks: int = 0
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """A file about to be written: its identity on disk and what extraction found."""
+
+    path: Path
+    folder: Path
+    size: int
+    mtime: float
+    hash: str | None
+    status: str  # indexed | empty | failed | skipped
+    reason: str | None = None
+    title: str = ""
+    kind: str = ""
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """A stored chunk with its file's details, as search needs them."""
+
+    chunk_id: int
+    file_id: int
+    path: Path
+    ordinal: int
+    char_start: int
+    char_end: int
+    page: int | None
+    text: str
+    mtime: float
+    size: int
+    title: str
+
+
+class Store:
+    """An open index file. One instance per thread; open more for more threads."""
+
+    def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        old_umask = os.umask(0o077)  # the index is readable by its owner only
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False)
+        finally:
+            os.umask(old_umask)
+        self.conn = conn
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self.db = Database(conn)
+            migrations.apply(self.db)
+            self._set_meta_default("schema_version", str(SCHEMA_VERSION))
+            self._set_meta_default("vector_layout", VECTOR_LAYOUT)
+            self._set_meta_default("generation", "0")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreError(
+                f"The index {self.path} cannot be opened ({exc}). Move it aside or run "
+                "`findling index --rebuild` to build a new one from your files."
+            ) from exc
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- meta
+    def meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def _set_meta_default(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def generation(self) -> int:
+        """Bumped by every write that changes what search sees."""
+        return int(self.meta("generation", "0") or 0)
+
+    def _bump(self) -> None:
+        self.conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+
+    def model_identity(self) -> dict | None:
+        raw = self.meta("model")
+        return json.loads(raw) if raw else None
+
+    @property
+    def dim(self) -> int | None:
+        ident = self.model_identity()
+        return int(ident["dim"]) if ident else None
+
+    def bind_model(self, info: ModelInfo, *, chunk_settings: dict) -> None:
+        """Record which model writes vectors here; refuse to mix in vectors of another model."""
+        ident = self.model_identity()
+        if ident and ident.get("fingerprint") != info.fingerprint and self.vector_count() > 0:
+            raise ModelMismatch(
+                f"This index was built with {ident.get('name')} and the active model is {info.name}; "
+                "their vectors cannot be mixed. Re-encode with `findling index --reencode` "
+                f"(or switch back to {ident.get('name')})."
+            )
+        new = {"name": info.name, "fingerprint": info.fingerprint, "dim": info.dim, "source": info.source}
+        with self.db.atomic():
+            self.set_meta("model", json.dumps(new))
+            self.set_meta("chunk_settings", json.dumps(chunk_settings, sort_keys=True))
+
+    def reset_vectors(self) -> None:
+        """Forget every chunk and vector (before a re-encode); files are kept and re-indexed."""
+        with self.db.atomic():
+            self.conn.execute("DELETE FROM chunks")
+            self.conn.execute("UPDATE files SET status = 'stale', hash = NULL, n_chunks = 0, n_tokens = 0")
+            self.conn.execute("DELETE FROM meta WHERE key = 'model'")
+            self._bump()
+
+    # -------------------------------------------------------------- folders
+    def add_folder(self, path: Path) -> None:
+        with self.db.atomic():
+            self.conn.execute(
+                "INSERT OR IGNORE INTO folders(path, added_at) VALUES (?, ?)", (path_to_db(path), time.time())
+            )
+
+    def remove_folder(self, path: Path) -> int:
+        """Stop watching a folder and drop its files from the index; returns the number of files dropped."""
+        key = path_to_db(path)
+        with self.db.atomic():
+            cur = self.conn.execute("DELETE FROM files WHERE folder = ?", (key,))
+            self.conn.execute("DELETE FROM folders WHERE path = ?", (key,))
+            self._bump()
+        return cur.rowcount
+
+    def folders(self) -> list[Path]:
+        return [path_from_db(r[0]) for r in self.conn.execute("SELECT path FROM folders ORDER BY path")]
+
+    # ---------------------------------------------------------------- files
+    def file_states(self, folder: Path | None = None) -> dict[Path, FileState]:
+        sql = "SELECT id, path, size, mtime, hash, status, reason, n_chunks FROM files"
+        args: tuple = ()
+        if folder is not None:
+            sql += " WHERE folder = ?"
+            args = (path_to_db(folder),)
+        return {
+            path_from_db(r[1]): FileState(r[0], path_from_db(r[1]), r[2], r[3], r[4], r[5], r[6], r[7])
+            for r in self.conn.execute(sql, args)
+        }
+
+    def file_state(self, path: Path) -> FileState | None:
+        r = self.conn.execute(
+            "SELECT id, path, size, mtime, hash, status, reason, n_chunks FROM files WHERE path = ?",
+            (path_to_db(path),),
+        ).fetchone()
+        return FileState(r[0], path_from_db(r[1]), r[2], r[3], r[4], r[5], r[6], r[7]) if r else None
+
+    def write_files(self, batch: Sequence[tuple[FileRecord, Sequence[EncodedChunk]]]) -> None:
+        """Swap in new chunks and vectors for each file, all in one transaction (all or nothing)."""
+        with self.db.atomic():
+            for record, chunks in batch:
+                self._write_file(record, chunks)
+            self._bump()
+
+    def _write_file(self, record: FileRecord, chunks: Sequence[EncodedChunk]) -> None:
+        key = path_to_db(record.path)
+        self.conn.execute("DELETE FROM files WHERE path = ?", (key,))  # cascades to chunks and vectors
+        n_tokens = sum(c.chunk.token_count for c in chunks)
+        cur = self.conn.execute(
+            "INSERT INTO files(path, folder, suffix, size, mtime, hash, status, reason, title, kind, n_chunks,"
+            " n_tokens, indexed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (key, path_to_db(record.folder), record.path.suffix.lower(), record.size, record.mtime, record.hash,
+             record.status, record.reason, record.title, record.kind, len(chunks), n_tokens, time.time()),
+        )
+        file_id = cur.lastrowid
+        for enc in chunks:
+            c = enc.chunk
+            cur = self.conn.execute(
+                "INSERT INTO chunks(file_id, ordinal, char_start, char_end, page, token_count, text)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (file_id, c.ordinal, c.char_start, c.char_end, c.page, c.token_count, c.text),
+            )
+            self.conn.execute(
+                "INSERT INTO vectors(chunk_id, n_tokens, data) VALUES (?,?,?)",
+                (cur.lastrowid, int(enc.vectors.shape[0]), encode_vectors(enc.vectors)),
+            )
+
+    def record_problem(self, record: FileRecord) -> None:
+        """Record why a file was skipped or failed. Chunks it already had stay searchable (nothing is lost)."""
+        key = path_to_db(record.path)
+        with self.db.atomic():
+            updated = self.conn.execute(
+                "UPDATE files SET status = ?, reason = ?, size = ?, mtime = ?, hash = ?, indexed_at = ?"
+                " WHERE path = ?",
+                (record.status, record.reason, record.size, record.mtime, record.hash, time.time(), key),
+            ).rowcount
+            if not updated:
+                self._write_file(record, ())
+
+    def move_file(self, old: Path, new: Path, *, folder: Path, mtime: float) -> None:
+        """A renamed or moved file keeps its chunks and vectors."""
+        with self.db.atomic():
+            self.conn.execute("DELETE FROM files WHERE path = ?", (path_to_db(new),))
+            self.conn.execute(
+                "UPDATE files SET path = ?, folder = ?, suffix = ?, mtime = ? WHERE path = ?",
+                (path_to_db(new), path_to_db(folder), new.suffix.lower(), mtime, path_to_db(old)),
+            )
+            self._bump()
+
+    def touch_file(self, path: Path, *, mtime: float) -> None:
+        """Same content, new mtime: no re-encoding."""
+        self.conn.execute("UPDATE files SET mtime = ? WHERE path = ?", (mtime, path_to_db(path)))
+
+    def delete_files(self, paths: Iterable[Path]) -> int:
+        n = 0
+        with self.db.atomic():
+            for p in paths:
+                n += self.conn.execute("DELETE FROM files WHERE path = ?", (path_to_db(p),)).rowcount
+            self._bump()
+        return n
+
+    def files_with_hash(self, size: int, digest: str) -> list[Path]:
+        rows = self.conn.execute("SELECT path FROM files WHERE size = ? AND hash = ?", (size, digest))
+        return [path_from_db(r[0]) for r in rows]
+
+    # -------------------------------------------------------------- vectors
+    def vector_count(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+
+    def chunk_ids(self) -> np.ndarray:
+        rows = self.conn.execute("SELECT chunk_id FROM vectors ORDER BY chunk_id").fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def iter_vectors(self, chunk_ids: Sequence[int] | None = None, *, batch: int = 900) -> Iterator[tuple[int, int, bytes]]:
+        """Yield ``(chunk_id, file_id, blob)`` in chunk-id order, for all chunks or the given ids."""
+        sql = "SELECT v.chunk_id, c.file_id, v.data FROM vectors v JOIN chunks c ON c.id = v.chunk_id"
+        if chunk_ids is None:
+            yield from self.conn.execute(sql + " ORDER BY v.chunk_id")
+            return
+        ids = sorted(int(i) for i in chunk_ids)
+        for i in range(0, len(ids), batch):
+            part = ids[i : i + batch]
+            marks = ",".join("?" * len(part))
+            yield from self.conn.execute(sql + f" WHERE v.chunk_id IN ({marks}) ORDER BY v.chunk_id", part)
+
+    # --------------------------------------------------------------- search
+    def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:
+        if not chunk_ids:
+            return {}
+        marks = ",".join("?" * len(chunk_ids))
+        rows = self.conn.execute(
+            "SELECT c.id, c.file_id, f.path, c.ordinal, c.char_start, c.char_end, c.page, c.text, f.mtime,"
+            f" f.size, f.title FROM chunks c JOIN files f ON f.id = c.file_id WHERE c.id IN ({marks})",
+            [int(i) for i in chunk_ids],
+        )
+        return {r[0]: ChunkRow(r[0], r[1], path_from_db(r[2]), *r[3:8], r[8], r[9], r[10] or "") for r in rows}
+
+    def filtered_file_ids(self, *, folders: Sequence[Path] = (), suffixes: Sequence[str] = (),
+                          after: float | None = None, before: float | None = None) -> set[int]:
+        """Ids of files that pass the filters (folder prefix, suffix, modified time)."""
+        where, args = ["1=1"], []
+        if folders:
+            parts = []
+            for f in folders:
+                parts.append("(path = ? OR substr(path, 1, ?) = ?)")
+                prefix = path_to_db(f).rstrip("/") + "/"
+                args += [path_to_db(f), len(prefix), prefix]
+            where.append("(" + " OR ".join(parts) + ")")
+        if suffixes:
+            where.append(f"suffix IN ({','.join('?' * len(suffixes))})")
+            args += [s.lower() if s.startswith(".") else "." + s.lower() for s in suffixes]
+        if after is not None:
+            where.append("mtime >= ?")
+            args.append(after)
+        if before is not None:
+            where.append("mtime < ?")
+            args.append(before)
+        return {r[0] for r in self.conn.execute(f"SELECT id FROM files WHERE {' AND '.join(where)}", args)}
+
+    def fts_search(self, match: str, *, limit: int) -> list[tuple[int, int, float]]:
+        """``(chunk_id, file_id, score)`` by BM25 for an FTS5 MATCH expression; higher score is better."""
+        try:
+            rows = self.conn.execute(
+                "SELECT c.id, c.file_id, -bm25(chunks_fts) AS s FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid"
+                " WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts) LIMIT ?",
+                (match, limit),
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            log.debug("FTS query %r failed: %s", match, exc)
+            return []
+        return [(r[0], r[1], float(r[2])) for r in rows]
+
+    # ---------------------------------------------------------------- stats
+    def stats(self) -> dict:
+        counts = dict(self.conn.execute("SELECT status, COUNT(*) FROM files GROUP BY status").fetchall())
+        chunks, tokens = self.conn.execute("SELECT COUNT(*), COALESCE(SUM(token_count), 0) FROM chunks").fetchone()
+        stored = self.conn.execute("SELECT COALESCE(SUM(n_tokens), 0) FROM vectors").fetchone()[0]
+        return {"files": counts, "chunks": chunks, "tokens": tokens, "vectors": stored,
+                "folders": len(self.folders()), "model": self.model_identity(),
+                "db_bytes": self.path.stat().st_size if self.path.exists() else 0}
+
+    def problems(self, *, limit: int = 1000) -> list[FileState]:
+        rows = self.conn.execute(
+            "SELECT id, path, size, mtime, hash, status, reason, n_chunks FROM files"
+            " WHERE status IN ('failed', 'skipped') ORDER BY path LIMIT ?", (limit,))
+        return [FileState(r[0], path_from_db(r[1]), *r[2:]) for r in rows]
+
+    def integrity_check(self) -> str:
+        return self.conn.execute("PRAGMA integrity_check").fetchone()[0]

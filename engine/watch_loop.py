@@ -1,0 +1,41 @@
+"""Headless watching: feed the watcher's changes to the indexer on the calling thread.
+
+The watcher's callback only queues changes; all store writes happen on the thread that runs
+``run_watch`` (a store connection belongs to one thread).
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Callable
+
+from .config import Config
+from .extract import SUPPORTED_SUFFIXES
+from .indexer import Indexer, Progress
+from .records import FileChange
+from .watcher import Watcher
+
+log = logging.getLogger(__name__)
+
+
+def run_watch(indexer: Indexer, *, config: Config, report: Callable[[Progress], None] | None = None,
+              stop: threading.Event | None = None) -> None:
+    """Apply changes as they arrive until ``stop`` is set (or Ctrl+C)."""
+    stop = stop or threading.Event()
+    changes: queue.Queue[list[FileChange]] = queue.Queue()
+    watcher = Watcher(indexer.store.folders(), on_changes=changes.put, patterns=config.exclude_patterns,
+                      debounce_seconds=config.debounce_seconds, suffixes=SUPPORTED_SUFFIXES)
+    with watcher:
+        while not stop.is_set():
+            try:
+                batch = changes.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            while not changes.empty():
+                batch = batch + changes.get_nowait()
+            last = None
+            for last in indexer.apply(batch):
+                pass
+            if report is not None and last is not None:
+                report(last)

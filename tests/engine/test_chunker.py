@@ -1,0 +1,50 @@
+import pytest
+
+from engine.chunker import chunk_text
+from engine.records import ExtractedText, PageSpan
+from tests.fakes import FakeTokenizer
+
+
+def _doc(text, pages=()):
+    from pathlib import Path
+
+    return ExtractedText(path=Path("x.txt"), text=text, pages=tuple(pages))
+
+
+def test_chunks_respect_the_token_limit_and_cover_the_text():
+    tok = FakeTokenizer()
+    text = " ".join(f"word{i}" for i in range(1000))
+    chunks = chunk_text(_doc(text), tok, max_tokens=100, overlap=10)
+    assert all(c.token_count <= 100 for c in chunks)
+    assert chunks[0].char_start == 0 and chunks[-1].char_end == len(text)
+    for c in chunks:
+        assert c.text == text[c.char_start : c.char_end]
+        assert len(tok.token_spans(c.text)) == c.token_count
+    # consecutive chunks overlap by the requested tokens when cut inside running text
+    assert chunks[1].char_start < chunks[0].char_end
+    assert [c.ordinal for c in chunks] == list(range(len(chunks)))
+
+
+def test_cuts_prefer_paragraph_breaks_without_overlap():
+    tok = FakeTokenizer()
+    para = " ".join(["alpha"] * 70)
+    text = para + "\n\n" + para + "\n\n" + para
+    chunks = chunk_text(_doc(text), tok, max_tokens=100, overlap=10)
+    assert [c.token_count for c in chunks] == [70, 70, 70]
+    assert chunks[1].char_start == len(para) + 2
+
+
+def test_pages_are_recorded_and_preferred_as_cuts():
+    tok = FakeTokenizer()
+    p1 = " ".join(["one"] * 50)
+    p2 = " ".join(["two"] * 50)
+    text = p1 + "\n\n" + p2
+    pages = [PageSpan(1, 0, len(p1)), PageSpan(2, len(p1) + 2, len(text))]
+    chunks = chunk_text(_doc(text, pages), tok, max_tokens=80, overlap=8)
+    assert [(c.page, c.token_count) for c in chunks] == [(1, 50), (2, 50)]
+
+
+def test_empty_text_gives_no_chunks_and_limits_are_checked():
+    assert chunk_text(_doc("  \n "), FakeTokenizer(), max_tokens=10) == []
+    with pytest.raises(ValueError):
+        chunk_text(_doc("a"), FakeTokenizer(), max_tokens=40000)

@@ -1,0 +1,68 @@
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from engine import cli
+
+
+@pytest.fixture
+def fake_models(monkeypatch, fake_encoder):
+    """The CLI's model loading replaced by the fake encoder (the process boundary of a model)."""
+    import engine.models
+
+    monkeypatch.setattr(engine.models, "load_encoder", lambda config: fake_encoder)
+    return fake_encoder
+
+
+def run(home, *args):
+    return cli.main(["--home", str(home), *map(str, args)])
+
+
+def test_folders_index_search_status(tmp_path, docs, fake_models, capsys):
+    home = tmp_path / "home"
+    assert run(home, "folders", "add", docs) == 0
+    assert run(home, "index", "--quiet") == 0
+    capsys.readouterr()
+    assert run(home, "search", "read and write CSV files", "--json", "-k", "3") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["results"][0]["path"] == str(docs / "notes" / "csv.md")
+    assert out["results"][0]["alignment"]
+    assert run(home, "search", "csv", "--ext", "py", "--json") == 0
+    assert [Path(r["path"]).name for r in json.loads(capsys.readouterr().out)["results"]] == ["code.py"]
+    assert run(home, "status") == 0
+    assert "indexed" in capsys.readouterr().out
+    assert run(home, "folders", "list") == 0
+    assert "4 indexed" in capsys.readouterr().out
+
+
+def test_bad_date_is_a_clear_error(tmp_path, docs, fake_models, capsys):
+    home = tmp_path / "home"
+    run(home, "folders", "add", docs)
+    assert run(home, "search", "x", "--after", "soon") == 2
+    assert "YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_index_without_folders_says_what_to_do(tmp_path, fake_models, capsys):
+    assert run(tmp_path / "home", "index") == 1
+    assert "folders add" in capsys.readouterr().err
+
+
+def test_rebuild_recovers_from_a_damaged_index(tmp_path, docs, fake_models, capsys):
+    home = tmp_path / "home"
+    run(home, "folders", "add", docs)
+    run(home, "index", "--quiet")
+    db = home / "index.sqlite"
+    for side in ("index.sqlite-wal", "index.sqlite-shm"):
+        (home / side).unlink(missing_ok=True)
+    db.write_bytes(b"garbage" * 1000)
+    assert run(home, "status") == 2
+    assert "--rebuild" in capsys.readouterr().err
+    assert run(home, "index", "--rebuild", "--quiet") == 0
+    # the folder list could not be read from the damaged file: re-add and index
+    run(home, "folders", "add", docs)
+    assert run(home, "index", "--quiet") == 0
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("SELECT COUNT(*) FROM files WHERE status='indexed'").fetchone()[0] == 4

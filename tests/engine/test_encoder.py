@@ -1,0 +1,182 @@
+"""PyLateEncoder: parity with pylate's ColBERT.encode, row alignment with spans and labels, batching order."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.encoder import Encoder, ModelInfo, Tokenizer
+from engine.pylate_encoder import ColBERTSettings, PyLateEncoder, plan_batches
+from tests.model_factory import generated_text
+
+DOCS = [
+    "Hello, World! This is a short document.",
+    "   leading and trailing whitespace, (with punctuation); and CAPITALS   ",
+    "",
+    " ".join(generated_text(paragraphs=3, seed=7)),  # longer than the default document length of 180
+    "one",
+    "Tax report 2023: invoice 12345 - budget? yes!",
+]
+QUERIES = ["what is the pass key for Anna?", "CSV", " ".join(generated_text(paragraphs=1, seed=3))]
+
+
+def make_encoder(folder, *, max_tokens: int, batch_tokens: int = 8192) -> PyLateEncoder:
+    info = ModelInfo(name="test", source="test", path=str(folder), fingerprint="x", dim=48, max_tokens=max_tokens)
+    return PyLateEncoder(folder, info, threads=1, batch_tokens=batch_tokens)
+
+
+def reference(folder, *, max_tokens: int):
+    from pylate import models
+
+    return models.ColBERT(str(folder), device="cpu", local_files_only=True, document_length=max_tokens)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    return make_encoder(tiny_model_dir, max_tokens=512)
+
+
+@pytest.fixture(scope="module")
+def tiny_reference(tiny_model_dir):
+    return reference(tiny_model_dir, max_tokens=512)
+
+
+@pytest.fixture(scope="module")
+def edge(edge_model_dir):
+    return make_encoder(edge_model_dir, max_tokens=32768)
+
+
+@pytest.fixture(scope="module")
+def edge_reference(edge_model_dir):
+    return reference(edge_model_dir, max_tokens=32768)
+
+
+def assert_same_vectors(ours, theirs):
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        assert a.dtype == np.float32
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_encoder_implements_the_protocols(tiny):
+    assert isinstance(tiny, Encoder)
+    assert isinstance(tiny.tokenizer, Tokenizer)
+
+
+def test_settings_follow_pylate(tiny_model_dir, edge_model_dir):
+    tiny = ColBERTSettings.from_folder(tiny_model_dir)
+    assert (tiny.query_prefix, tiny.document_prefix, tiny.query_length, tiny.do_query_expansion) == (
+        "[unused0]", "[unused1]", 32, True)
+    edge = ColBERTSettings.from_folder(edge_model_dir)
+    assert (edge.query_prefix, edge.query_length, edge.do_query_expansion, edge.do_lower_case) == (
+        "[Q] ", 48, False, True)
+
+
+@pytest.mark.parametrize("model", ["tiny", "edge"])
+def test_documents_match_pylate_encode(model, request):
+    encoder = request.getfixturevalue(model)
+    ref = request.getfixturevalue(f"{model}_reference")
+    theirs = ref.encode(DOCS, is_query=False, batch_size=4, show_progress_bar=False)
+    assert_same_vectors(encoder.encode_documents(DOCS), theirs)
+
+
+@pytest.mark.parametrize("model", ["tiny", "edge"])
+def test_queries_match_pylate_encode(model, request):
+    encoder = request.getfixturevalue(model)
+    ref = request.getfixturevalue(f"{model}_reference")
+    theirs = ref.encode(QUERIES, is_query=True, show_progress_bar=False)
+    assert_same_vectors(encoder.encode_queries(QUERIES), theirs)
+
+
+@pytest.mark.parametrize("model", ["tiny", "edge"])
+def test_document_rows_line_up_with_spans(model, request):
+    encoder = request.getfixturevalue(model)
+    for text, vectors in zip(DOCS, encoder.encode_documents(DOCS)):
+        spans = encoder.tokenizer.document_spans(text)
+        assert len(spans) == vectors.shape[0]
+        assert spans.count((-1, -1)) == 3  # [CLS], document prefix, [SEP]
+        content = [s for s in spans if s != (-1, -1)]
+        assert all(0 <= s < e <= len(text) for s, e in content)
+        assert all(text[s:e].strip() not in (",", ".", "!", "?", "(", ")", ";", ":", "-") for s, e in content)
+
+
+def test_spans_point_at_the_token_text(tiny):
+    text = "  Hello, World"
+    spans = [s for s in tiny.tokenizer.document_spans(text) if s != (-1, -1)]
+    assert [text[s:e].lower() for s, e in spans] == ["hello", "world"]  # the comma is in the skiplist
+
+
+def test_spans_survive_lower_casing_that_changes_length(edge):
+    text = "İstanbul report İİ tax"  # U+0130 lower-cases to two characters
+    spans = edge.tokenizer.document_spans(text)
+    assert len(spans) == edge.encode_documents([text])[0].shape[0]
+    content = [s for s in spans if s != (-1, -1)]
+    assert content[-1][1] == len(text)
+    assert text[content[-1][0]:content[-1][1]].strip() == "tax"
+
+
+@pytest.mark.parametrize("model", ["tiny", "edge"])
+def test_query_rows_line_up_with_labels(model, request):
+    encoder = request.getfixturevalue(model)
+    for text, vectors in zip(QUERIES, encoder.encode_queries(QUERIES)):
+        assert len(encoder.tokenizer.query_labels(text)) == vectors.shape[0]
+
+
+def test_query_labels_show_markers_words_and_expansion(tiny, edge):
+    labels = tiny.tokenizer.query_labels("Pass key?")
+    assert labels[:2] == ["[CLS]", "[unused0]"]
+    assert labels[2:4] == ["Pass", "key"]
+    assert len(labels) == 32 and labels[-1] == "[MASK]"
+    assert edge.tokenizer.query_labels("Tax")[:2] == ["[CLS]", "[Q]"]
+    assert edge.tokenizer.query_labels("Tax")[-1] == "[SEP]"  # no expansion for the edge layout
+
+
+def test_vectors_are_unit_length_float32(edge):
+    for vectors in edge.encode_documents(DOCS) + edge.encode_queries(QUERIES):
+        assert vectors.dtype == np.float32 and vectors.shape[1] == 48
+        np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_batching_restores_input_order(tiny_model_dir, tiny):
+    small_batches = make_encoder(tiny_model_dir, max_tokens=512, batch_tokens=64)
+    texts = [DOCS[3], "short", DOCS[0], "a b", DOCS[1], DOCS[3][:300]]
+    batched = small_batches.encode_documents(texts)
+    alone = [tiny.encode_documents([t])[0] for t in texts]
+    assert_same_vectors(batched, alone)
+
+
+def test_empty_inputs(tiny):
+    assert tiny.encode_documents([]) == []
+    assert tiny.encode_queries([]) == []
+
+
+def test_model_loads_on_first_encode(tiny_model_dir):
+    encoder = make_encoder(tiny_model_dir, max_tokens=512)
+    assert encoder._model is None  # construction reads only the tokenizer and settings
+    encoder.encode_queries(["x"])
+    assert encoder._model is not None
+
+
+def test_token_spans_cover_content_tokens_only(tiny):
+    text = "Hello, World"
+    spans = tiny.tokenizer.token_spans(text)
+    assert [text[s:e].lower() for s, e in spans] == ["hello", ",", "world"]
+
+
+def test_token_spans_on_a_megabyte_text(edge):
+    text = (" ".join(generated_text(paragraphs=50, seed=5)) + "\n") * 40
+    assert len(text) > 1_000_000
+    spans = edge.tokenizer.token_spans(text)
+    assert len(spans) > 100_000
+    starts = [s for s, _ in spans]
+    assert starts == sorted(starts) and spans[-1][1] <= len(text)
+
+
+def test_plan_batches_respects_the_budget():
+    lengths = [5, 100, 7, 90, 6, 300, 40]
+    batches = plan_batches(lengths, budget=200)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        padded = max(lengths[i] for i in batch) * len(batch)
+        assert padded <= 200 or len(batch) == 1
+    assert plan_batches([], budget=10) == []

@@ -1,0 +1,107 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from engine.errors import ModelMismatch
+from engine.indexer import CancelToken, Indexer, owning_folder
+from engine.records import ChangeKind, FileChange
+from tests.fakes import FakeEncoder
+
+
+def _index(store, enc, config):
+    return Indexer(store, enc, config=config).run_to_end()
+
+
+def test_first_index_then_nothing_to_do(store, fake_encoder, config, docs):
+    store.add_folder(docs)
+    p = _index(store, fake_encoder, config)
+    assert p.indexed == 4 and p.failed == 0
+    encoded = fake_encoder.documents_encoded
+    p2 = _index(store, fake_encoder, config)
+    assert p2.indexed == 0 and p2.unchanged == 4
+    assert fake_encoder.documents_encoded == encoded
+
+
+def test_rename_keeps_vectors_and_delete_removes(store, fake_encoder, config, docs):
+    store.add_folder(docs)
+    _index(store, fake_encoder, config)
+    before = fake_encoder.documents_encoded
+    (docs / "notes" / "csv.md").rename(docs / "csv-notes.md")
+    (docs / "garden.txt").unlink()
+    p = _index(store, fake_encoder, config)
+    assert (p.moved, p.deleted, p.indexed) == (1, 1, 0)
+    assert fake_encoder.documents_encoded == before  # 0 chunks encoded
+    paths = set(store.file_states())
+    assert docs / "csv-notes.md" in paths and docs / "garden.txt" not in paths
+
+
+def test_touched_file_is_not_reencoded_but_edited_one_is(store, fake_encoder, config, docs):
+    store.add_folder(docs)
+    _index(store, fake_encoder, config)
+    before = fake_encoder.documents_encoded
+    os.utime(docs / "garden.txt", (1e9, 1e9))
+    p = _index(store, fake_encoder, config)
+    assert p.indexed == 0 and fake_encoder.documents_encoded == before
+    (docs / "garden.txt").write_text("Cucumbers climb the trellis.")
+    p = _index(store, fake_encoder, config)
+    assert p.indexed == 1 and fake_encoder.documents_encoded == before + 1
+
+
+def test_bad_files_get_reasons_and_the_run_goes_on(store, fake_encoder, config, docs):
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4 garbage")
+    (docs / "binary.txt").write_bytes(bytes(range(256)) * 20)
+    (docs / "empty.md").write_text("")
+    (docs / "big.txt").write_text("x " * 5000)
+    from dataclasses import replace
+
+    cfg = replace(config, max_file_bytes=8000)
+    store.add_folder(docs)
+    p = _index(store, fake_encoder, cfg)
+    states = store.file_states()
+    assert states[docs / "broken.pdf"].status == "failed" and states[docs / "broken.pdf"].reason
+    assert states[docs / "binary.txt"].status == "failed" and "binary" in states[docs / "binary.txt"].reason
+    assert states[docs / "empty.md"].status == "empty"
+    assert states[docs / "big.txt"].status == "skipped" and "limit" in states[docs / "big.txt"].reason
+    assert states[docs / "garden.txt"].status == "indexed"
+    assert p.failed == 2
+
+
+def test_watcher_changes_apply(store, fake_encoder, config, docs):
+    store.add_folder(docs)
+    indexer = Indexer(store, fake_encoder, config=config)
+    indexer.run_to_end()
+    new = docs / "new.txt"
+    new.write_text("brand new words")
+    (docs / "garden.txt").rename(docs / "garden2.txt")
+    last = indexer.run_to_end([FileChange(ChangeKind.ADDED, new),
+                               FileChange(ChangeKind.MOVED, docs / "garden2.txt", old_path=docs / "garden.txt")])
+    assert (last.indexed, last.moved) == (1, 1)
+    assert store.file_state(docs / "garden2.txt").status == "indexed"
+
+
+def test_cancel_stops_between_files(store, fake_encoder, config, tmp_path):
+    root = tmp_path / "many"
+    root.mkdir()
+    for i in range(30):
+        (root / f"f{i}.txt").write_text(f"file number {i} " * 50)
+    store.add_folder(root)
+    token = CancelToken()
+    token.cancel()
+    phases = [p.phase for p in Indexer(store, fake_encoder, config=config).sync(cancel=token)]
+    assert phases[-1] == "cancelled"
+    assert store.stats()["chunks"] == 0
+    p = Indexer(store, fake_encoder, config=config).run_to_end()
+    assert p.indexed == 30
+
+
+def test_another_model_is_refused(store, config, docs):
+    store.add_folder(docs)
+    _index(store, FakeEncoder(name="one"), config)
+    with pytest.raises(ModelMismatch):
+        Indexer(store, FakeEncoder(name="two"), config=config)
+
+
+def test_owning_folder_picks_deepest():
+    assert owning_folder(Path("/a/b/c.txt"), [Path("/a"), Path("/a/b")]) == Path("/a/b")
+    assert owning_folder(Path("/x/c.txt"), [Path("/a")]) is None

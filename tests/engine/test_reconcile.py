@@ -1,0 +1,28 @@
+import shutil
+
+from engine.extract import SUPPORTED_SUFFIXES
+from engine.indexer import Indexer
+from engine.records import ChangeKind
+from engine.reconcile import scan_folder
+
+
+def _scan(store, config, folder):
+    return scan_folder(store, folder, patterns=config.exclude_patterns, max_file_bytes=config.max_file_bytes,
+                       suffixes=SUPPORTED_SUFFIXES)
+
+
+def test_scan_classifies_changes(store, fake_encoder, config, docs):
+    store.add_folder(docs)
+    Indexer(store, fake_encoder, config=config).run_to_end()
+    assert _scan(store, config, docs).changes == ()
+    shutil.move(docs / "notes", docs / "moved-notes")  # a whole folder moved: two file moves
+    (docs / "garden.txt").write_text("changed")
+    (docs / "code.py").unlink()
+    (docs / "fresh.md").write_text("new file")
+    (docs / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    result = _scan(store, config, docs)
+    kinds = sorted((c.kind.value, c.path.name, c.old_path.name if c.old_path else None) for c in result.changes)
+    assert kinds == [("added", "fresh.md", None), ("deleted", "code.py", None), ("modified", "garden.txt", None),
+                     ("moved", "csv.md", "csv.md"), ("moved", "json.md", "json.md")]
+    assert result.ignored == 1  # the jpg is not recorded
+    assert {c.path.parent.name for c in result.changes if c.kind is ChangeKind.MOVED} == {"moved-notes"}
