@@ -175,8 +175,10 @@ def _move_aside(config: Config) -> None:
     try:
         with Store(db) as old:
             folders = old.folders()
-    except FindlingError as exc:
-        print(f"findling: the old index could not be read ({exc}); re-add your folders", file=sys.stderr)
+    except FindlingError:
+        folders = Store.read_folder_backup(db)
+        print(f"findling: the old index could not be read; rebuilding {len(folders)} folders from their files",
+              file=sys.stderr)
     if db.exists():
         aside = db.with_name(f"{db.name}.{datetime.now():%Y%m%d-%H%M%S}.bak")
         db.rename(aside)

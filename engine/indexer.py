@@ -22,6 +22,7 @@ from .extract import SUPPORTED_SUFFIXES, extract
 from .records import ChangeKind, Chunk, EncodedChunk, FileChange
 from .reconcile import file_digest, scan_folder
 from .store import FileRecord, Store
+from .walk import format_size
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +194,7 @@ class Indexer:
             st = path.stat()
             record = FileRecord(path, folder, st.st_size, st.st_mtime, None, "indexed")
             if st.st_size > self.config.max_file_bytes:
-                reason = f"{st.st_size / 1e6:.0f} MB is over the {self.config.max_file_bytes / 1e6:.0f} MB size limit"
+                reason = f"over the {format_size(self.config.max_file_bytes)} size limit"
                 return self._problem(replace(record, status="skipped", reason=reason), p)
             digest = file_digest(path)
             known = self.store.file_state(path)

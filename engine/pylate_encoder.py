@@ -255,6 +255,8 @@ class PyLateEncoder:
     def encode_documents(self, texts: Sequence[str]) -> list[np.ndarray]:
         """float32 ``[n_i, dim]`` per document, batched by length under ``batch_tokens``, in input order."""
         texts = list(texts)
+        if not texts:
+            return []
         result: list[np.ndarray | None] = [None] * len(texts)
         for batch in plan_batches(self.tokenizer.count_document_tokens(texts), self.batch_tokens):
             vectors = self._encode([texts[i] for i in batch], queries=False, batch_size=len(batch))

@@ -44,11 +44,13 @@ def scan_folder(store: Store, folder: Path, *, patterns: Sequence[str], max_file
     known = store.file_states(folder)
     on_disk: dict[Path, FileEntry] = {}
     ignored = 0
-    for entry in iter_files(folder, patterns=patterns, max_file_bytes=max_file_bytes, suffixes=suffixes):
+    walk = iter_files(folder, patterns=patterns, max_file_bytes=max_file_bytes, suffixes=suffixes)
+    for entry in walk:
         if entry.skip_reason and entry.path.suffix.lower() not in suffixes:
             ignored += 1  # not a type we read: not recorded
             continue
         on_disk[entry.path] = entry
+    unreadable = [s.path for s in walk.skipped]  # folders we could not list: their files are not "missing"
     changes: list[FileChange] = []
     unchanged = 0
     for path, entry in on_disk.items():
@@ -59,7 +61,8 @@ def scan_folder(store: Store, folder: Path, *, patterns: Sequence[str], max_file
             unchanged += 1
         else:
             changes.append(FileChange(ChangeKind.MODIFIED, path))
-    missing = {p: s for p, s in known.items() if p not in on_disk}
+    missing = {p: s for p, s in known.items()
+               if p not in on_disk and not any(d == p or d in p.parents for d in unreadable)}
     new = [e for p, e in on_disk.items() if p not in known]
     moves = _match_moves(missing, new)
     for old, entry in moves.items():

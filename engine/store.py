@@ -186,11 +186,22 @@ class Store:
             self._bump()
 
     # -------------------------------------------------------------- folders
+    @property
+    def folders_backup(self) -> Path:
+        """A plain copy of the folder list beside the index, so ``--rebuild`` can recover it."""
+        return self.path.with_name(self.path.name + ".folders.json")
+
+    def _save_folder_list(self) -> None:
+        tmp = self.folders_backup.with_suffix(".tmp")
+        tmp.write_text(json.dumps([path_to_db(p) for p in self.folders()], indent=1))
+        os.replace(tmp, self.folders_backup)
+
     def add_folder(self, path: Path) -> None:
         with self.db.atomic():
             self.conn.execute(
                 "INSERT OR IGNORE INTO folders(path, added_at) VALUES (?, ?)", (path_to_db(path), time.time())
             )
+        self._save_folder_list()
 
     def remove_folder(self, path: Path) -> int:
         """Stop watching a folder and drop its files from the index; returns the number of files dropped."""
@@ -199,7 +210,17 @@ class Store:
             cur = self.conn.execute("DELETE FROM files WHERE folder = ?", (key,))
             self.conn.execute("DELETE FROM folders WHERE path = ?", (key,))
             self._bump()
+        self._save_folder_list()
         return cur.rowcount
+
+    @staticmethod
+    def read_folder_backup(db_path: Path) -> list[Path]:
+        """The folder list saved beside an index file (empty when there is none)."""
+        backup = Path(db_path).with_name(Path(db_path).name + ".folders.json")
+        try:
+            return [path_from_db(p) for p in json.loads(backup.read_text())]
+        except (OSError, ValueError):
+            return []
 
     def folders(self) -> list[Path]:
         return [path_from_db(r[0]) for r in self.conn.execute("SELECT path FROM folders ORDER BY path")]
@@ -280,10 +301,14 @@ class Store:
         self.conn.execute("UPDATE files SET mtime = ? WHERE path = ?", (mtime, path_to_db(path)))
 
     def delete_files(self, paths: Iterable[Path]) -> int:
+        """Drop each path from the index, and everything below it when it was a folder."""
         n = 0
         with self.db.atomic():
             for p in paths:
-                n += self.conn.execute("DELETE FROM files WHERE path = ?", (path_to_db(p),)).rowcount
+                key = path_to_db(p)
+                prefix = key.rstrip("/") + "/"
+                n += self.conn.execute("DELETE FROM files WHERE path = ? OR substr(path, 1, ?) = ?",
+                                       (key, len(prefix), prefix)).rowcount
             self._bump()
         return n
 

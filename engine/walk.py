@@ -154,7 +154,7 @@ def is_excluded(path: Path, *, root: Path, patterns: Sequence[str]) -> bool:
 # ------------------------------------------------------------------------------------------ skip reasons
 
 
-def _format_size(n_bytes: int) -> str:
+def format_size(n_bytes: int) -> str:
     for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
         if n_bytes >= size:
             return f"{round(n_bytes / size, 1):g} {unit}"
@@ -177,7 +177,7 @@ def _skip_reason(name: str, size: int, max_file_bytes: int, suffixes: tuple[str,
     if suffixes is not None and not name.lower().endswith(suffixes):
         return UNSUPPORTED_TYPE
     if size > max_file_bytes:
-        return f"over the {_format_size(max_file_bytes)} size limit"
+        return f"over the {format_size(max_file_bytes)} size limit"
     return None
 
 
@@ -290,11 +290,13 @@ def iter_files(root: Path, *, patterns: Sequence[str], max_file_bytes: int,
 
 
 def _root_of(path: Path, roots: Sequence[Path]) -> tuple[Path, Path] | None:
-    """(root, path) with path inside root: lexically first, then with symlinks resolved."""
-    candidates = [(Path(os.path.abspath(r)), path) for r in roots]
-    candidates += [(Path(r).resolve(), path.resolve()) for r in roots]
-    inside = [(root, p) for root, p in candidates if p.is_relative_to(root)]
-    return max(inside, key=lambda pair: len(pair[0].parts)) if inside else None
+    """(root, path) with path inside root, the innermost root: as written first, then with links resolved."""
+    for candidates in ([(Path(os.path.abspath(r)), path) for r in roots],
+                       [(Path(r).resolve(), path.resolve()) for r in roots]):
+        inside = [(root, p) for root, p in candidates if p.is_relative_to(root)]
+        if inside:
+            return max(inside, key=lambda pair: len(pair[0].parts))
+    return None
 
 
 def _unreadable_folder(path: Path, root: Path) -> str | None:

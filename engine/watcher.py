@@ -4,8 +4,10 @@ The event handler translates each watchdog event at once (created -> ADDED, modi
 writing -> MODIFIED, deleted -> DELETED, moved -> MOVED), drops excluded paths, files with unsupported
 suffixes and folder-level "modified" events, and hands the changes to a ``Debouncer``. A single background
 thread flushes each path once it has been quiet for ``debounce_seconds`` and calls ``on_changes`` with a
-batch. Moves are judged by the paths involved: a file moved in from outside the watched folders (or from an
-excluded path) reads as added or modified, a file moved out (or to an excluded path) as deleted.
+batch (the coalescing rules are on ``Debouncer``). Moves are judged by the paths involved: a file moved in
+from outside the watched folders is ADDED (watchdog reports it as created), one moved in from an excluded
+name (an editor's temp file) is MODIFIED since it may replace an indexed file, and a file moved out or to
+an excluded name is DELETED. Attribute-only events (``touch``, ``chmod``) are ignored.
 
 Folders: a created folder is walked and yields ADDED for its files; a moved folder is walked at its new
 place and yields one MOVED per file (old paths mapped), then DELETED for the old folder to drop whatever

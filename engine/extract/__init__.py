@@ -13,9 +13,9 @@ Modules: ``text`` (plain text and source code, with ``decode``), ``html``, ``pdf
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from engine.config import Config
 from engine.errors import CorruptFile, ExtractionError, UnsupportedFile

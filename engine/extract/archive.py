@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 _MB = 1024 * 1024
 _CHUNK = 256 * 1024
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ENCRYPTED_FLAG = 0x1
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,8 @@ class ZipLimits:
     """How far a container may expand before it is refused."""
 
     max_members: int = 20_000
-    max_member_bytes: int = 256 * _MB
-    max_total_bytes: int = 512 * _MB
+    max_member_bytes: int = 128 * _MB  # the XML tree of a member costs several times its size in memory
+    max_total_bytes: int = 256 * _MB
     max_ratio: int = 200  # uncompressed / compressed, checked for members over ``ratio_floor`` bytes
     ratio_floor: int = 4 * _MB
 
@@ -53,8 +54,8 @@ class SafeZip:
         try:
             self._zip = zipfile.ZipFile(io.BytesIO(data))
             infos = self._zip.infolist()
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError) as exc:
-            raise CorruptFile(f"not a valid {what} file (damaged or not a zip container: {exc})") from exc
+        except Exception as exc:  # BadZipFile, EOFError, NotImplementedError (zip version), ...
+            raise CorruptFile(f"not a valid {what} (damaged, or not a zip container: {exc})") from exc
         if len(infos) > limits.max_members:
             raise CorruptFile(f"archive has {len(infos):,} members; refusing (possible zip bomb)")
         self._names = {info.filename for info in infos}
@@ -70,16 +71,19 @@ class SafeZip:
         try:
             info = self._zip.getinfo(name)
         except KeyError:
-            raise CorruptFile(f"{name} is missing; the {self._what} file is damaged or not a real {self._what}")
+            message = f"{name} is missing; the {self._what} file is damaged or not a real {self._what}"
+            raise CorruptFile(message) from None
+        if info.flag_bits & _ENCRYPTED_FLAG:
+            raise EncryptedFile(f"encrypted {self._what}; Findling cannot read it without the password")
         self._check_declared(info)
         try:
             with self._zip.open(info) as member:
                 return self._read_capped(member)
         except CorruptFile:
             raise
-        except RuntimeError as exc:  # zipfile's way of saying "encrypted member"
-            raise EncryptedFile(f"encrypted {self._what}; Findling cannot read it without the password") from exc
-        except Exception as exc:  # zlib.error, BadZipFile (CRC), NotImplementedError (compression), ...
+        except NotImplementedError as exc:
+            raise CorruptFile(f"{name} in the {self._what} uses a compression method Findling cannot read") from exc
+        except Exception as exc:  # zlib.error, BadZipFile (bad CRC), EOFError, ...
             raise CorruptFile(f"{name} in the {self._what} cannot be decompressed ({exc})") from exc
 
     def read_xml(self, name: str) -> ET.Element:

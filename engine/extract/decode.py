@@ -63,10 +63,7 @@ def looks_binary(text: str) -> bool:
     else:
         middle = len(text) // 2
         samples = [text[:_SAMPLE_CHARS], text[middle : middle + _SAMPLE_CHARS], text[-_SAMPLE_CHARS:]]
-    for sample in samples:
-        if sample and len(_CONTROL.findall(sample)) > _MAX_CONTROL_RATIO * len(sample):
-            return True
-    return False
+    return any(len(_CONTROL.findall(sample)) > _MAX_CONTROL_RATIO * len(sample) for sample in samples)
 
 
 def _decode_with_bom(data: bytes) -> Decoded | None:

@@ -137,4 +137,3 @@ def _clean_path(name: str) -> str:
 
 def _is_html(href: str, media_type: str) -> bool:
     return media_type in _HTML_TYPES or (not media_type and href.lower().endswith(_HTML_EXTENSIONS))
-

@@ -10,14 +10,15 @@ from __future__ import annotations
 import io
 import logging
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from engine.config import Config
 from engine.errors import CorruptFile, EncryptedFile, ExtractionError
-from engine.extract.textutil import first_line, normalise_newlines, one_line, short_reason
 from engine.extract.pages import Page, join_pages
+from engine.extract.textutil import first_line, normalise_newlines, one_line, short_reason
 from engine.records import ExtractedText
 
 if TYPE_CHECKING:
@@ -35,9 +36,7 @@ def extract_pdf(path: Path, data: bytes, *, config: Config) -> ExtractedText:
     with quiet_pypdf():
         reader = _open(data)
         _unlock(reader)
-        pages, warnings, failures = _read_pages(
-            reader, max_pages=config.max_pdf_pages, max_chars=config.max_text_chars
-        )
+        pages, warnings, failures = _read_pages(reader, max_pages=config.max_pdf_pages, max_chars=config.max_text_chars)
         meta_title = _metadata_title(reader)
     if not pages:
         raise ExtractionError("the PDF has no pages")
@@ -50,7 +49,7 @@ def extract_pdf(path: Path, data: bytes, *, config: Config) -> ExtractedText:
     return ExtractedText(path=path, text=text, title=title, pages=spans, kind="pdf", warnings=tuple(warnings))
 
 
-def _open(data: bytes) -> "PdfReader":
+def _open(data: bytes) -> PdfReader:
     from pypdf import PdfReader
 
     try:
@@ -59,7 +58,7 @@ def _open(data: bytes) -> "PdfReader":
         raise CorruptFile(f"damaged or truncated PDF ({short_reason(exc)})") from exc
 
 
-def _unlock(reader: "PdfReader") -> None:
+def _unlock(reader: PdfReader) -> None:
     """Decrypt with the empty user password, which is all that owner-only protection needs."""
     from pypdf import PasswordType
     from pypdf.errors import DependencyError
@@ -78,7 +77,7 @@ def _unlock(reader: "PdfReader") -> None:
         raise EncryptedFile("encrypted PDF; Findling cannot read it without the password")
 
 
-def _read_pages(reader: "PdfReader", *, max_pages: int, max_chars: int) -> tuple[list[Page], list[str], int]:
+def _read_pages(reader: PdfReader, *, max_pages: int, max_chars: int) -> tuple[list[Page], list[str], int]:
     """The pages' texts, the warnings, and how many pages failed."""
     try:
         total = len(reader.pages)
@@ -112,7 +111,7 @@ def clean_page_text(raw: str) -> str:
     return normalise_newlines(raw.replace("\x00", "")).strip()
 
 
-def _metadata_title(reader: "PdfReader") -> str:
+def _metadata_title(reader: PdfReader) -> str:
     try:
         info = reader.metadata
         raw = info.title if info is not None else None
@@ -132,28 +131,33 @@ class _Demote(logging.Handler):
         logger.debug("pypdf: %s", record.getMessage())
 
 
-_quiet_lock = threading.Lock()
-_quiet_users = 0
-_quiet_handler = _Demote()
-_saved_propagate = True
+class _PypdfQuieter:
+    """Demotes pypdf's log records while at least one extraction (in any thread) is running."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._handler = _Demote()
+        self._saved_propagate = True
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        pypdf_logger = logging.getLogger("pypdf")
+        with self._lock:
+            if self._users == 0:
+                self._saved_propagate = pypdf_logger.propagate
+                pypdf_logger.addHandler(self._handler)
+                pypdf_logger.propagate = False
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    pypdf_logger.removeHandler(self._handler)
+                    pypdf_logger.propagate = self._saved_propagate
 
 
-@contextmanager
-def quiet_pypdf() -> Iterator[None]:
-    """While active (in any thread), pypdf's log records become debug records of this module."""
-    global _quiet_users, _saved_propagate
-    pypdf_logger = logging.getLogger("pypdf")
-    with _quiet_lock:
-        if _quiet_users == 0:
-            _saved_propagate = pypdf_logger.propagate
-            pypdf_logger.addHandler(_quiet_handler)
-            pypdf_logger.propagate = False
-        _quiet_users += 1
-    try:
-        yield
-    finally:
-        with _quiet_lock:
-            _quiet_users -= 1
-            if _quiet_users == 0:
-                pypdf_logger.removeHandler(_quiet_handler)
-                pypdf_logger.propagate = _saved_propagate
+quiet_pypdf = _PypdfQuieter()
+"""``with quiet_pypdf():`` routes pypdf's warnings about damaged files to this module's debug log."""

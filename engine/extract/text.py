@@ -129,11 +129,17 @@ def _heading_title(lines: list[str]) -> str:
         atx = _ATX.match(line)
         if atx:
             return _clean_title(atx.group(1))
-        if previous.strip() and _UNDERLINE.match(line) and len(line.strip()) >= min(3, len(previous.strip())):
-            if not _UNDERLINE.match(previous):
-                return _clean_title(previous)
+        if _is_underline_of(line, previous):
+            return _clean_title(previous)
         previous = line
     return ""
+
+
+def _is_underline_of(line: str, previous: str) -> bool:
+    """Whether ``line`` underlines ``previous`` as a setext or reST title (``Title`` / ``=====``)."""
+    if not previous.strip() or _UNDERLINE.match(previous) or not _UNDERLINE.match(line):
+        return False
+    return len(line.strip()) >= min(3, len(previous.strip()))
 
 
 def _skip_front_matter(lines: list[str]) -> int:

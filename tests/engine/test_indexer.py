@@ -105,3 +105,15 @@ def test_another_model_is_refused(store, config, docs):
 def test_owning_folder_picks_deepest():
     assert owning_folder(Path("/a/b/c.txt"), [Path("/a"), Path("/a/b")]) == Path("/a/b")
     assert owning_folder(Path("/x/c.txt"), [Path("/a")]) is None
+
+
+def test_deleted_folder_drops_everything_below_it(store, fake_encoder, config, docs):
+    store.add_folder(docs)
+    indexer = Indexer(store, fake_encoder, config=config)
+    indexer.run_to_end()
+    import shutil
+
+    shutil.rmtree(docs / "notes")
+    last = indexer.run_to_end([FileChange(ChangeKind.DELETED, docs / "notes")])
+    assert last.deleted == 2
+    assert not any(p.parent.name == "notes" for p in store.file_states())

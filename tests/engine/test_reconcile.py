@@ -26,3 +26,19 @@ def test_scan_classifies_changes(store, fake_encoder, config, docs):
                      ("moved", "csv.md", "csv.md"), ("moved", "json.md", "json.md")]
     assert result.ignored == 1  # the jpg is not recorded
     assert {c.path.parent.name for c in result.changes if c.kind is ChangeKind.MOVED} == {"moved-notes"}
+
+
+def test_unreadable_folder_is_not_taken_for_deleted(store, fake_encoder, config, docs):
+    import os
+
+    import pytest
+
+    if os.geteuid() == 0:
+        pytest.skip("root reads every folder")
+    store.add_folder(docs)
+    Indexer(store, fake_encoder, config=config).run_to_end()
+    (docs / "notes").chmod(0)
+    try:
+        assert not [c for c in _scan(store, config, docs).changes if c.kind is ChangeKind.DELETED]
+    finally:
+        (docs / "notes").chmod(0o755)

@@ -242,7 +242,7 @@ def test_moves_across_the_tree_boundary(root: Path, tmp_path: Path, session) -> 
 
 def test_a_burst_of_writes_is_one_change(root: Path, session) -> None:
     (root / "old.txt").write_text("v0")
-    s = session()
+    s = session(debounce_seconds=1.0)
     for i in range(20):
         (root / "old.txt").write_text(f"v{i + 1}")
         (root / "new.txt").write_text(f"v{i}")
@@ -252,9 +252,20 @@ def test_a_burst_of_writes_is_one_change(root: Path, session) -> None:
 @pytest.mark.parametrize("temp_name", [".notes.txt.swp", "notes.txt.part", "notes.new.txt"])
 def test_an_editor_save_through_a_temp_file_is_one_change(root: Path, session, temp_name: str) -> None:
     (root / "notes.txt").write_text("draft")
-    s = session(suffixes={".txt"})
+    s = session(suffixes={".txt"}, debounce_seconds=1.0)
     (root / temp_name).write_text("final")
     os.replace(root / temp_name, root / "notes.txt")
+    assert s.new_changes() == [modified(root / "notes.txt")]
+
+
+def test_an_editor_save_through_a_backup_rename_is_one_change(root: Path, session) -> None:
+    (root / "notes.txt").write_text("draft")
+    s = session(debounce_seconds=1.0)
+    (root / "4913").write_text("")  # vim checks that it may create files here
+    (root / "4913").unlink()
+    (root / "notes.txt").rename(root / "notes.txt~")  # backup, excluded by "*~"
+    (root / "notes.txt").write_text("final")
+    (root / "notes.txt~").unlink()
     assert s.new_changes() == [modified(root / "notes.txt")]
 
 

@@ -1,0 +1,213 @@
+"""The window's one door to the engine: starts and stops the worker threads and relays their signals.
+
+Start-up order: the search worker loads the model first (so the user can search as soon as possible),
+then the indexing worker loads its own copy and syncs the watched folders. Two copies keep the threads
+independent: a search never waits behind an encoding batch, and neither model is used by two threads.
+
+The backend also keeps a read-only ``Store`` on the GUI thread for quick look-ups (folders, counts,
+failed files); every write goes through the indexing worker, except adding a folder (one small insert,
+done at once so the window can leave its empty state).
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+from engine import Config, FileState, Query, Store, load_encoder
+
+from .workers import EncoderFactory, IndexWorker, Job, SearchWorker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FolderSummary:
+    """A watched folder and how its files fared."""
+
+    path: Path
+    indexed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    other: int = 0  # empty files, or files waiting to be re-encoded
+
+    @property
+    def total(self) -> int:
+        return self.indexed + self.failed + self.skipped + self.other
+
+
+class Backend(QObject):
+    """Owns the search and indexing workers; every method is called on the GUI thread."""
+
+    model_ready = Signal(object)  # ModelInfo of the search model
+    model_failed = Signal(str)
+    results = Signal(int, object)  # request id, list[SearchHit]
+    search_error = Signal(int, str)
+    progress = Signal(object)  # Progress
+    file_failed = Signal(str, str)
+    index_finished = Signal(object)  # Progress
+    index_error = Signal(str)
+    model_mismatch = Signal(str)
+    folders_changed = Signal()
+    _search_requested = Signal(int, object, int, str)
+
+    def __init__(self, config: Config, *, encoder_factory: EncoderFactory = load_encoder,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.config = config
+        self._factory = encoder_factory
+        self.store = Store(config.db_path)  # opened here first, so the schema exists before the workers open it
+        self._latest = 0
+        self._started = False
+        self._index_started = False
+        self._stopped = False
+        self.indexing = False
+        self.model_info = None
+
+        self._search_thread = QThread()
+        self._search_thread.setObjectName("findling-search")
+        self._searcher = SearchWorker(config, encoder_factory)
+        self._searcher.moveToThread(self._search_thread)
+        self._search_thread.started.connect(self._searcher.setup)
+        self._search_requested.connect(self._searcher.search)
+        self._searcher.ready.connect(self._on_search_ready)
+        self._searcher.failed.connect(self.model_failed)
+        self._searcher.results.connect(self.results)
+        self._searcher.error.connect(self.search_error)
+
+        self._index_thread = QThread()
+        self._index_thread.setObjectName("findling-index")
+        self._indexer = IndexWorker(config, encoder_factory)
+        self._indexer.moveToThread(self._index_thread)
+        self._index_thread.started.connect(self._indexer.run)
+        self._indexer.progress.connect(self._on_progress)
+        self._indexer.finished.connect(self._on_finished)
+        self._indexer.file_failed.connect(self.file_failed)
+        self._indexer.failed.connect(self.index_error)
+        self._indexer.mismatch.connect(self.model_mismatch)
+        self._indexer.folders_changed.connect(self.folders_changed)
+
+    # ------------------------------------------------------------------ life cycle
+    def start(self) -> None:
+        """Load the model in the background, then index; returns at once."""
+        if self._started:
+            return
+        self._started = True
+        self._search_thread.start()
+
+    def _on_search_ready(self, info) -> None:
+        self.model_info = info
+        self.model_ready.emit(info)
+        if not self._stopped and not self._index_started:
+            self._index_started = True
+            self._indexer.submit(Job("sync"))
+            self._index_thread.start()
+
+    def shutdown(self) -> None:
+        """Stop both workers and wait for their threads (safe to call twice)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._indexer.stop()
+        for thread in (self._index_thread, self._search_thread):
+            thread.quit()
+            if thread.isRunning() and not thread.wait(60_000):
+                log.error("thread %s did not stop in time", thread.objectName())
+        self._searcher.close()
+        self.store.close()
+
+    # ------------------------------------------------------------------ search
+    def search(self, query: Query, *, k: int = 50, mode: str = "hybrid") -> int:
+        """Ask for results; the answer arrives on ``results`` with the returned request id."""
+        self._latest += 1
+        self._searcher.latest = self._latest
+        self._search_requested.emit(self._latest, query, k, mode)
+        return self._latest
+
+    @property
+    def latest_request(self) -> int:
+        return self._latest
+
+    # ------------------------------------------------------------------ indexing
+    def _on_progress(self, p) -> None:
+        self.indexing = True
+        self.progress.emit(p)
+
+    def _on_finished(self, p) -> None:
+        self.indexing = False
+        self.index_finished.emit(p)
+
+    def pause(self) -> None:
+        self._indexer.pause()
+
+    def resume(self) -> None:
+        self._indexer.resume()
+
+    def cancel(self) -> None:
+        self._indexer.cancel()
+
+    @property
+    def paused(self) -> bool:
+        return self._indexer.paused
+
+    @property
+    def index_idle(self) -> bool:
+        """True once the indexing worker has started and has nothing left to do."""
+        return self._index_started and self._indexer.idle
+
+    def reindex_file(self, path: Path) -> None:
+        self._indexer.submit(Job("reindex", path=Path(path)))
+
+    def reencode(self) -> None:
+        """Drop every vector and encode all files again with the current model (after a model change)."""
+        self._indexer.submit(Job("reencode"))
+
+    # ------------------------------------------------------------------ folders
+    def folders(self) -> list[Path]:
+        return self.store.folders()
+
+    def add_folder(self, path: Path | str) -> Path:
+        """Watch a folder and index it; raises ``ValueError`` with a message for the user."""
+        folder = Path(path).expanduser().absolute()
+        if not folder.is_dir():
+            raise ValueError(f"{folder} is not a folder.")
+        data = self.config.data_dir.absolute()
+        if data == folder or folder in data.parents:
+            raise ValueError(f"{folder} contains Findling's own data folder; pick a folder inside it.")
+        self.store.add_folder(folder)
+        self.folders_changed.emit()
+        if self._index_started:  # otherwise the start-up sync picks it up
+            self._indexer.submit(Job("sync"))
+        return folder
+
+    def remove_folder(self, path: Path) -> None:
+        """Stop watching a folder; its files leave the index (in the background)."""
+        self._indexer.submit(Job("remove_folder", path=Path(path)))
+
+    def exclude_folder(self, folder: Path) -> str | None:
+        """Stop indexing ``folder`` (inside a watched folder); returns the exclude pattern, or None."""
+        folder = Path(folder)
+        roots = [r for r in self.folders() if folder != r and r in folder.parents]
+        if not roots:
+            return None
+        root = max(roots, key=lambda r: len(r.parts))
+        pattern = folder.relative_to(root).as_posix() + "/"
+        self._indexer.submit(Job("exclude", path=folder, pattern=pattern))
+        return pattern
+
+    def folder_summaries(self) -> list[FolderSummary]:
+        out = []
+        for folder in self.folders():
+            counts = Counter(state.status for state in self.store.file_states(folder).values())
+            out.append(FolderSummary(folder, indexed=counts.pop("indexed", 0), failed=counts.pop("failed", 0),
+                                     skipped=counts.pop("skipped", 0), other=sum(counts.values())))
+        return out
+
+    def problems(self) -> list[FileState]:
+        return self.store.problems()
+
+    def stats(self) -> dict:
+        return self.store.stats()

@@ -1,0 +1,109 @@
+"""Filter chips under the search box: file type (any of the checked) and date (at most one).
+
+The chips produce keyword arguments for ``Query.with_filters``, so they combine with filters typed into
+the query (``ext:py after:2024-01-01``).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QWidget
+
+TYPE_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "PDF": (".pdf",),
+    "Text": (".txt", ".text", ".md", ".markdown", ".rst", ".org", ".adoc", ".tex", ".csv", ".tsv", ".log",
+             ".json", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".xml", ".srt", ".vtt", ".epub"),
+    "Code": (".py", ".pyi", ".c", ".h", ".cpp", ".hpp", ".cc", ".java", ".js", ".mjs", ".ts", ".tsx", ".jsx",
+             ".go", ".rs", ".rb", ".php", ".sh", ".bash", ".sql", ".r", ".jl", ".lua", ".kt", ".swift",
+             ".scala", ".cs", ".hs", ".ml", ".ex", ".erl", ".clj", ".dart", ".css", ".scss", ".vue", ".zig"),
+    "HTML": (".html", ".htm", ".xhtml", ".xht"),
+    "Office": (".docx", ".docm", ".odt"),
+}
+"""Chip label -> suffixes it selects."""
+
+DATE_RANGES: dict[str, int] = {"Past week": 7, "Past month": 31, "Past year": 366}
+"""Chip label -> days back from now."""
+
+
+def kind_of(suffix: str) -> str:
+    """The chip label a suffix belongs to ("Text" for anything unknown)."""
+    suffix = suffix.lower()
+    for label, suffixes in TYPE_SUFFIXES.items():
+        if suffix in suffixes:
+            return label
+    return "Text"
+
+
+@dataclass(frozen=True)
+class ChipFilters:
+    """What the chips select, ready for ``Query.with_filters(**chips.as_kwargs())``."""
+
+    types: tuple[str, ...] = ()
+    days: int | None = None
+
+    def as_kwargs(self, *, now: float | None = None) -> dict:
+        exts = tuple(s for label in self.types for s in TYPE_SUFFIXES[label])
+        after = None
+        if self.days is not None:
+            after = (time.time() if now is None else now) - self.days * 86400
+        return {"exts": exts, "after": after}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.types) or self.days is not None
+
+
+class FilterBar(QWidget):
+    """A row of checkable chips; ``changed`` fires on every toggle."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        self.type_chips: dict[str, QToolButton] = {}
+        self.date_chips: dict[str, QToolButton] = {}
+        layout.addWidget(QLabel("Type:"))
+        for label in TYPE_SUFFIXES:
+            self.type_chips[label] = self._chip(label, layout)
+        layout.addSpacing(12)
+        layout.addWidget(QLabel("Modified:"))
+        for label in DATE_RANGES:
+            self.date_chips[label] = self._chip(label, layout, exclusive=True)
+        layout.addStretch(1)
+
+    def _chip(self, label: str, layout: QHBoxLayout, *, exclusive: bool = False) -> QToolButton:
+        chip = QToolButton(self)
+        chip.setText(label)
+        chip.setCheckable(True)
+        chip.setAutoRaise(True)
+        chip.setObjectName(f"chip-{label.lower().replace(' ', '-')}")
+        chip.setFocusPolicy(chip.focusPolicy().NoFocus)  # keep keyboard focus in the search box
+        chip.toggled.connect(lambda on, c=chip: self._toggled(c, on, exclusive))
+        layout.addWidget(chip)
+        return chip
+
+    def _toggled(self, chip: QToolButton, on: bool, exclusive: bool) -> None:
+        if exclusive and on:
+            for other in self.date_chips.values():
+                if other is not chip and other.isChecked():
+                    other.blockSignals(True)
+                    other.setChecked(False)
+                    other.blockSignals(False)
+        self.changed.emit()
+
+    def filters(self) -> ChipFilters:
+        types = tuple(label for label, chip in self.type_chips.items() if chip.isChecked())
+        days = next((DATE_RANGES[label] for label, chip in self.date_chips.items() if chip.isChecked()), None)
+        return ChipFilters(types, days)
+
+    def clear(self) -> None:
+        for chip in [*self.type_chips.values(), *self.date_chips.values()]:
+            chip.blockSignals(True)
+            chip.setChecked(False)
+            chip.blockSignals(False)
+        self.changed.emit()

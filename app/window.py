@@ -1,0 +1,458 @@
+"""The main window: search box, filter chips, results with preview, status bar; keyboard first.
+
+Keys (also while the search box has focus): Up/Down/PageUp/PageDown move in the results, Enter opens,
+Ctrl+Enter shows the file in its folder, Ctrl+C copies the path (unless text is selected in the box),
+Esc clears, Ctrl+L goes back to the search box. The same actions sit in the results' context menu.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QSettings, Qt, QTimer, QUrl
+from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QMainWindow,
+    QMenu,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine import QueryError, SearchHit, parse_query
+
+from .backend import Backend
+from .delegate import ResultDelegate
+from .filters import FilterBar
+from .folders_dialog import FolderChooser, FoldersDialog, choose_folder
+from .preview import PreviewPane
+from .results_model import ResultsModel, Role
+from .statusbar import StatusBar
+
+log = logging.getLogger(__name__)
+
+Opener = Callable[[QUrl], bool]
+DEBOUNCE_MS = 200
+REFRESH_WHILE_INDEXING_MS = 2000
+RESULTS_K = 50
+PLACEHOLDER = 'Search by meaning — e.g.  tax letter 2023   ·   filters: ext:pdf  dir:~/Notes  after:2024-01-01  "exact phrase"'
+MODES = {"Best of both": "hybrid", "Meaning": "maxsim", "Keywords": "bm25"}
+_NAV_KEYS = (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown)
+
+
+class MainWindow(QMainWindow):
+    """See the module docstring. ``opener`` opens a URL (injectable so tests open nothing)."""
+
+    def __init__(self, backend: Backend, *, settings: QSettings | None = None,
+                 opener: Opener = QDesktopServices.openUrl, chooser: FolderChooser = choose_folder) -> None:
+        super().__init__()
+        self.setWindowTitle("Findling")
+        self.backend = backend
+        self.settings = settings
+        self.opener = opener
+        self.chooser = chooser
+        self.folders_dialog: FoldersDialog | None = None
+        self.model = ResultsModel(self)
+        self._request = 0  # id of the newest search we asked for (0: none)
+        self._answered = 0  # id of the answer on screen
+        self._open_when_answered = False
+        self._shown_query = ""
+        self._build()
+        self._wire()
+        self._restore_settings()
+        self._update_empty_state()
+        self.search_box.setFocus()
+
+    # ------------------------------------------------------------------ building
+    def _build(self) -> None:
+        self.search_box = QLineEdit()
+        self.search_box.setPlaceholderText(PLACEHOLDER)
+        self.search_box.setClearButtonEnabled(True)
+        font = self.search_box.font()
+        font.setPointSizeF(font.pointSizeF() * 1.3)
+        self.search_box.setFont(font)
+        self.mode_box = QComboBox()
+        self.mode_box.addItems(list(MODES))
+        self.mode_box.setToolTip("Best of both: meaning and keywords combined")
+        self.mode_box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.folders_button = QPushButton("Folders…")
+        self.folders_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.filter_bar = FilterBar()
+        self.query_error = QLabel()
+        self.query_error.setObjectName("query-error")
+        self.query_error.setWordWrap(True)
+        self.query_error.hide()
+        self.banner = QLabel()
+        self.banner.setWordWrap(True)
+        self.banner.hide()
+        self.reencode_button = QPushButton("Re-encode the index")
+        self.reencode_button.hide()
+        self.info_label = QLabel()
+
+        self.results = QListView()
+        self.results.setModel(self.model)
+        self.results.setItemDelegate(ResultDelegate(self.results))
+        self.results.setUniformItemSizes(True)
+        self.results.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.results.setResizeMode(QListView.ResizeMode.Adjust)
+        self.results.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
+        self.results.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.preview = PreviewPane()
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.results)
+        self.splitter.addWidget(self.preview)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+
+        self.empty_page = QWidget()
+        empty = QVBoxLayout(self.empty_page)
+        title = QLabel("Add a folder to start")
+        big = title.font()
+        big.setPointSizeF(big.pointSizeF() * 1.6)
+        title.setFont(big)
+        hint = QLabel("Findling indexes the documents in the folders you choose and keeps them up to date.\n"
+                      "Everything stays on this computer.")
+        self.add_folder_button = QPushButton("Add a folder…")
+        for w in (title, hint, self.add_folder_button):
+            empty.addWidget(w, 0, Qt.AlignmentFlag.AlignHCenter)
+        empty.insertStretch(0, 1)
+        empty.addStretch(1)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.empty_page)
+        self.pages.addWidget(self.splitter)
+
+        top = QHBoxLayout()
+        top.addWidget(self.search_box, 1)
+        top.addWidget(self.mode_box)
+        top.addWidget(self.folders_button)
+        banner_row = QHBoxLayout()
+        banner_row.addWidget(self.banner, 1)
+        banner_row.addWidget(self.reencode_button)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.addLayout(top)
+        layout.addWidget(self.filter_bar)
+        layout.addWidget(self.query_error)
+        layout.addLayout(banner_row)
+        layout.addWidget(self.info_label)
+        layout.addWidget(self.pages, 1)
+        self.setCentralWidget(central)
+        self.status = StatusBar()
+        self.setStatusBar(self.status)
+        self.resize(1100, 720)
+
+    def _wire(self) -> None:
+        self.debounce = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
+        self.debounce.timeout.connect(self.run_search)
+        self.refresh_timer = QTimer(self, singleShot=True, interval=REFRESH_WHILE_INDEXING_MS)
+        self.refresh_timer.timeout.connect(self._refresh_results)
+        self.search_box.textEdited.connect(self._schedule_search)
+        self.search_box.textChanged.connect(lambda text: None if text else self._schedule_search())
+        self.filter_bar.changed.connect(self.run_search)
+        self.mode_box.currentIndexChanged.connect(lambda _: self.run_search())
+        self.search_box.installEventFilter(self)
+        self.results.installEventFilter(self)
+        self.results.selectionModel().currentChanged.connect(self._on_current_changed)
+        self.results.doubleClicked.connect(lambda _: self.open_current())
+        self.results.customContextMenuRequested.connect(self._context_menu)
+        self.preview.open_requested.connect(self.open_current)
+        self.folders_button.clicked.connect(self.show_folders)
+        self.add_folder_button.clicked.connect(self.add_folder)
+        self.reencode_button.clicked.connect(self._reencode)
+        shortcut = QShortcut(QKeySequence("Ctrl+L"), self)
+        shortcut.activated.connect(self.focus_search)
+        QShortcut(QKeySequence("Ctrl+,"), self).activated.connect(self.show_folders)
+
+        b = self.backend
+        b.model_ready.connect(self._on_model_ready)
+        b.model_failed.connect(self._on_model_failed)
+        b.results.connect(self.on_results)
+        b.search_error.connect(self.on_search_error)
+        b.progress.connect(self._on_progress)
+        b.index_finished.connect(self._on_index_finished)
+        b.index_error.connect(lambda msg: self.show_banner(msg))
+        b.model_mismatch.connect(self._on_mismatch)
+        b.folders_changed.connect(self._on_folders_changed)
+        self.status.pause_toggled.connect(lambda paused: b.pause() if paused else b.resume())
+        self.status.cancel_requested.connect(b.cancel)
+
+    # ------------------------------------------------------------------ searching
+    def _schedule_search(self, *_: object) -> None:
+        self.debounce.start()
+
+    def current_query(self):
+        """The query in the box with the chips merged in; raises ``QueryError``."""
+        return parse_query(self.search_box.text()).with_filters(**self.filter_bar.filters().as_kwargs())
+
+    def run_search(self) -> None:
+        """Search now for what is in the box (the debounce timer calls this)."""
+        self.debounce.stop()
+        raw = self.search_box.text().strip()
+        try:
+            query = self.current_query()
+        except QueryError as exc:
+            self.query_error.setText(str(exc))
+            self.query_error.show()
+            return
+        self.query_error.hide()
+        if not raw or not (query.text or query.phrases):
+            self._request = self._answered = 0  # answers still on their way are dropped
+            self._shown_query = ""
+            self.model.clear()
+            self.preview.clear()
+            self.info_label.setText("")
+            return
+        self._request = self.backend.search(query, k=RESULTS_K, mode=MODES[self.mode_box.currentText()])
+
+    @property
+    def search_pending(self) -> bool:
+        """True while typed text waits for the debounce or a search has not been answered yet."""
+        return self.debounce.isActive() or self._request != self._answered
+
+    def _refresh_results(self) -> None:
+        if self._shown_query and not self.debounce.isActive():
+            self.run_search()
+
+    def on_results(self, request_id: int, hits: list[SearchHit]) -> None:
+        if request_id != self._request or request_id != self.backend.latest_request:
+            log.debug("dropping stale answer %d (waiting for %d)", request_id, self._request)
+            return
+        self._answered = request_id
+        keep = self.current_path()
+        self._shown_query = self.search_box.text()
+        self.model.set_hits(hits)
+        row = self.model.row_of(keep) if keep is not None else -1
+        if hits:
+            self.results.setCurrentIndex(self.model.index(max(row, 0)))
+        else:
+            self.preview.clear()
+        self.info_label.setText(f"{len(hits)} result{'s' if len(hits) != 1 else ''}" if hits
+                                else self._no_results_text())
+        if self._open_when_answered:
+            self._open_when_answered = False
+            self.open_current()
+
+    def _no_results_text(self) -> str:
+        if self.backend.indexing:
+            return "No results yet — still indexing; results appear as files are added."
+        return "No results. Try other words, or remove filters."
+
+    def on_search_error(self, request_id: int, message: str) -> None:
+        if request_id == self._request:
+            self._answered = request_id
+            self._open_when_answered = False
+            self.query_error.setText(message)
+            self.query_error.show()
+
+    # ------------------------------------------------------------------ current result
+    def current_hit(self) -> SearchHit | None:
+        index = self.results.currentIndex()
+        return self.model.hit(index.row()) if index.isValid() else None
+
+    def current_path(self) -> Path | None:
+        hit = self.current_hit()
+        return hit.path if hit is not None else None
+
+    def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        hit = self.model.hit(current.row()) if current.isValid() else None
+        if hit is None:
+            self.preview.clear()
+        else:
+            self.preview.show_hit(hit, current.data(Role.ChunkSpans) or [])
+
+    def open_current(self) -> None:
+        path = self.current_path()
+        if path is not None:
+            self.opener(QUrl.fromLocalFile(str(path)))
+
+    def reveal_current(self) -> None:
+        path = self.current_path()
+        if path is not None:
+            self.opener(QUrl.fromLocalFile(str(path.parent)))
+
+    def copy_current_path(self) -> None:
+        path = self.current_path()
+        if path is not None:
+            QGuiApplication.clipboard().setText(str(path))
+            self.statusBar().showMessage(f"Copied {path}", 3000)
+
+    def clear_search(self) -> None:
+        self.search_box.clear()
+        self.run_search()
+        self.focus_search()
+
+    def focus_search(self) -> None:
+        self.search_box.setFocus()
+        self.search_box.selectAll()
+
+    # ------------------------------------------------------------------ keyboard
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.KeyPress and obj in (self.search_box, self.results):
+            return self._key(obj, event)
+        return super().eventFilter(obj, event)
+
+    def _key(self, obj: QObject, event: QKeyEvent) -> bool:
+        key, mods = event.key(), event.modifiers()
+        ctrl = bool(mods & Qt.KeyboardModifier.ControlModifier)
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            if ctrl:
+                self.reveal_current()
+            elif self.search_pending:
+                if self.debounce.isActive():
+                    self.run_search()
+                self._open_when_answered = self.search_pending  # open the first result once answered
+            else:
+                self.open_current()
+            return True
+        if key == Qt.Key.Key_Escape:
+            self.clear_search()
+            return True
+        if ctrl and key == Qt.Key.Key_C and not (obj is self.search_box and self.search_box.hasSelectedText()):
+            self.copy_current_path()
+            return True
+        if obj is self.search_box and key in _NAV_KEYS and self.model.rowCount():
+            if not self.results.currentIndex().isValid():
+                self.results.setCurrentIndex(self.model.index(0))
+            else:
+                self.results.event(QKeyEvent(event.type(), key, mods, event.text()))
+            return True
+        return False
+
+    def _context_menu(self, pos) -> None:
+        index = self.results.indexAt(pos)
+        if not index.isValid():
+            return
+        self.results.setCurrentIndex(index)
+        menu = self.build_context_menu()
+        menu.exec(self.results.viewport().mapToGlobal(pos))
+
+    def build_context_menu(self) -> QMenu:
+        menu = QMenu(self)
+        for text, keys, slot in (("Open", "Return", self.open_current),
+                                 ("Show in folder", "Ctrl+Return", self.reveal_current),
+                                 ("Copy path", "Ctrl+C", self.copy_current_path)):
+            action = QAction(text, menu)
+            action.setShortcut(QKeySequence(keys))
+            action.triggered.connect(slot)
+            menu.addAction(action)
+        menu.addSeparator()
+        menu.addAction("Re-index this file", self.reindex_current)
+        menu.addAction("Exclude this folder", self.exclude_current_folder)
+        return menu
+
+    def reindex_current(self) -> None:
+        path = self.current_path()
+        if path is not None:
+            self.backend.reindex_file(path)
+            self.statusBar().showMessage(f"Re-indexing {path.name}…", 3000)
+
+    def exclude_current_folder(self) -> None:
+        path = self.current_path()
+        if path is None:
+            return
+        pattern = self.backend.exclude_folder(path.parent)
+        if pattern is None:
+            self.show_banner(f"{path.parent} is a watched folder; remove it in Folders… instead.")
+            return
+        if self.settings is not None:
+            patterns = list(self.settings.value("index/extra_excludes", [], type=list) or [])
+            self.settings.setValue("index/extra_excludes", sorted(set(patterns) | {pattern}))
+        self.statusBar().showMessage(f"Excluded {path.parent}; its files leave the index.", 5000)
+        QTimer.singleShot(0, self.run_search)
+
+    # ------------------------------------------------------------------ backend events
+    def _on_model_ready(self, info) -> None:
+        self.status.show_model(info)
+        self._update_counts()
+        if self.search_box.text().strip():
+            self.run_search()
+
+    def _on_model_failed(self, message: str) -> None:
+        self.status.model_label.setText("No model")
+        self.show_banner(message)
+
+    def _on_progress(self, p) -> None:
+        self.status.show_progress(p)
+        if p.indexed and self._shown_query and not self.refresh_timer.isActive():
+            self.refresh_timer.start()  # let new files show up while indexing, at a calm pace
+
+    def _on_index_finished(self, p) -> None:
+        self.status.show_progress(p)
+        self._update_counts()
+        if p.indexed or p.deleted or p.moved:
+            self._refresh_results()
+
+    def _on_mismatch(self, message: str) -> None:
+        self.show_banner(message)
+        self.reencode_button.show()
+
+    def _reencode(self) -> None:
+        self.backend.reencode()
+        self.reencode_button.hide()
+        self.banner.hide()
+
+    def _on_folders_changed(self) -> None:
+        self._update_empty_state()
+        self._update_counts()
+        QTimer.singleShot(0, self._refresh_results)
+
+    def show_banner(self, message: str) -> None:
+        self.banner.setText(message)
+        self.banner.show()
+
+    def _update_counts(self) -> None:
+        try:
+            self.status.show_counts(self.backend.stats())
+        except Exception:  # counts are cosmetic; never let them break the window
+            log.exception("could not read index counts")
+
+    def _update_empty_state(self) -> None:
+        has_folders = bool(self.backend.folders())
+        self.pages.setCurrentWidget(self.splitter if has_folders else self.empty_page)
+
+    # ------------------------------------------------------------------ folders
+    def add_folder(self) -> None:
+        raw = self.chooser(self)
+        if raw:
+            try:
+                self.backend.add_folder(raw)
+            except ValueError as exc:
+                self.show_banner(str(exc))
+
+    def show_folders(self) -> FoldersDialog:
+        if self.folders_dialog is None:
+            self.folders_dialog = FoldersDialog(self.backend, chooser=self.chooser, parent=self)
+        self.folders_dialog.refresh()
+        self.folders_dialog.show()
+        self.folders_dialog.raise_()
+        return self.folders_dialog
+
+    # ------------------------------------------------------------------ settings
+    def _restore_settings(self) -> None:
+        if self.settings is None:
+            return
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        splitter = self.settings.value("window/splitter")
+        if splitter is not None:
+            self.splitter.restoreState(splitter)
+
+    def save_settings(self) -> None:
+        if self.settings is not None:
+            self.settings.setValue("window/geometry", self.saveGeometry())
+            self.settings.setValue("window/splitter", self.splitter.saveState())
+            self.settings.sync()
+
+    def closeEvent(self, event) -> None:
+        self.save_settings()
+        self.backend.shutdown()
+        super().closeEvent(event)

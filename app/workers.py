@@ -1,0 +1,335 @@
+"""The two workers behind the window, each on its own thread with its own ``Store`` and encoder.
+
+``IndexWorker`` is long-lived: it loads the model, runs a sync of every watched folder, starts the
+watcher and then applies whatever jobs arrive (watcher changes, a re-index, a folder added or removed),
+one at a time, from a thread-safe queue. It runs a plain loop instead of a Qt event loop, so pause,
+resume and cancel go straight to the ``CancelToken`` and never wait behind a running job.
+
+``SearchWorker`` lives in a thread with an event loop and keeps one ``Searcher`` (with its in-memory
+matrix) for the life of the window. Each request carries an id; requests older than the newest one are
+skipped before they are run, and the window drops any answer that is not the newest.
+
+Both report through Qt signals only; the window never touches their stores.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from engine import (
+    CancelToken,
+    ChangeKind,
+    Config,
+    Encoder,
+    FileChange,
+    FindlingError,
+    Indexer,
+    ModelMismatch,
+    Progress,
+    Query,
+    QueryError,
+    Searcher,
+    Store,
+)
+
+log = logging.getLogger(__name__)
+
+EncoderFactory = Callable[[Config], Encoder]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work for the indexing worker."""
+
+    kind: str  # "sync" | "apply" | "reindex" | "remove_folder" | "exclude" | "reencode" | "stop"
+    changes: tuple[FileChange, ...] = ()
+    path: Path | None = None
+    pattern: str = ""
+
+
+@dataclass
+class _Seen:
+    problems: int = 0  # failed + skipped already reported for the running job
+
+
+class IndexWorker(QObject):
+    """Keeps the index in step with the watched folders; see the module docstring."""
+
+    model_ready = Signal(object)  # ModelInfo
+    failed = Signal(str)  # the worker cannot go on (model or store error); the message is for the user
+    mismatch = Signal(str)  # the index was built with another model: offer a re-encode
+    progress = Signal(object)  # Progress
+    file_failed = Signal(str, str)  # path, reason (failed or skipped)
+    finished = Signal(object)  # the last Progress of a job ("done" or "cancelled")
+    folders_changed = Signal()
+
+    def __init__(self, config: Config, encoder_factory: EncoderFactory, *, paused: bool = False) -> None:
+        super().__init__()
+        self.config = config
+        self._factory = encoder_factory
+        self._jobs: queue.Queue[Job] = queue.Queue()
+        self._outstanding = 0  # jobs submitted and not yet done
+        self._count_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._paused = paused
+        self._token = CancelToken()
+        self._store: Store | None = None
+        self._indexer: Indexer | None = None
+        self._watcher = None
+
+    # ------------------------------------------------------------ from any thread
+    def submit(self, job: Job) -> None:
+        with self._count_lock:
+            self._outstanding += 1
+        self._jobs.put(job)
+
+    @property
+    def idle(self) -> bool:
+        """True when no job is waiting or running."""
+        with self._count_lock:
+            return self._outstanding == 0
+
+    def _done(self, n: int = 1) -> None:
+        with self._count_lock:
+            self._outstanding -= n
+
+    def pause(self) -> None:
+        self._paused = True
+        self._token.pause()
+
+    def resume(self) -> None:
+        self._paused = False
+        self._token.resume()
+
+    def cancel(self) -> None:
+        """Stop the running job (the next one starts as usual)."""
+        self._token.cancel()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._token.cancel()
+        self._jobs.put(Job("stop"))  # not counted: it only wakes the loop
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    # ------------------------------------------------------------ on the worker thread
+    @Slot()
+    def run(self) -> None:
+        try:
+            self._store = Store(self.config.db_path)
+            encoder = self._factory(self.config)
+            self.model_ready.emit(encoder.info)
+            self._encoder = encoder
+            self._make_indexer()
+            self._loop()  # the first job, a sync, starts the watcher
+        except FindlingError as exc:
+            log.warning("indexing stopped: %s", exc)
+            self.failed.emit(str(exc))
+        except Exception as exc:  # a bug must not take the window down with it
+            log.exception("indexing worker crashed")
+            self.failed.emit(f"Indexing stopped after an unexpected error: {exc}")
+        finally:
+            self._stop_watcher()
+            if self._store is not None:
+                self._store.close()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self._jobs.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if job.kind == "stop":
+                break
+            merged = 1
+            if job.kind == "apply":  # coalesce a burst of watcher batches into one job
+                job, merged = self._merge_applies(job)
+            try:
+                self._handle(job)
+            except Exception as exc:  # one failed job (a locked or damaged index) must not stop the worker
+                log.exception("indexing job %s failed", job.kind)
+                self.failed.emit(f"Indexing failed: {exc}")
+            finally:
+                self._done(merged)
+
+    def _merge_applies(self, job: Job) -> tuple[Job, int]:
+        """``job`` with the changes of the apply jobs queued right behind it; and how many jobs that is."""
+        changes = list(job.changes)
+        merged = 1
+        with self._jobs.mutex:  # peek without reordering: only leading apply jobs are taken
+            waiting = self._jobs.queue
+            while waiting and waiting[0].kind == "apply":
+                changes += waiting.popleft().changes
+                merged += 1
+        return replace(job, changes=tuple(changes)), merged
+
+    def _make_indexer(self) -> bool:
+        try:
+            self._indexer = Indexer(self._store, self._encoder, config=self.config)
+            return True
+        except ModelMismatch as exc:
+            self._indexer = None
+            self.mismatch.emit(str(exc))
+            return False
+
+    def _handle(self, job: Job) -> None:
+        store = self._store
+        if job.kind == "reencode":
+            store.reset_vectors()
+            if self._make_indexer():
+                self._run(self._indexer.sync)
+            return
+        if job.kind == "remove_folder" and job.path is not None:
+            store.remove_folder(job.path)
+            self._restart_watcher()
+            self.folders_changed.emit()
+            return
+        if job.kind == "exclude" and job.pattern:
+            self._exclude(job)
+            return
+        if self._indexer is None:  # waiting for a re-encode after a model mismatch
+            return
+        if job.kind == "sync":
+            self._restart_watcher()
+            self._run(self._indexer.sync)
+        elif job.kind == "apply":
+            self._run(lambda cancel: self._indexer.apply(list(job.changes), cancel=cancel))
+        elif job.kind == "reindex" and job.path is not None:
+            store.delete_files([job.path])  # forget it, so unchanged content is read and encoded again
+            self._run(lambda cancel: self._indexer.apply([FileChange(ChangeKind.ADDED, job.path)], cancel=cancel))
+
+    def _exclude(self, job: Job) -> None:
+        self.config = replace(self.config, exclude_patterns=self.config.exclude_patterns + (job.pattern,))
+        if job.path is not None:
+            gone = [p for p in self._store.file_states() if p == job.path or job.path in p.parents]
+            self._store.delete_files(gone)
+        if self._indexer is not None:
+            self._make_indexer()
+        self._restart_watcher()
+        self.folders_changed.emit()
+
+    def _run(self, make_job: Callable[..., object]) -> None:
+        """Drive one indexer generator to its end, relaying progress and problems."""
+        self._token = CancelToken()
+        if self._paused:
+            self._token.pause()
+        seen = _Seen()
+        last = Progress("done")
+        try:
+            for last in make_job(cancel=self._token):
+                self._report_problems(last, seen)
+                self.progress.emit(last)
+                if self._stop.is_set():
+                    break
+        except BaseException:
+            last = replace(last, phase="failed")
+            raise
+        finally:
+            self.finished.emit(last)
+
+    def _report_problems(self, p: Progress, seen: _Seen) -> None:
+        new = p.failed + p.skipped - seen.problems
+        if new <= 0:
+            return
+        seen.problems = p.failed + p.skipped
+        for path, reason in p.errors[-new:]:
+            self.file_failed.emit(str(path), reason)
+
+    # ------------------------------------------------------------ watching
+    def _start_watcher(self) -> None:
+        folders = self._store.folders()
+        if not folders:
+            return
+        try:  # not (yet) part of engine's public API; see the report to the engine owners
+            from engine.extract import SUPPORTED_SUFFIXES
+            from engine.watcher import Watcher
+        except ImportError:
+            log.warning("live watching is not available in this engine build")
+            return
+        try:
+            self._watcher = Watcher(folders, on_changes=self._on_changes, patterns=self.config.exclude_patterns,
+                                    debounce_seconds=self.config.debounce_seconds, suffixes=SUPPORTED_SUFFIXES)
+            self._watcher.start()
+        except Exception:  # e.g. the system's limit on watches: indexing still works, only live updates stop
+            log.exception("could not watch %s", ", ".join(map(str, folders)))
+            self._watcher = None
+
+    def _on_changes(self, changes: list[FileChange]) -> None:  # on the watcher's thread: queue only
+        if changes:
+            self.submit(Job("apply", changes=tuple(changes)))
+
+    def _stop_watcher(self) -> None:
+        if self._watcher is not None:
+            try:
+                self._watcher.stop()
+            except Exception:
+                log.exception("stopping the watcher failed")
+            self._watcher = None
+
+    def _restart_watcher(self) -> None:
+        self._stop_watcher()
+        self._start_watcher()
+
+
+class SearchWorker(QObject):
+    """Answers search requests on its own thread with one long-lived ``Searcher``."""
+
+    ready = Signal(object)  # ModelInfo
+    failed = Signal(str)
+    results = Signal(int, object)  # request id, list[SearchHit]
+    error = Signal(int, str)  # request id, message for the user
+
+    def __init__(self, config: Config, encoder_factory: EncoderFactory) -> None:
+        super().__init__()
+        self.config = config
+        self._factory = encoder_factory
+        self._store: Store | None = None
+        self._searcher: Searcher | None = None
+        self.latest = 0  # set from the GUI thread; requests older than this are skipped
+
+    @Slot()
+    def setup(self) -> None:
+        try:
+            self._store = Store(self.config.db_path)
+            encoder = self._factory(self.config)
+            self._searcher = Searcher(self._store, encoder)
+        except FindlingError as exc:
+            self.failed.emit(str(exc))
+            return
+        except Exception as exc:
+            log.exception("could not load the model")
+            self.failed.emit(f"The model could not be loaded: {exc}")
+            return
+        self.ready.emit(encoder.info)
+
+    @Slot(int, object, int, str)
+    def search(self, request_id: int, query: Query, k: int, mode: str) -> None:
+        if request_id < self.latest:
+            return  # a newer request is already waiting
+        if self._searcher is None:
+            self.error.emit(request_id, "The model is not loaded, so searching is not possible yet.")
+            return
+        try:
+            hits = self._searcher.search(query, k=k, mode=mode)
+        except QueryError as exc:
+            self.error.emit(request_id, str(exc))
+            return
+        except Exception as exc:
+            log.exception("search for %r failed", query)
+            self.error.emit(request_id, f"Search failed: {exc}")
+            return
+        self.results.emit(request_id, hits)
+
+    def close(self) -> None:
+        """Called after the thread has finished."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None

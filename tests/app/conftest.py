@@ -1,0 +1,88 @@
+"""GUI fixtures: a real backend (real store and files in tmp_path, the fake encoder) and the real window.
+
+Every thread the backend starts is stopped at teardown.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from PySide6.QtCore import QSettings, QUrl  # noqa: E402
+
+from app.backend import Backend  # noqa: E402
+from app.window import MainWindow  # noqa: E402
+from tests.fakes import FakeEncoder  # noqa: E402
+
+WAIT_MS = 20_000  # generous: waits end as soon as the condition holds; CI machines can be slow
+
+
+def fake_factory(config):
+    return FakeEncoder()
+
+
+class Opened(list):
+    """Records what the window asked to open instead of opening it."""
+
+    def __call__(self, url: QUrl) -> bool:
+        self.append(Path(url.toLocalFile()))
+        return True
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> QSettings:
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def make_backend(config, qtbot):
+    made: list[Backend] = []
+
+    def make(*, factory=fake_factory, cfg=None) -> Backend:
+        b = Backend(cfg or config, encoder_factory=factory)
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.shutdown()
+
+
+@pytest.fixture
+def backend(make_backend) -> Backend:
+    return make_backend()
+
+
+@pytest.fixture
+def opened() -> Opened:
+    return Opened()
+
+
+@pytest.fixture
+def make_window(backend, settings, opened, qtbot):
+    """A window over ``backend``; ``folders`` are added before the backend starts."""
+
+    def make(*folders: Path, wait_index: bool = True, chooser=lambda parent: "") -> MainWindow:
+        for folder in folders:
+            backend.add_folder(folder)
+        window = MainWindow(backend, settings=settings, opener=opened, chooser=chooser)
+        qtbot.addWidget(window)
+        window.show()
+        backend.start()
+        qtbot.waitUntil(lambda: backend.model_info is not None, timeout=WAIT_MS)
+        if wait_index:
+            qtbot.waitUntil(lambda: backend.index_idle, timeout=WAIT_MS)
+        return window
+
+    return make
+
+
+def search(qtbot, window: MainWindow, text: str) -> list[Path]:
+    """Type ``text`` into the search box and wait for its answer; returns the result paths."""
+    window.search_box.clear()
+    qtbot.keyClicks(window.search_box, text)
+    qtbot.waitUntil(lambda: not window.search_pending, timeout=WAIT_MS)
+    return [h.path for h in window.model.hits()]

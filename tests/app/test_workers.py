@@ -1,0 +1,158 @@
+"""The backend's workers on real threads: indexing signals, pause/resume, cancel, model problems, search."""
+from __future__ import annotations
+
+import pytest
+from app.workers import SearchWorker
+from engine import ModelError, Store, parse_query
+from tests.app.conftest import WAIT_MS, fake_factory
+from tests.fakes import FakeEncoder
+
+
+def indexed_paths(config) -> set:
+    with Store(config.db_path) as store:
+        return {p for p, s in store.file_states().items() if s.status == "indexed"}
+
+
+def test_indexing_reports_progress_failures_and_the_end(backend, docs, config, qtbot):
+    (docs / "broken.pdf").write_bytes(b"not a pdf at all")
+    backend.add_folder(docs)
+    progress, failed = [], []
+    backend.progress.connect(progress.append)
+    backend.file_failed.connect(lambda path, reason: failed.append((path, reason)))
+    with qtbot.waitSignal(backend.model_ready, timeout=WAIT_MS) as ready:
+        backend.start()
+    assert ready.args[0].name == "fake-encoder"
+    with qtbot.waitSignal(backend.index_finished, timeout=WAIT_MS) as done:
+        pass
+    last = done.args[0]
+    assert last.phase == "done" and last.indexed == 4 and last.failed == 1
+    assert any(p.phase == "indexing" for p in progress)
+    assert failed == [(str(docs / "broken.pdf"), failed[0][1])] and "PDF" in failed[0][1]
+    assert indexed_paths(config) == {docs / "notes" / "csv.md", docs / "notes" / "json.md", docs / "garden.txt",
+                                     docs / "code.py"}
+    assert not backend.indexing
+
+
+def test_pause_holds_indexing_until_resume(backend, docs, config, qtbot):
+    backend.add_folder(docs)
+    backend.pause()
+    assert backend.paused
+    with qtbot.waitSignal(backend.progress, timeout=WAIT_MS,
+                          check_params_cb=lambda p: p.phase == "indexing" and p.files_total == 4):
+        backend.start()
+    assert indexed_paths(config) == set()  # held before the first file
+    with qtbot.waitSignal(backend.index_finished, timeout=WAIT_MS) as done:
+        backend.resume()
+    assert done.args[0].indexed == 4 and not backend.paused
+    assert len(indexed_paths(config)) == 4
+
+
+def test_cancel_stops_the_run_and_later_jobs_still_work(backend, docs, config, qtbot):
+    backend.add_folder(docs)
+    backend.pause()
+    with qtbot.waitSignal(backend.progress, timeout=WAIT_MS, check_params_cb=lambda p: p.phase == "indexing"):
+        backend.start()
+    with qtbot.waitSignal(backend.index_finished, timeout=WAIT_MS) as done:
+        backend.cancel()
+    assert done.args[0].phase == "cancelled"
+    assert indexed_paths(config) == set()
+    backend.resume()
+    with qtbot.waitSignal(backend.index_finished, timeout=WAIT_MS) as again:
+        backend.reindex_file(docs / "garden.txt")
+    assert again.args[0].indexed == 1
+    assert indexed_paths(config) == {docs / "garden.txt"}
+
+
+def test_a_model_that_cannot_load_is_reported(make_backend, qtbot):
+    def broken(config):
+        raise ModelError("no model found; install the bundled model with pip install findling")
+
+    backend = make_backend(factory=broken)
+    with qtbot.waitSignal(backend.model_failed, timeout=WAIT_MS) as failed:
+        backend.start()
+    assert "pip install" in failed.args[0]
+    assert backend.model_info is None
+
+
+def test_model_mismatch_offers_a_reencode(make_backend, docs, config, qtbot):
+    first = make_backend()
+    first.add_folder(docs)
+    first.start()
+    qtbot.waitUntil(lambda: first.index_idle, timeout=WAIT_MS)
+    first.shutdown()
+
+    other = make_backend(factory=lambda cfg: FakeEncoder(name="other-model"))
+    with qtbot.waitSignal(other.model_mismatch, timeout=WAIT_MS) as mismatch:
+        other.start()
+    assert "fake-encoder" in mismatch.args[0]
+    with qtbot.waitSignal(other.index_finished, timeout=WAIT_MS) as done:
+        other.reencode()
+    assert done.args[0].indexed == 4
+    with Store(config.db_path) as store:
+        assert store.model_identity()["name"] == "other-model"
+
+
+def test_removing_a_folder_drops_its_files(backend, docs, config, qtbot):
+    backend.add_folder(docs)
+    backend.start()
+    qtbot.waitUntil(lambda: backend.index_idle, timeout=WAIT_MS)
+    with qtbot.waitSignal(backend.folders_changed, timeout=WAIT_MS):
+        backend.remove_folder(docs)
+    assert backend.folders() == [] and indexed_paths(config) == set()
+
+
+def test_adding_a_bad_folder_says_why(backend, tmp_path, config):
+    with pytest.raises(ValueError, match="not a folder"):
+        backend.add_folder(tmp_path / "missing")
+    with pytest.raises(ValueError, match="own data folder"):
+        backend.add_folder(tmp_path)  # holds config.data_dir
+
+
+def test_watcher_changes_are_indexed_live(backend, docs, config, qtbot):
+    watcher = pytest.importorskip("engine.watcher")
+    if not hasattr(watcher, "Watcher"):
+        pytest.skip("engine.watcher.Watcher is not there yet")
+    backend.add_folder(docs)
+    backend.start()
+    qtbot.waitUntil(lambda: backend.index_idle, timeout=WAIT_MS)
+    qtbot.wait(200)  # the observer is started by the sync job; give it a moment to attach
+    (docs / "new.txt").write_text("Peppers grow in the greenhouse.")
+    qtbot.waitUntil(lambda: docs / "new.txt" in indexed_paths(config), timeout=WAIT_MS)
+
+
+def test_search_worker_skips_requests_older_than_the_newest(config, docs, qtbot):
+    from engine import Indexer
+
+    with Store(config.db_path) as store:
+        store.add_folder(docs)
+        Indexer(store, FakeEncoder(), config=config).run_to_end()
+    worker = SearchWorker(config, fake_factory)
+    worker.setup()
+    try:
+        worker.latest = 5
+        with qtbot.assertNotEmitted(worker.results):
+            worker.search(4, parse_query("tomatoes"), 10, "hybrid")
+        with qtbot.waitSignal(worker.results, timeout=WAIT_MS) as answer:
+            worker.search(5, parse_query("tomatoes"), 10, "hybrid")
+        assert answer.args[0] == 5 and answer.args[1][0].path == docs / "garden.txt"
+        with qtbot.waitSignal(worker.error, timeout=WAIT_MS) as error:
+            worker.search(6, parse_query("x"), 10, "no-such-mode")
+        assert error.args[0] == 6
+    finally:
+        worker.close()
+
+
+def test_window_shows_model_failure(make_backend, settings, qtbot):
+    from app.window import MainWindow
+
+    def broken(config):
+        raise ModelError("no model found")
+
+    backend = make_backend(factory=broken)
+    window = MainWindow(backend, settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    backend.start()
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=WAIT_MS)
+    assert "no model found" in window.banner.text()
+    assert window.status.model_label.text() == "No model"
