@@ -1,8 +1,8 @@
 """The folders dialog: watched folders with per-folder counts, add/remove, and the files that failed."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (

@@ -7,8 +7,8 @@ sub-word markers such as ``##``); otherwise it is a *meaning* match found by the
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from PySide6.QtGui import QColor, QPalette
 
@@ -88,7 +88,7 @@ def contributions(alignment: Sequence[TokenMatch]) -> list[Contribution]:
     total = sum(sims)
     return [
         Contribution(m.query_token, m.doc_token, m.similarity, (s / total) if total > 0 else 0.0, match_kind(m))
-        for m, s in zip(alignment, sims)
+        for m, s in zip(alignment, sims, strict=True)
     ]
 
 

@@ -14,9 +14,9 @@ import logging.handlers
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 from engine import Config, FindlingError, load_encoder
 

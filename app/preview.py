@@ -2,7 +2,7 @@
 "Why this result" (each query word's share of the MaxSim score, as small bars)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPalette, QTextCharFormat, QTextCursor
@@ -149,6 +149,7 @@ class PreviewPane(QWidget):
         self.text.clear()
         self.lanes_label.setText("")
         self.bars.set_rows([])
+        self.why_title.hide()
         self._update_nav()
 
     def show_hit(self, hit: SearchHit, spans: Sequence[Span]) -> None:
@@ -165,6 +166,7 @@ class PreviewPane(QWidget):
         self.lanes_label.setText(f"Found by {found_by}." if found_by else "")
         rows = contributions(hit.alignment)
         self.bars.set_rows(rows)
+        self.why_title.show()
         if not rows:
             self.lanes_label.setText(self.lanes_label.text() + " Matched on keywords only; no word-level"
                                      " explanation for this result.")

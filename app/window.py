@@ -7,11 +7,15 @@ Esc clears, Ctrl+L goes back to the search box. The same actions sit in the resu
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Callable
 
-from PySide6.QtCore import QEvent, QModelIndex, QObject, QSettings, Qt, QTimer, QUrl
-from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QSettings, Qt, QTimer
+from PySide6.QtGui import (
+    QDesktopServices,
+    QKeyEvent,
+    QKeySequence,
+    QPalette,
+    QShortcut,
+)
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -19,7 +23,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListView,
     QMainWindow,
-    QMenu,
     QPushButton,
     QSplitter,
     QStackedWidget,
@@ -33,22 +36,32 @@ from .backend import Backend
 from .delegate import ResultDelegate
 from .filters import FilterBar
 from .folders_dialog import FolderChooser, FoldersDialog, choose_folder
+from .highlight import blend
 from .preview import PreviewPane
+from .result_actions import Opener, ResultActions
 from .results_model import ResultsModel, Role
 from .statusbar import StatusBar
 
 log = logging.getLogger(__name__)
 
-Opener = Callable[[QUrl], bool]
 DEBOUNCE_MS = 200
 REFRESH_WHILE_INDEXING_MS = 2000
 RESULTS_K = 50
-PLACEHOLDER = 'Search by meaning — e.g.  tax letter 2023   ·   filters: ext:pdf  dir:~/Notes  after:2024-01-01  "exact phrase"'
+PLACEHOLDER = ('Search by meaning, e.g.  tax letter 2023   ·   filters: ext:pdf  dir:~/Notes  after:2024-01-01  '
+               '"exact phrase"')
 MODES = {"Best of both": "hybrid", "Meaning": "maxsim", "Keywords": "bm25"}
 _NAV_KEYS = (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown)
 
 
-class MainWindow(QMainWindow):
+def banner_style(palette: QPalette) -> str:
+    """A framed notice whose colours come from the palette (light or dark)."""
+    window = palette.color(QPalette.ColorRole.Window)
+    accent = palette.color(QPalette.ColorRole.Highlight)
+    return (f"QLabel#banner {{ background: {blend(window, accent, 0.15).name()}; "
+            f"border: 1px solid {blend(window, accent, 0.6).name()}; border-radius: 4px; padding: 6px; }}")
+
+
+class MainWindow(ResultActions, QMainWindow):
     """See the module docstring. ``opener`` opens a URL (injectable so tests open nothing)."""
 
     def __init__(self, backend: Backend, *, settings: QSettings | None = None,
@@ -69,6 +82,7 @@ class MainWindow(QMainWindow):
         self._wire()
         self._restore_settings()
         self._update_empty_state()
+        self._update_counts()
         self.search_box.setFocus()
 
     # ------------------------------------------------------------------ building
@@ -91,7 +105,10 @@ class MainWindow(QMainWindow):
         self.query_error.setWordWrap(True)
         self.query_error.hide()
         self.banner = QLabel()
+        self.banner.setObjectName("banner")
         self.banner.setWordWrap(True)
+        self.banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.banner.setStyleSheet(banner_style(self.palette()))
         self.banner.hide()
         self.reencode_button = QPushButton("Re-encode the index")
         self.reencode_button.hide()
@@ -252,37 +269,12 @@ class MainWindow(QMainWindow):
             self.query_error.setText(message)
             self.query_error.show()
 
-    # ------------------------------------------------------------------ current result
-    def current_hit(self) -> SearchHit | None:
-        index = self.results.currentIndex()
-        return self.model.hit(index.row()) if index.isValid() else None
-
-    def current_path(self) -> Path | None:
-        hit = self.current_hit()
-        return hit.path if hit is not None else None
-
     def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         hit = self.model.hit(current.row()) if current.isValid() else None
         if hit is None:
             self.preview.clear()
         else:
             self.preview.show_hit(hit, current.data(Role.ChunkSpans) or [])
-
-    def open_current(self) -> None:
-        path = self.current_path()
-        if path is not None:
-            self.opener(QUrl.fromLocalFile(str(path)))
-
-    def reveal_current(self) -> None:
-        path = self.current_path()
-        if path is not None:
-            self.opener(QUrl.fromLocalFile(str(path.parent)))
-
-    def copy_current_path(self) -> None:
-        path = self.current_path()
-        if path is not None:
-            QGuiApplication.clipboard().setText(str(path))
-            self.statusBar().showMessage(f"Copied {path}", 3000)
 
     def clear_search(self) -> None:
         self.search_box.clear()
@@ -325,48 +317,6 @@ class MainWindow(QMainWindow):
                 self.results.event(QKeyEvent(event.type(), key, mods, event.text()))
             return True
         return False
-
-    def _context_menu(self, pos) -> None:
-        index = self.results.indexAt(pos)
-        if not index.isValid():
-            return
-        self.results.setCurrentIndex(index)
-        menu = self.build_context_menu()
-        menu.exec(self.results.viewport().mapToGlobal(pos))
-
-    def build_context_menu(self) -> QMenu:
-        menu = QMenu(self)
-        for text, keys, slot in (("Open", "Return", self.open_current),
-                                 ("Show in folder", "Ctrl+Return", self.reveal_current),
-                                 ("Copy path", "Ctrl+C", self.copy_current_path)):
-            action = QAction(text, menu)
-            action.setShortcut(QKeySequence(keys))
-            action.triggered.connect(slot)
-            menu.addAction(action)
-        menu.addSeparator()
-        menu.addAction("Re-index this file", self.reindex_current)
-        menu.addAction("Exclude this folder", self.exclude_current_folder)
-        return menu
-
-    def reindex_current(self) -> None:
-        path = self.current_path()
-        if path is not None:
-            self.backend.reindex_file(path)
-            self.statusBar().showMessage(f"Re-indexing {path.name}…", 3000)
-
-    def exclude_current_folder(self) -> None:
-        path = self.current_path()
-        if path is None:
-            return
-        pattern = self.backend.exclude_folder(path.parent)
-        if pattern is None:
-            self.show_banner(f"{path.parent} is a watched folder; remove it in Folders… instead.")
-            return
-        if self.settings is not None:
-            patterns = list(self.settings.value("index/extra_excludes", [], type=list) or [])
-            self.settings.setValue("index/extra_excludes", sorted(set(patterns) | {pattern}))
-        self.statusBar().showMessage(f"Excluded {path.parent}; its files leave the index.", 5000)
-        QTimer.singleShot(0, self.run_search)
 
     # ------------------------------------------------------------------ backend events
     def _on_model_ready(self, info) -> None:

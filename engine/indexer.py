@@ -8,6 +8,7 @@ killed run leaves each file either fully indexed or untouched, and the next run 
 from __future__ import annotations
 
 import logging
+import stat
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -18,7 +19,7 @@ from .chunker import MAX_CHUNK_TOKENS, chunk_text
 from .config import Config
 from .encoder import Encoder
 from .errors import ExtractionError, FileVanished
-from .extract import SUPPORTED_SUFFIXES, extract
+from .extract import extract
 from .records import ChangeKind, Chunk, EncodedChunk, FileChange
 from .reconcile import file_digest, scan_folder
 from .store import FileRecord, Store
@@ -119,7 +120,7 @@ class Indexer:
                 log.warning("watched folder %s is missing; its files stay in the index until it returns", folder)
                 continue
             result = scan_folder(self.store, folder, patterns=self.config.exclude_patterns,
-                                 max_file_bytes=self.config.max_file_bytes, suffixes=SUPPORTED_SUFFIXES)
+                                 max_file_bytes=self.config.max_file_bytes)
             changes.extend(result.changes)
             unchanged += result.unchanged
         yield from self.apply(changes, cancel=cancel, unchanged=unchanged, start=start)
@@ -193,6 +194,8 @@ class Indexer:
         try:
             st = path.stat()
             record = FileRecord(path, folder, st.st_size, st.st_mtime, None, "indexed")
+            if not stat.S_ISREG(st.st_mode):
+                return self._problem(replace(record, status="skipped", reason="not a regular file"), p)
             if st.st_size > self.config.max_file_bytes:
                 reason = f"over the {format_size(self.config.max_file_bytes)} size limit"
                 return self._problem(replace(record, status="skipped", reason=reason), p)

@@ -10,8 +10,9 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Collection, Sequence
+from typing import Sequence
 
+from .extract import is_supported
 from .records import ChangeKind, FileChange
 from .store import FileState, Store
 from .walk import FileEntry, iter_files
@@ -38,15 +39,14 @@ def file_digest(path: Path) -> str:
         return hashlib.file_digest(fh, "blake2b").hexdigest()[:32]
 
 
-def scan_folder(store: Store, folder: Path, *, patterns: Sequence[str], max_file_bytes: int,
-                suffixes: Collection[str]) -> ScanResult:
-    """Diff one watched folder against the index."""
+def scan_folder(store: Store, folder: Path, *, patterns: Sequence[str], max_file_bytes: int) -> ScanResult:
+    """Diff one watched folder against the index (files ``engine.extract`` can read)."""
     known = store.file_states(folder)
     on_disk: dict[Path, FileEntry] = {}
     ignored = 0
-    walk = iter_files(folder, patterns=patterns, max_file_bytes=max_file_bytes, suffixes=suffixes)
+    walk = iter_files(folder, patterns=patterns, max_file_bytes=max_file_bytes, suffixes=None)
     for entry in walk:
-        if entry.skip_reason and entry.path.suffix.lower() not in suffixes:
+        if not is_supported(entry.path):
             ignored += 1  # not a type we read: not recorded
             continue
         on_disk[entry.path] = entry

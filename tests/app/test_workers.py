@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+
 from app.workers import SearchWorker
 from engine import ModelError, Store, parse_query
 from tests.app.conftest import WAIT_MS, fake_factory

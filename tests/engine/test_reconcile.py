@@ -1,14 +1,12 @@
 import shutil
 
-from engine.extract import SUPPORTED_SUFFIXES
 from engine.indexer import Indexer
 from engine.records import ChangeKind
 from engine.reconcile import scan_folder
 
 
 def _scan(store, config, folder):
-    return scan_folder(store, folder, patterns=config.exclude_patterns, max_file_bytes=config.max_file_bytes,
-                       suffixes=SUPPORTED_SUFFIXES)
+    return scan_folder(store, folder, patterns=config.exclude_patterns, max_file_bytes=config.max_file_bytes)
 
 
 def test_scan_classifies_changes(store, fake_encoder, config, docs):
@@ -20,9 +18,10 @@ def test_scan_classifies_changes(store, fake_encoder, config, docs):
     (docs / "code.py").unlink()
     (docs / "fresh.md").write_text("new file")
     (docs / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    (docs / "README").write_text("an extensionless text file is read too")
     result = _scan(store, config, docs)
     kinds = sorted((c.kind.value, c.path.name, c.old_path.name if c.old_path else None) for c in result.changes)
-    assert kinds == [("added", "fresh.md", None), ("deleted", "code.py", None), ("modified", "garden.txt", None),
+    assert kinds == [("added", "README", None), ("added", "fresh.md", None), ("deleted", "code.py", None), ("modified", "garden.txt", None),
                      ("moved", "csv.md", "csv.md"), ("moved", "json.md", "json.md")]
     assert result.ignored == 1  # the jpg is not recorded
     assert {c.path.parent.name for c in result.changes if c.kind is ChangeKind.MOVED} == {"moved-notes"}
