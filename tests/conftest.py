@@ -46,3 +46,11 @@ def docs(tmp_path: Path) -> Path:
     (root / ".hidden").mkdir()
     (root / ".hidden" / "secret.txt").write_text("hidden csv text")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random BERT ColBERT in PyLate's format, built locally (no download)."""
+    from tests.model_factory import build_tiny_bert_model
+
+    return build_tiny_bert_model(tmp_path_factory.mktemp("models") / "tiny-colbert")
