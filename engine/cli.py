@@ -84,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("status", help="counts, model, and files that failed with their reasons").set_defaults(func=_status)
 
+    from .evaluate import add_eval_parser
+    from .passkey import add_passkey_parser
+
+    add_eval_parser(sub)
+    add_passkey_parser(sub)
+
     m = sub.add_parser("model", help="which model is used and where it came from; `model download NAME`")
     _model_opt(m)
     m.add_argument("action", nargs="?", choices=["show", "download"], default="show")

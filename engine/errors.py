@@ -55,3 +55,7 @@ class IndexLocked(StoreError):
 
 class QueryError(FindlingError):
     """The query or one of its filters cannot be understood."""
+
+
+class DatasetError(FindlingError):
+    """An evaluation data set is missing a file or has a malformed line."""

@@ -1,0 +1,412 @@
+"""Retrieval evaluation on a BEIR-format data set, through the engine's real path.
+
+    findling eval ../shared/data/scifact --max-queries 50 --json
+
+The corpus is chunked (model tokenizer, the indexer's chunk limit), encoded in large batches, written with
+``Store.write_files`` into a temporary index and searched with ``Searcher`` in every mode; only extraction is
+skipped (a record becomes ``title + "\n\n" + text``, stored as ``/beir/<percent-encoded doc id>``). Metrics,
+by hand: nDCG@10 (gain = grade, log2 discount, ideal from all qrels of the query), Recall@100, MRR@10, over
+the queries with at least one relevant document. Latency: hybrid search with query encoding, at k=10. Bytes
+per token: the index file, WAL folded in, over the stored token vectors.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+import numpy as np
+
+from .chunker import chunk_text
+from .config import Config
+from .encoder import Encoder
+from .errors import DatasetError, FindlingError
+from .indexer import chunk_limit
+from .query import MAX_QUERY_CHARS, Query
+from .records import Chunk, EncodedChunk, ExtractedText
+from .searcher import Searcher
+from .store import FileRecord, Store
+
+log = logging.getLogger(__name__)
+
+EVAL_MODES: tuple[str, ...] = ("bm25", "maxsim", "hybrid")
+SEARCH_DEPTH = 100  # for Recall@100
+LATENCY_K = 10  # results a user sees; latency is timed at this k
+BEIR_ROOT = Path("/beir")
+
+Qrels = Mapping[str, Mapping[str, int]]  # query id -> doc id -> grade
+Progress = Callable[[int, int], None]  # (documents done, documents in all)
+
+
+@dataclass(frozen=True)
+class Doc:
+    """One corpus record."""
+
+    id: str
+    title: str
+    text: str
+
+    @property
+    def body(self) -> str:
+        return f"{self.title}\n\n{self.text}" if self.title else self.text
+
+
+@dataclass(frozen=True)
+class BeirSet:
+    """A corpus, its queries (file order) and graded relevance judgements."""
+
+    name: str
+    docs: tuple[Doc, ...]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+
+
+# ------------------------------------------------------------------ loading
+def load_beir(folder: Path | str, *, split: str = "test") -> BeirSet:
+    """Read ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv``; keep queries with a relevant doc."""
+    folder = Path(folder)
+    paths = beir_files(folder, split=split)
+    docs: dict[str, Doc] = {}
+    for row in _jsonl(paths[0]):
+        doc_id = str(row["_id"])
+        docs.setdefault(doc_id, Doc(doc_id, row.get("title") or "", row.get("text") or ""))
+    qrels = read_qrels(paths[2])
+    queries = {str(r["_id"]): r.get("text") or "" for r in _jsonl(paths[1])}
+    queries = {q: t for q, t in queries.items() if any(g > 0 for g in qrels.get(q, {}).values())}
+    return BeirSet(folder.name, tuple(docs.values()), queries, {q: qrels[q] for q in queries})
+
+
+def beir_files(folder: Path, *, split: str = "test") -> list[Path]:
+    """The corpus, queries and qrels files of a BEIR folder; ``DatasetError`` names the first one missing."""
+    paths = [folder / "corpus.jsonl", folder / "queries.jsonl", folder / "qrels" / f"{split}.tsv"]
+    for p in paths:
+        if not p.is_file():
+            raise DatasetError(f"{p} is missing; a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/{split}.tsv")
+    return paths
+
+
+def _jsonl(path: Path) -> Iterator[dict]:
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DatasetError(f"{path} line {n} is not JSON ({exc})") from exc
+
+
+def read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    """``query-id<TAB>corpus-id<TAB>score`` lines (the header line is skipped) -> nested dict."""
+    qrels: dict[str, dict[str, int]] = {}
+    with Path(path).open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts or (n == 1 and parts[0] == "query-id"):
+                continue
+            try:
+                qrels.setdefault(parts[0], {})[parts[1]] = int(float(parts[2]))
+            except (IndexError, ValueError) as exc:
+                raise DatasetError(f"{path} line {n}: expected 'query-id corpus-id score', got {line!r}") from exc
+    return qrels
+
+
+def subset(data: BeirSet, *, max_docs: int | None = None, max_queries: int | None = None) -> BeirSet:
+    """The first ``max_queries`` queries; their relevant docs plus the corpus in order up to ``max_docs``."""
+    queries = dict(list(data.queries.items())[:max_queries]) if max_queries is not None else data.queries
+    qrels = {q: data.qrels[q] for q in queries}
+    docs = data.docs
+    if max_docs is not None:
+        keep = {d for rel in qrels.values() for d, g in rel.items() if g > 0}
+        for d in docs:
+            if len(keep) >= max_docs:
+                break
+            keep.add(d.id)
+        docs = tuple(d for d in docs if d.id in keep)
+    return BeirSet(data.name, docs, queries, qrels)
+
+
+# ------------------------------------------------------------------ metrics
+def ndcg_at_k(ranked: Sequence[str], qrels: Mapping[str, int], k: int = 10) -> float:
+    """nDCG@k: gain = grade, discount log2(rank + 1); the ideal ranking uses every judged grade."""
+    dcg = sum(max(qrels.get(d, 0), 0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
+    ideal = sorted((g for g in qrels.values() if g > 0), reverse=True)[:k]
+    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+def recall_at_k(ranked: Sequence[str], qrels: Mapping[str, int], k: int = 100) -> float:
+    """Share of the relevant documents (grade > 0) found in the first ``k``."""
+    relevant = {d for d, g in qrels.items() if g > 0}
+    return len(relevant & set(ranked[:k])) / len(relevant) if relevant else 0.0
+
+
+def mrr_at_k(ranked: Sequence[str], qrels: Mapping[str, int], k: int = 10) -> float:
+    """1 / rank of the first relevant document within the first ``k``, else 0."""
+    for i, d in enumerate(ranked[:k]):
+        if qrels.get(d, 0) > 0:
+            return 1.0 / (i + 1)
+    return 0.0
+
+
+def mean_metrics(runs: Mapping[str, Sequence[str]], qrels: Qrels) -> dict[str, float]:
+    """nDCG@10, Recall@100 and MRR@10 averaged over the queries of ``runs``."""
+    rows = [(ndcg_at_k(r, qrels[q], 10), recall_at_k(r, qrels[q], 100), mrr_at_k(r, qrels[q], 10))
+            for q, r in runs.items()]
+    means = np.mean(rows, axis=0) if rows else np.zeros(3)
+    return {"ndcg@10": round(float(means[0]), 5), "recall@100": round(float(means[1]), 5),
+            "mrr@10": round(float(means[2]), 5)}
+
+
+# --------------------------------------------------------------- indexing
+def doc_path(doc_id: str) -> Path:
+    """The path a corpus record is stored under; ``doc_id_of`` inverts it."""
+    name = quote(doc_id, safe="")
+    return BEIR_ROOT / ("%2E" + name[1:] if name.startswith(".") else name)
+
+
+def doc_id_of(path: Path) -> str:
+    return unquote(path.name)
+
+
+@dataclass(frozen=True)
+class BuildStats:
+    """What indexing a corpus took: chunk limit, counts, and the seconds spent in ``encode_documents``."""
+
+    chunk_tokens: int
+    n_docs: int = 0
+    n_chunks: int = 0
+    n_tokens: int = 0
+    encode_s: float = 0.0
+
+
+def index_documents(store: Store, encoder: Encoder, docs: Sequence[Doc], *, config: Config,
+                    on_progress: Progress | None = None) -> BuildStats:
+    """Chunk, encode (batched like the indexer) and write ``docs`` into an empty ``store``."""
+    limit = chunk_limit(encoder, config)
+    store.bind_model(encoder.info, chunk_settings={"max_chunk_tokens": limit, "overlap": config.chunk_overlap_tokens})
+    stats = BuildStats(limit)
+    batch: list[tuple[Doc, list[Chunk]]] = []
+    pending = 0
+    for n, doc in enumerate(docs, 1):
+        text = ExtractedText(path=doc_path(doc.id), text=doc.body, title=doc.title, kind="beir")
+        chunks = chunk_text(text, encoder.tokenizer, max_tokens=limit, overlap=config.chunk_overlap_tokens)
+        batch.append((doc, chunks))
+        pending += sum(c.token_count for c in chunks)
+        if pending >= config.encode_batch_tokens * 4 or len(batch) >= 256 or n == len(docs):
+            stats = _flush(store, encoder, batch, stats)
+            batch, pending = [], 0
+            if on_progress:
+                on_progress(n, len(docs))
+    return stats
+
+
+def _flush(store: Store, encoder: Encoder, batch: list[tuple[Doc, list[Chunk]]], stats: BuildStats) -> BuildStats:
+    texts = [c.text for _, chunks in batch for c in chunks]
+    t0 = time.perf_counter()
+    vectors = iter(encoder.encode_documents(texts) if texts else [])
+    encode_s = time.perf_counter() - t0
+    writes = []
+    for doc, chunks in batch:
+        record = FileRecord(path=doc_path(doc.id), folder=BEIR_ROOT, size=len(doc.body.encode()), mtime=0.0,
+                            hash=None, status="indexed" if chunks else "empty", title=doc.title, kind="beir")
+        writes.append((record, [EncodedChunk(c, next(vectors)) for c in chunks]))
+    store.write_files(writes)
+    return BuildStats(stats.chunk_tokens, stats.n_docs + len(batch), stats.n_chunks + len(texts),
+                      stats.n_tokens + sum(c.token_count for _, ch in batch for c in ch), stats.encode_s + encode_s)
+
+
+@contextmanager
+def temporary_store(*, keep: bool = False, prefix: str = "findling-eval-") -> Iterator[Store]:
+    """A fresh index in a temporary folder, removed afterwards unless ``keep``."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    store = Store(folder / "index.sqlite")
+    try:
+        yield store
+    finally:
+        store.close()
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def settled_size(store: Store) -> int:
+    """Close ``store`` (SQLite folds the WAL into the file on the last close) and return the file's bytes."""
+    store.close()
+    return sum(p.stat().st_size for p in (store.path, store.path.with_name(store.path.name + "-wal")) if p.exists())
+
+
+# ---------------------------------------------------------------- searching
+def as_query(text: str) -> Query:
+    """A corpus query taken literally: no ``ext:``/``dir:`` filters, no quoted phrases."""
+    return Query(text=" ".join(text[:MAX_QUERY_CHARS].replace('"', " ").split()))
+
+
+def rank_queries(searcher: Searcher, queries: Mapping[str, str], *, mode: str,
+                 k: int = SEARCH_DEPTH) -> tuple[dict[str, list[str]], list[float]]:
+    """Doc ids ranked for each query, and each search's seconds (query encoding included)."""
+    runs: dict[str, list[str]] = {}
+    seconds: list[float] = []
+    for qid, text in queries.items():
+        t0 = time.perf_counter()
+        hits = searcher.search(as_query(text), k=k, mode=mode)
+        seconds.append(time.perf_counter() - t0)
+        runs[qid] = [doc_id_of(h.path) for h in hits]
+    return runs, seconds
+
+
+# -------------------------------------------------------------------- run
+@dataclass(frozen=True)
+class EvalReport:
+    """Everything ``findling eval`` measured; ``to_json()`` is what ``--json`` prints."""
+
+    dataset: str
+    model: str
+    modes: dict[str, dict[str, float]]
+    encode_tokens_per_s: float
+    query_ms_p50: float
+    query_ms_p95: float
+    bytes_per_token: float
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"dataset": self.dataset, "model": self.model, "modes": self.modes,
+                "encode_tokens_per_s": self.encode_tokens_per_s, "query_ms_p50": self.query_ms_p50,
+                "query_ms_p95": self.query_ms_p95, "bytes_per_token": self.bytes_per_token, **self.extra}
+
+
+def evaluate_beir(folder: Path | str, encoder: Encoder, *, config: Config, split: str = "test",
+                  max_docs: int | None = None, max_queries: int | None = None, keep: bool = False,
+                  on_progress: Progress | None = None) -> EvalReport:
+    """Index the (sub)corpus into a temporary store, search every query in every mode, measure."""
+    start = time.perf_counter()
+    data = subset(load_beir(folder, split=split), max_docs=max_docs, max_queries=max_queries)
+    with temporary_store(keep=keep) as store:
+        build = index_documents(store, encoder, data.docs, config=config, on_progress=on_progress)
+        modes, latency = search_all(Searcher(store, encoder), data)
+        vectors = store.stats()["vectors"]
+        nbytes = settled_size(store)
+    p50, p95 = _percentiles(latency[LATENCY_K])
+    p50_deep, p95_deep = _percentiles(latency[SEARCH_DEPTH])
+    extra = {"split": split, "n_docs": build.n_docs, "n_queries": len(data.queries), "n_chunks": build.n_chunks,
+             "n_tokens": build.n_tokens, "chunk_tokens": build.chunk_tokens, "store_bytes": nbytes,
+             "stored_vectors": vectors, "query_k": LATENCY_K, "query_ms_p50_k100": p50_deep,
+             "query_ms_p95_k100": p95_deep, "elapsed_s": round(time.perf_counter() - start, 2),
+             "store_path": str(store.path) if keep else None}
+    return EvalReport(
+        dataset=data.name, model=encoder.info.name, modes=modes,
+        encode_tokens_per_s=round(build.n_tokens / build.encode_s, 1) if build.encode_s > 0 else 0.0,
+        query_ms_p50=p50, query_ms_p95=p95,
+        bytes_per_token=round(nbytes / vectors, 2) if vectors else 0.0, extra=extra)
+
+
+def search_all(searcher: Searcher, data: BeirSet) -> tuple[dict[str, dict[str, float]], dict[int, list[float]]]:
+    """Metrics per mode at depth 100, and hybrid search seconds at k=10 (what a user waits for) and k=100."""
+    if data.queries:  # warm-up (loads the token matrix) so latency measures searches only
+        searcher.search(as_query(next(iter(data.queries.values()))), k=SEARCH_DEPTH, mode="hybrid")
+    modes, latency = {}, {}
+    for mode in EVAL_MODES:
+        runs, seconds = rank_queries(searcher, data.queries, mode=mode, k=SEARCH_DEPTH)
+        modes[mode] = mean_metrics(runs, data.qrels)
+        if mode == "hybrid":
+            latency[SEARCH_DEPTH] = seconds
+    latency[LATENCY_K] = rank_queries(searcher, data.queries, mode="hybrid", k=LATENCY_K)[1]
+    return modes, latency
+
+
+def _percentiles(seconds: Sequence[float]) -> tuple[float, float]:
+    """p50 and p95 in milliseconds."""
+    ms = np.asarray(seconds or [0.0]) * 1000
+    return round(float(np.percentile(ms, 50)), 2), round(float(np.percentile(ms, 95)), 2)
+
+
+def format_report(r: EvalReport) -> str:
+    """The human-readable table."""
+    x = r.extra
+    lines = [(f"{r.dataset} ({x.get('split', 'test')}): {x.get('n_docs')} docs, {x.get('n_chunks')} chunks, "
+              f"{x.get('n_tokens', 0):,} tokens, {x.get('n_queries')} queries; model {r.model}"),
+             f"{'mode':<8}{'nDCG@10':>10}{'Recall@100':>12}{'MRR@10':>10}"]
+    for mode, m in r.modes.items():
+        lines.append(f"{mode:<8}{m['ndcg@10']:>10.4f}{m['recall@100']:>12.4f}{m['mrr@10']:>10.4f}")
+    lines.append(f"encode {r.encode_tokens_per_s:,.0f} tokens/s; hybrid query (k={x.get('query_k')}) "
+                 f"p50 {r.query_ms_p50:.1f} ms, p95 {r.query_ms_p95:.1f} ms; index {r.bytes_per_token:.1f} bytes/token "
+                 f"({x.get('store_bytes', 0) / 1e6:.1f} MB); {x.get('elapsed_s')} s in all")
+    if x.get("store_path"):
+        lines.append(f"index kept at {x['store_path']}")
+    return "\n".join(lines)
+
+
+# -------------------------------------------------------------------- CLI
+def add_eval_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``findling eval`` on the CLI's subparsers."""
+    p = subparsers.add_parser("eval", help="measure retrieval quality and speed on a BEIR-format data set")
+    _eval_arguments(p)
+    return p
+
+
+def _eval_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", metavar="DATASET_DIR", help="folder with corpus.jsonl, queries.jsonl, qrels/")
+    p.add_argument("--model", help="model folder or hub name in the local cache (env FINDLING_MODEL)")
+    p.add_argument("--split", default="test", help="qrels file to use (default test)")
+    p.add_argument("--max-docs", type=int, help="index at most this many docs (plus every relevant one)")
+    p.add_argument("--max-queries", type=int, help="evaluate only the first N queries")
+    p.add_argument("--keep", action="store_true", help="keep the temporary index and print where it is")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=eval_command)
+
+
+def eval_command(args, config: Config) -> int:
+    """``findling eval``: signature ``func(args, config) -> int`` as the CLI expects."""
+    beir_files(Path(args.dataset), split=args.split)  # a wrong folder fails before the model loads
+    encoder = load_model(config)
+    report = evaluate_beir(args.dataset, encoder, config=config, split=args.split, max_docs=args.max_docs,
+                           max_queries=args.max_queries, keep=args.keep, on_progress=progress_printer("encoded"))
+    print(json.dumps(report.to_json(), ensure_ascii=False) if args.json else format_report(report))
+    return 0
+
+
+def load_model(config: Config) -> Encoder:
+    """The configured encoder, named on stderr (as the CLI does)."""
+    from . import models
+
+    enc = models.load_encoder(config)
+    print(f"model: {enc.info.name} ({enc.info.source}){' - ' + enc.info.note if enc.info.note else ''}",
+          file=sys.stderr)
+    return enc
+
+
+def progress_printer(verb: str) -> Progress | None:
+    """A progress line on stderr when it is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        print(f"\r{verb} {done}/{total} docs", end="\n" if done == total else "", file=sys.stderr, flush=True)
+    return show
+
+
+def run_standalone(add_arguments: Callable[[argparse.ArgumentParser], None], argv: list[str] | None,
+                   *, prog: str) -> int:
+    """``python -m engine.evaluate`` / ``engine.passkey``: parse, build the config, run, report errors."""
+    parser = argparse.ArgumentParser(prog=prog)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    config = Config.default(**({"model": args.model} if args.model else {}))
+    try:
+        return args.func(args, config) or 0
+    except FindlingError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(run_standalone(_eval_arguments, None, prog="python -m engine.evaluate"))
