@@ -1,8 +1,7 @@
 """The window's one door to the engine: starts and stops the worker threads and relays their signals.
 
-Start-up order: the search worker loads the model first (so the user can search as soon as possible),
-then the indexing worker loads its own copy and syncs the watched folders. Two copies keep the threads
-independent: a search never waits behind an encoding batch, and neither model is used by two threads.
+Start-up order: the search worker loads its model (so the user can search as soon as possible), then
+the indexing worker loads its own copy and syncs the watched folders (see ``workers`` for why two).
 
 The backend also keeps a read-only ``Store`` on the GUI thread for quick look-ups (folders, counts,
 failed files); every write goes through the indexing worker, except adding a folder (one small insert,
@@ -19,7 +18,8 @@ from PySide6.QtCore import QObject, QThread, Signal
 
 from engine import Config, FileState, Query, Store, load_encoder
 
-from .workers import EncoderFactory, IndexWorker, Job, SearchWorker
+from .search_worker import SearchRequest, SearchWorker
+from .workers import EncoderFactory, IndexWorker, Job
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,11 @@ class Backend(QObject):
     index_error = Signal(str)
     model_mismatch = Signal(str)
     folders_changed = Signal()
-    _search_requested = Signal(int, object, int, str)
 
     def __init__(self, config: Config, *, encoder_factory: EncoderFactory = load_encoder,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.config = config
-        self._factory = encoder_factory
         self.store = Store(config.db_path)  # opened here first, so the schema exists before the workers open it
         self._latest = 0
         self._started = False
@@ -71,8 +69,7 @@ class Backend(QObject):
         self._search_thread.setObjectName("findling-search")
         self._searcher = SearchWorker(config, encoder_factory)
         self._searcher.moveToThread(self._search_thread)
-        self._search_thread.started.connect(self._searcher.setup)
-        self._search_requested.connect(self._searcher.search)
+        self._search_thread.started.connect(self._searcher.run)
         self._searcher.ready.connect(self._on_search_ready)
         self._searcher.failed.connect(self.model_failed)
         self._searcher.results.connect(self.results)
@@ -112,19 +109,18 @@ class Backend(QObject):
             return
         self._stopped = True
         self._indexer.stop()
+        self._searcher.stop()
         for thread in (self._index_thread, self._search_thread):
             thread.quit()
             if thread.isRunning() and not thread.wait(60_000):
                 log.error("thread %s did not stop in time", thread.objectName())
-        self._searcher.close()
         self.store.close()
 
     # ------------------------------------------------------------------ search
     def search(self, query: Query, *, k: int = 50, mode: str = "hybrid") -> int:
         """Ask for results; the answer arrives on ``results`` with the returned request id."""
         self._latest += 1
-        self._searcher.latest = self._latest
-        self._search_requested.emit(self._latest, query, k, mode)
+        self._searcher.submit(SearchRequest(self._latest, query, k, mode))
         return self._latest
 
     @property

@@ -41,7 +41,7 @@ class ResultDelegate(QStyledItemDelegate):
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
         fm = QFontMetrics(option.font)
-        height = PAD * 2 + fm.height() * (2 + SNIPPET_LINES) + 6
+        height = PAD * 2 + fm.height() * 2 + fm.lineSpacing() * SNIPPET_LINES + 8
         return QSize(240, max(height, BADGE + PAD * 2))  # the view gives each row its full width
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem,
@@ -87,7 +87,8 @@ class ResultDelegate(QStyledItemDelegate):
         painter.drawText(folder_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                          fm.elidedText(str(path.parent), Qt.TextElideMode.ElideMiddle, folder_rect.width()))
 
-        snippet_rect = QRect(body.left(), body.top() + 2 * line + 4, body.width(), line * SNIPPET_LINES + 2)
+        snippet_rect = QRect(body.left(), body.top() + 2 * line + 4, body.width(),
+                             fm.lineSpacing() * SNIPPET_LINES + 4)
         self._paint_snippet(painter, snippet_rect, index, opt, text_color)
         painter.restore()
 
@@ -126,9 +127,13 @@ class ResultDelegate(QStyledItemDelegate):
         base_text = opt.palette.color(QPalette.ColorRole.Text)
         doc.setHtml(spans_to_html(index.data(Role.Snippet) or "", index.data(Role.SnippetSpans) or [], colors,
                                   text_color=base_text))
+        doc.documentLayout()  # lays the text out
+        layout = doc.firstBlock().layout()
+        lines = min(SNIPPET_LINES, layout.lineCount())
+        height = layout.lineAt(lines - 1).rect().bottom() if lines else 0  # whole lines only, never a sliver
         painter.save()
         painter.translate(rect.topLeft())
-        clip = QRectF(0, 0, rect.width(), rect.height())
+        clip = QRectF(0, 0, rect.width(), min(height, rect.height()))
         painter.setClipRect(clip)
         ctx = QAbstractTextDocumentLayout.PaintContext()
         ctx.palette.setColor(QPalette.ColorRole.Text, text_color)

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 
 from PySide6.QtCore import Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QWidget
 
 TYPE_SUFFIXES: dict[str, tuple[str, ...]] = {
@@ -55,6 +56,20 @@ class ChipFilters:
         return bool(self.types) or self.days is not None
 
 
+def chip_style(palette: QPalette) -> str:
+    """Rounded chips; checked ones take the selection colours. Everything comes from the palette."""
+    def hex_(role: QPalette.ColorRole) -> str:
+        return palette.color(role).name()
+
+    return (
+        f"QToolButton {{ border: 1px solid {hex_(QPalette.ColorRole.Mid)}; border-radius: 9px;"
+        f" padding: 1px 8px; color: {hex_(QPalette.ColorRole.ButtonText)}; }}"
+        f" QToolButton:hover {{ border-color: {hex_(QPalette.ColorRole.Highlight)}; }}"
+        f" QToolButton:checked {{ background: {hex_(QPalette.ColorRole.Highlight)};"
+        f" color: {hex_(QPalette.ColorRole.HighlightedText)}; border-color: {hex_(QPalette.ColorRole.Highlight)}; }}"
+    )
+
+
 class FilterBar(QWidget):
     """A row of checkable chips; ``changed`` fires on every toggle."""
 
@@ -75,6 +90,7 @@ class FilterBar(QWidget):
         for label in DATE_RANGES:
             self.date_chips[label] = self._chip(label, layout, exclusive=True)
         layout.addStretch(1)
+        self.setStyleSheet(chip_style(self.palette()))
 
     def _chip(self, label: str, layout: QHBoxLayout, *, exclusive: bool = False) -> QToolButton:
         chip = QToolButton(self)

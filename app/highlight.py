@@ -7,6 +7,7 @@ sub-word markers such as ``##``); otherwise it is a *meaning* match found by the
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -92,6 +93,37 @@ def contributions(alignment: Sequence[TokenMatch]) -> list[Contribution]:
     ]
 
 
+def word_contributions(query_text: str, alignment: Sequence[TokenMatch]) -> list[Contribution]:
+    """``contributions`` summed per word of the query, so "csv" split into "cs" + "v" reads as one row.
+
+    Token labels are pieces of the query text, in order; when they cannot be placed in it, the rows stay
+    per token.
+    """
+    rows = contributions(alignment)
+    lowered = query_text.lower()
+    words = [m.span() for m in re.finditer(r"\S+", query_text)]
+    groups: list[tuple[int, list[Contribution]]] = []
+    pos = 0
+    for row in rows:
+        at = lowered.find(row.query_token.lower(), pos) if row.query_token else -1
+        word = next((i for i, (a, b) in enumerate(words) if a <= at < b), None)
+        if word is None:
+            return rows
+        pos = at + len(row.query_token)
+        if groups and groups[-1][0] == word:
+            groups[-1][1].append(row)
+        else:
+            groups.append((word, [row]))
+    out = []
+    for word, members in groups:
+        a, b = words[word]
+        docs = list(dict.fromkeys(m.doc_token for m in members if m.doc_token))
+        kind = EXACT if all(m.kind == EXACT for m in members) else MEANING
+        out.append(Contribution(query_text[a:b], " ".join(docs), sum(m.similarity for m in members),
+                                sum(m.share for m in members), kind))
+    return out
+
+
 def collapse_with_map(text: str) -> tuple[str, list[int]]:
     """``" ".join(text.split())`` and, for every character of ``text``, its index in the collapsed text."""
     out: list[str] = []
@@ -118,17 +150,16 @@ def snippet_spans(hit: SearchHit, spans: Sequence[Span] | None = None) -> list[S
     prefix = "… " if hit.snippet.startswith("… ") else ""
     core = hit.snippet[len(prefix):].removesuffix(" …")
     collapsed, index = collapse_with_map(hit.chunk_text)
+    located = [(index[s.start], index[s.end - 1] + 1, s) for s in spans if s.end <= len(index)]
+    best: list[Span] = []
     at = collapsed.find(core)
-    if at < 0:
-        return []
-    out = []
-    for s in spans:
-        if s.end > len(index):
-            continue
-        start, end = index[s.start], index[s.end - 1] + 1
-        if start >= at and end <= at + len(core):
-            out.append(Span(start - at + len(prefix), end - at + len(prefix), s.kind, s.weight, s.query_token))
-    return out
+    while at >= 0:  # the window may occur more than once: take the occurrence holding the most matches
+        inside = [Span(a - at + len(prefix), b - at + len(prefix), s.kind, s.weight, s.query_token)
+                  for a, b, s in located if a >= at and b <= at + len(core)]
+        if len(inside) > len(best):
+            best = inside
+        at = collapsed.find(core, at + 1)
+    return best
 
 
 def blend(a: QColor, b: QColor, amount: float) -> QColor:

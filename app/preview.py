@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 from engine import SearchHit
 
 from .delegate import meta_text
-from .highlight import EXACT, Contribution, Span, best_span_index, blend, contributions, match_colors
+from .highlight import EXACT, Contribution, Span, best_span_index, blend, match_colors, word_contributions
 
 LANE_NAMES = {"maxsim": "meaning (MaxSim)", "bm25": "keywords (BM25)"}
 
@@ -152,8 +152,11 @@ class PreviewPane(QWidget):
         self.why_title.hide()
         self._update_nav()
 
-    def show_hit(self, hit: SearchHit, spans: Sequence[Span]) -> None:
-        """Show ``hit``'s chunk with ``spans`` highlighted, scrolled to the strongest match."""
+    def show_hit(self, hit: SearchHit, spans: Sequence[Span], *, query_text: str = "") -> None:
+        """Show ``hit``'s chunk with ``spans`` highlighted, scrolled to the strongest match.
+
+        ``query_text`` (the encoded text of the query) lets "Why this result" sum token pieces per word.
+        """
         self.hit = hit
         self.spans = list(spans)
         self.title.setText(hit.path.name)
@@ -164,7 +167,7 @@ class PreviewPane(QWidget):
         self.text.setPlainText(hit.chunk_text or hit.snippet)
         found_by = " and ".join(LANE_NAMES.get(lane, lane) for lane in hit.lanes)
         self.lanes_label.setText(f"Found by {found_by}." if found_by else "")
-        rows = contributions(hit.alignment)
+        rows = word_contributions(query_text, hit.alignment)
         self.bars.set_rows(rows)
         self.why_title.show()
         if not rows:

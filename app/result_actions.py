@@ -1,21 +1,27 @@
-"""What can be done with the current result: open, show in folder, copy the path, re-index, exclude.
+"""What can be done with the current result, by key and by context menu.
 
-A mixin for ``MainWindow``; it uses the window's ``results`` view, ``model``, ``backend``, ``opener``,
-``settings``, ``show_banner`` and ``run_search``. The same actions are in the results' context menu.
+Keys (also while the search box has focus): Up/Down/PageUp/PageDown move in the results, Enter opens
+(right after typing: the first result, once the search is answered), Ctrl+Enter shows the file in its
+folder, Ctrl+C copies the path (unless text is selected in the box), Esc clears. The context menu adds
+"Re-index this file" and "Exclude this folder".
+
+A mixin for ``MainWindow``; it uses the window's ``search_box``, ``results`` view, ``model``, ``backend``,
+``opener``, ``settings``, ``show_banner``, ``run_search``, ``search_pending`` and ``clear_search``.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QTimer, QUrl
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, QUrl
+from PySide6.QtGui import QAction, QGuiApplication, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import QMenu
 
 from engine import SearchHit
 
 Opener = Callable[[QUrl], bool]
 """Opens a file or folder URL (``QDesktopServices.openUrl``; tests pass a recorder)."""
+_NAV_KEYS = (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown)
 
 
 class ResultActions:
@@ -86,3 +92,36 @@ class ResultActions:
             self.settings.setValue("index/extra_excludes", sorted(set(patterns) | {pattern}))
         self.statusBar().showMessage(f"Excluded {path.parent}; its files leave the index.", 5000)
         QTimer.singleShot(0, self.run_search)
+
+    # ------------------------------------------------------------------ keyboard
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.KeyPress and obj in (self.search_box, self.results):
+            return self._key(obj, event)
+        return super().eventFilter(obj, event)
+
+    def _key(self, obj: QObject, event: QKeyEvent) -> bool:
+        key, mods = event.key(), event.modifiers()
+        ctrl = bool(mods & Qt.KeyboardModifier.ControlModifier)
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            if ctrl:
+                self.reveal_current()
+            elif self.search_pending:
+                if self.debounce.isActive():
+                    self.run_search()
+                self._open_when_answered = self.search_pending  # open the first result once answered
+            else:
+                self.open_current()
+            return True
+        if key == Qt.Key.Key_Escape:
+            self.clear_search()
+            return True
+        if ctrl and key == Qt.Key.Key_C and not (obj is self.search_box and self.search_box.hasSelectedText()):
+            self.copy_current_path()
+            return True
+        if obj is self.search_box and key in _NAV_KEYS and self.model.rowCount():
+            if not self.results.currentIndex().isValid():
+                self.results.setCurrentIndex(self.model.index(0))
+            else:
+                self.results.event(QKeyEvent(event.type(), key, mods, event.text()))
+            return True
+        return False

@@ -66,6 +66,7 @@ class StatusBar(QStatusBar):
         self.model_label = QLabel("Loading model…")
         self.progress_label = QLabel("")
         self.counts_label = QLabel("")
+        self._last: Progress | None = None
         self.counts_label.setContentsMargins(12, 0, 4, 0)
         self.pause_button = QToolButton()
         self.pause_button.setText("Pause")
@@ -86,6 +87,8 @@ class StatusBar(QStatusBar):
     def _on_pause(self, paused: bool) -> None:
         self.pause_button.setText("Resume" if paused else "Pause")
         self.pause_toggled.emit(paused)
+        if self._last is not None:
+            self.show_progress(self._last)
 
     def set_busy(self, busy: bool) -> None:
         self.cancel_button.setVisible(busy)
@@ -96,6 +99,7 @@ class StatusBar(QStatusBar):
         self.model_label.setToolTip(info.path or info.name)
 
     def show_progress(self, p: Progress) -> None:
+        self._last = p
         text = format_progress(p)
         if self.pause_button.isChecked() and p.phase in ("indexing", "scanning"):
             text += " · paused"

@@ -1,17 +1,15 @@
 """The main window: search box, filter chips, results with preview, status bar; keyboard first.
 
-Keys (also while the search box has focus): Up/Down/PageUp/PageDown move in the results, Enter opens,
-Ctrl+Enter shows the file in its folder, Ctrl+C copies the path (unless text is selected in the box),
-Esc clears, Ctrl+L goes back to the search box. The same actions sit in the results' context menu.
+Typing searches after a short pause (debounced); each search carries a request id and only the answer to
+the newest one is shown. Ctrl+L goes back to the search box; the keys on results are in ``result_actions``.
 """
 from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QEvent, QModelIndex, QObject, QSettings, Qt, QTimer
+from PySide6.QtCore import QModelIndex, QSettings, Qt, QTimer
 from PySide6.QtGui import (
     QDesktopServices,
-    QKeyEvent,
     QKeySequence,
     QPalette,
     QShortcut,
@@ -50,7 +48,6 @@ RESULTS_K = 50
 PLACEHOLDER = ('Search by meaning, e.g.  tax letter 2023   ·   filters: ext:pdf  dir:~/Notes  after:2024-01-01  '
                '"exact phrase"')
 MODES = {"Best of both": "hybrid", "Meaning": "maxsim", "Keywords": "bm25"}
-_NAV_KEYS = (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown)
 
 
 def banner_style(palette: QPalette) -> str:
@@ -76,8 +73,10 @@ class MainWindow(ResultActions, QMainWindow):
         self.model = ResultsModel(self)
         self._request = 0  # id of the newest search we asked for (0: none)
         self._answered = 0  # id of the answer on screen
+        self._asked_text = ""  # box text of the newest search
+        self._shown_text = ""  # box text of the answer on screen
+        self._asked_query = self._shown_query = ""  # the encoded text of those two queries
         self._open_when_answered = False
-        self._shown_query = ""
         self._build()
         self._wire()
         self._restore_settings()
@@ -170,7 +169,7 @@ class MainWindow(ResultActions, QMainWindow):
         self.debounce = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self.debounce.timeout.connect(self.run_search)
         self.refresh_timer = QTimer(self, singleShot=True, interval=REFRESH_WHILE_INDEXING_MS)
-        self.refresh_timer.timeout.connect(self._refresh_results)
+        self.refresh_timer.timeout.connect(self.refresh_results)
         self.search_box.textEdited.connect(self._schedule_search)
         self.search_box.textChanged.connect(lambda text: None if text else self._schedule_search())
         self.filter_bar.changed.connect(self.run_search)
@@ -222,11 +221,13 @@ class MainWindow(ResultActions, QMainWindow):
         self.query_error.hide()
         if not raw or not (query.text or query.phrases):
             self._request = self._answered = 0  # answers still on their way are dropped
-            self._shown_query = ""
+            self._shown_text = ""
             self.model.clear()
             self.preview.clear()
             self.info_label.setText("")
             return
+        self._asked_text = self.search_box.text()
+        self._asked_query = query.text
         self._request = self.backend.search(query, k=RESULTS_K, mode=MODES[self.mode_box.currentText()])
 
     @property
@@ -234,8 +235,8 @@ class MainWindow(ResultActions, QMainWindow):
         """True while typed text waits for the debounce or a search has not been answered yet."""
         return self.debounce.isActive() or self._request != self._answered
 
-    def _refresh_results(self) -> None:
-        if self._shown_query and not self.debounce.isActive():
+    def refresh_results(self) -> None:
+        if self.search_box.text().strip() and not self.debounce.isActive():
             self.run_search()
 
     def on_results(self, request_id: int, hits: list[SearchHit]) -> None:
@@ -243,8 +244,10 @@ class MainWindow(ResultActions, QMainWindow):
             log.debug("dropping stale answer %d (waiting for %d)", request_id, self._request)
             return
         self._answered = request_id
-        keep = self.current_path()
-        self._shown_query = self.search_box.text()
+        refresh = self._asked_text == self._shown_text  # same words again (new files, filters): keep the row
+        self._shown_text = self._asked_text
+        self._shown_query = self._asked_query
+        keep = self.current_path() if refresh else None
         self.model.set_hits(hits)
         row = self.model.row_of(keep) if keep is not None else -1
         if hits:
@@ -274,9 +277,12 @@ class MainWindow(ResultActions, QMainWindow):
         if hit is None:
             self.preview.clear()
         else:
-            self.preview.show_hit(hit, current.data(Role.ChunkSpans) or [])
+            self.preview.show_hit(hit, current.data(Role.ChunkSpans) or [], query_text=self._shown_query)
 
     def clear_search(self) -> None:
+        """Esc: clear the box; on an empty box, clear the filter chips too."""
+        if not self.search_box.text() and self.filter_bar.filters().active:
+            self.filter_bar.clear()
         self.search_box.clear()
         self.run_search()
         self.focus_search()
@@ -284,39 +290,6 @@ class MainWindow(ResultActions, QMainWindow):
     def focus_search(self) -> None:
         self.search_box.setFocus()
         self.search_box.selectAll()
-
-    # ------------------------------------------------------------------ keyboard
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.KeyPress and obj in (self.search_box, self.results):
-            return self._key(obj, event)
-        return super().eventFilter(obj, event)
-
-    def _key(self, obj: QObject, event: QKeyEvent) -> bool:
-        key, mods = event.key(), event.modifiers()
-        ctrl = bool(mods & Qt.KeyboardModifier.ControlModifier)
-        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
-            if ctrl:
-                self.reveal_current()
-            elif self.search_pending:
-                if self.debounce.isActive():
-                    self.run_search()
-                self._open_when_answered = self.search_pending  # open the first result once answered
-            else:
-                self.open_current()
-            return True
-        if key == Qt.Key.Key_Escape:
-            self.clear_search()
-            return True
-        if ctrl and key == Qt.Key.Key_C and not (obj is self.search_box and self.search_box.hasSelectedText()):
-            self.copy_current_path()
-            return True
-        if obj is self.search_box and key in _NAV_KEYS and self.model.rowCount():
-            if not self.results.currentIndex().isValid():
-                self.results.setCurrentIndex(self.model.index(0))
-            else:
-                self.results.event(QKeyEvent(event.type(), key, mods, event.text()))
-            return True
-        return False
 
     # ------------------------------------------------------------------ backend events
     def _on_model_ready(self, info) -> None:
@@ -331,14 +304,14 @@ class MainWindow(ResultActions, QMainWindow):
 
     def _on_progress(self, p) -> None:
         self.status.show_progress(p)
-        if p.indexed and self._shown_query and not self.refresh_timer.isActive():
+        if p.indexed and self.search_box.text().strip() and not self.refresh_timer.isActive():
             self.refresh_timer.start()  # let new files show up while indexing, at a calm pace
 
     def _on_index_finished(self, p) -> None:
         self.status.show_progress(p)
         self._update_counts()
         if p.indexed or p.deleted or p.moved:
-            self._refresh_results()
+            self.refresh_results()
 
     def _on_mismatch(self, message: str) -> None:
         self.show_banner(message)
@@ -352,7 +325,7 @@ class MainWindow(ResultActions, QMainWindow):
     def _on_folders_changed(self) -> None:
         self._update_empty_state()
         self._update_counts()
-        QTimer.singleShot(0, self._refresh_results)
+        QTimer.singleShot(0, self.refresh_results)
 
     def show_banner(self, message: str) -> None:
         self.banner.setText(message)
@@ -404,5 +377,6 @@ class MainWindow(ResultActions, QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.save_settings()
+        self.hide()  # gone at once, even if a batch has to finish encoding before the threads stop
         self.backend.shutdown()
         super().closeEvent(event)

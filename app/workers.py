@@ -1,15 +1,23 @@
-"""The two workers behind the window, each on its own thread with its own ``Store`` and encoder.
+"""The indexing worker, and what both workers share (``load_model``, ``MODEL_LOCK``).
 
-``IndexWorker`` is long-lived: it loads the model, runs a sync of every watched folder, starts the
+Each worker has its own encoder: the engine's tokenizer is not safe to use from two threads at once (the
+Hugging Face fast tokenizer raises "Already borrowed"), and a search must not wait behind an encoding
+batch. The search worker loads its model first; the indexing worker loads its own after that. Loading a
+model is not thread-safe in transformers (it changes process-wide torch settings for a moment), so loads
+and searches hold ``MODEL_LOCK``; encoding documents does not, so indexing and searching overlap.
+
+Each worker runs as one long call, a plain loop over a thread-safe queue inside the slot connected to
+``QThread.started``, instead of many queued slot calls. With PySide 6.12 and torch, a model first used in
+the ``started`` slot and used again in a later queued slot call crashed the process (a segfault in
+``Module.to``; the Python thread state of the first call is gone by the second). One loop per thread
+keeps one thread state for the thread's whole life.
+
+``IndexWorker`` is long-lived: it runs a sync of every watched folder, starts the
 watcher and then applies whatever jobs arrive (watcher changes, a re-index, a folder added or removed),
 one at a time, from a thread-safe queue. It runs a plain loop instead of a Qt event loop, so pause,
 resume and cancel go straight to the ``CancelToken`` and never wait behind a running job.
 
-``SearchWorker`` lives in a thread with an event loop and keeps one ``Searcher`` (with its in-memory
-matrix) for the life of the window. Each request carries an id; requests older than the newest one are
-skipped before they are run, and the window drops any answer that is not the newest.
-
-Both report through Qt signals only; the window never touches their stores.
+It reports through Qt signals only; the window never touches its store.
 """
 from __future__ import annotations
 
@@ -32,9 +40,6 @@ from engine import (
     Indexer,
     ModelMismatch,
     Progress,
-    Query,
-    QueryError,
-    Searcher,
     Store,
 )
 
@@ -58,10 +63,21 @@ class _Seen:
     problems: int = 0  # failed + skipped already reported for the running job
 
 
+MODEL_LOCK = threading.Lock()
+"""Held while a model loads and while a search runs (see the module docstring)."""
+
+
+def load_model(factory: EncoderFactory, config: Config) -> Encoder:
+    """The encoder from ``factory``, with its network loaded (factories may load lazily, on first use)."""
+    with MODEL_LOCK:
+        encoder = factory(config)
+        encoder.encode_queries(["warm up"])
+    return encoder
+
+
 class IndexWorker(QObject):
     """Keeps the index in step with the watched folders; see the module docstring."""
 
-    model_ready = Signal(object)  # ModelInfo
     failed = Signal(str)  # the worker cannot go on (model or store error); the message is for the user
     mismatch = Signal(str)  # the index was built with another model: offer a re-encode
     progress = Signal(object)  # Progress
@@ -73,6 +89,7 @@ class IndexWorker(QObject):
         super().__init__()
         self.config = config
         self._factory = encoder_factory
+        self.encoder: Encoder | None = None
         self._jobs: queue.Queue[Job] = queue.Queue()
         self._outstanding = 0  # jobs submitted and not yet done
         self._count_lock = threading.Lock()
@@ -125,9 +142,7 @@ class IndexWorker(QObject):
     def run(self) -> None:
         try:
             self._store = Store(self.config.db_path)
-            encoder = self._factory(self.config)
-            self.model_ready.emit(encoder.info)
-            self._encoder = encoder
+            self.encoder = load_model(self._factory, self.config)
             self._make_indexer()
             self._loop()  # the first job, a sync, starts the watcher
         except FindlingError as exc:
@@ -173,7 +188,7 @@ class IndexWorker(QObject):
 
     def _make_indexer(self) -> bool:
         try:
-            self._indexer = Indexer(self._store, self._encoder, config=self.config)
+            self._indexer = Indexer(self._store, self.encoder, config=self.config)
             return True
         except ModelMismatch as exc:
             self._indexer = None
@@ -277,59 +292,3 @@ class IndexWorker(QObject):
     def _restart_watcher(self) -> None:
         self._stop_watcher()
         self._start_watcher()
-
-
-class SearchWorker(QObject):
-    """Answers search requests on its own thread with one long-lived ``Searcher``."""
-
-    ready = Signal(object)  # ModelInfo
-    failed = Signal(str)
-    results = Signal(int, object)  # request id, list[SearchHit]
-    error = Signal(int, str)  # request id, message for the user
-
-    def __init__(self, config: Config, encoder_factory: EncoderFactory) -> None:
-        super().__init__()
-        self.config = config
-        self._factory = encoder_factory
-        self._store: Store | None = None
-        self._searcher: Searcher | None = None
-        self.latest = 0  # set from the GUI thread; requests older than this are skipped
-
-    @Slot()
-    def setup(self) -> None:
-        try:
-            self._store = Store(self.config.db_path)
-            encoder = self._factory(self.config)
-            self._searcher = Searcher(self._store, encoder)
-        except FindlingError as exc:
-            self.failed.emit(str(exc))
-            return
-        except Exception as exc:
-            log.exception("could not load the model")
-            self.failed.emit(f"The model could not be loaded: {exc}")
-            return
-        self.ready.emit(encoder.info)
-
-    @Slot(int, object, int, str)
-    def search(self, request_id: int, query: Query, k: int, mode: str) -> None:
-        if request_id < self.latest:
-            return  # a newer request is already waiting
-        if self._searcher is None:
-            self.error.emit(request_id, "The model is not loaded, so searching is not possible yet.")
-            return
-        try:
-            hits = self._searcher.search(query, k=k, mode=mode)
-        except QueryError as exc:
-            self.error.emit(request_id, str(exc))
-            return
-        except Exception as exc:
-            log.exception("search for %r failed", query)
-            self.error.emit(request_id, f"Search failed: {exc}")
-            return
-        self.results.emit(request_id, hits)
-
-    def close(self) -> None:
-        """Called after the thread has finished."""
-        if self._store is not None:
-            self._store.close()
-            self._store = None

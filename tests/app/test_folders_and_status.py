@@ -71,3 +71,16 @@ def test_status_bar_pause_button_drives_the_backend(make_window, docs, qtbot):
     assert window.backend.paused and window.status.pause_button.text() == "Resume"
     window.status.pause_button.setChecked(False)
     assert not window.backend.paused
+
+
+def test_pausing_shows_at_once_in_the_status_bar(qtbot):
+    from app.statusbar import StatusBar
+
+    bar = StatusBar()
+    qtbot.addWidget(bar)
+    bar.show_progress(Progress("indexing", files_total=10, files_done=2, elapsed=1.0))
+    assert bar.cancel_button.isVisibleTo(bar)
+    bar.pause_button.setChecked(True)
+    assert bar.progress_label.text().endswith("· paused")
+    bar.show_progress(Progress("done", files_total=10, indexed=10))
+    assert not bar.cancel_button.isVisibleTo(bar)

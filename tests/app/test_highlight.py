@@ -19,6 +19,7 @@ from app.highlight import (
     normalize_token,
     snippet_spans,
     spans_to_html,
+    word_contributions,
 )
 from engine import SearchHit, TokenMatch
 
@@ -98,3 +99,21 @@ def test_match_colours_follow_a_dark_palette():
     dark.setColor(QPalette.ColorRole.Highlight, QColor(40, 110, 200))
     colors = match_colors(dark)
     assert all(c.lightness() < 160 for c in colors.values())  # still dark, so light text stays readable
+
+
+def test_snippet_spans_pick_the_occurrence_that_holds_the_matches():
+    chunk = "red fox jumps. " * 3
+    snippet = "… red fox jumps. …"
+    last = chunk.rindex("fox")
+    hit = SearchHit(path=Path("/x/a.md"), score=1.0, chunk_id=1, chunk_ordinal=0, page=None, snippet=snippet,
+                    chunk_text=chunk, alignment=(tm("fox", last, last + 3, 0.9, "fox"),))
+    assert [(snippet[s.start:s.end], s.start) for s in snippet_spans(hit)] == [("fox", 6)]
+
+
+def test_word_contributions_sum_token_pieces_per_word():
+    alignment = (tm("cs", 0, 2, 0.5, "CS"), tm("v", 2, 3, 0.3, "V"), tm("reader", 4, 10, 0.2, "reading"))
+    rows = word_contributions("csv reader", alignment)
+    assert [(r.query_token, r.doc_token, r.kind) for r in rows] == [("csv", "CS V", EXACT), ("reader", "reading",
+                                                                                             MEANING)]
+    assert [r.share for r in rows] == pytest.approx([0.8, 0.2])
+    assert word_contributions("", alignment) == contributions(alignment)  # cannot place them: per token

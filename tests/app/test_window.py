@@ -10,6 +10,7 @@ from PySide6.QtGui import QGuiApplication
 from app.highlight import EXACT
 from app.window import MainWindow
 from tests.app.conftest import WAIT_MS, search
+from tests.fakes import FakeEncoder
 
 
 def test_window_starts_focused_with_an_explained_search_box(make_window, qtbot):
@@ -215,3 +216,46 @@ def test_window_geometry_and_splitter_persist(make_backend, settings, qtbot, tmp
     qtbot.addWidget(again)
     again.show()
     assert again.splitter.sizes() == sizes
+
+
+def test_esc_on_an_empty_box_clears_the_chips(make_window, docs, qtbot):
+    window = make_window(docs)
+    window.filter_bar.type_chips["PDF"].click()
+    assert window.filter_bar.filters().active
+    qtbot.keyClick(window.search_box, Qt.Key.Key_Escape)
+    assert not window.filter_bar.filters().active
+
+
+def test_model_mismatch_banner_reencodes(make_backend, make_window, backend, docs, config, settings, qtbot):
+    first = make_backend()
+    first.add_folder(docs)
+    first.start()
+    qtbot.waitUntil(lambda: first.index_idle, timeout=WAIT_MS)
+    first.shutdown()
+    other = make_backend(factory=lambda cfg: FakeEncoder(name="other-model"))
+    window = MainWindow(other, settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    other.start()
+    qtbot.waitUntil(lambda: window.reencode_button.isVisible(), timeout=WAIT_MS)
+    assert "fake-encoder" in window.banner.text()
+    qtbot.keyClicks(window.search_box, "tomatoes")
+    qtbot.waitUntil(lambda: window.query_error.isVisible(), timeout=WAIT_MS)
+    assert "re-encode" in window.query_error.text()
+    with qtbot.waitSignal(other.index_finished, timeout=WAIT_MS):
+        qtbot.mouseClick(window.reencode_button, Qt.MouseButton.LeftButton)
+    assert not window.reencode_button.isVisible()
+    qtbot.waitUntil(lambda: window.model.rowCount() > 0, timeout=WAIT_MS)  # the search runs again by itself
+    assert window.model.hits()[0].path == docs / "garden.txt"
+
+
+def test_a_new_query_selects_its_best_hit_and_a_refresh_keeps_the_row(make_window, docs, qtbot):
+    window = make_window(docs)
+    search(qtbot, window, "csv")
+    window.results.setCurrentIndex(window.model.index(1))
+    second = window.current_path()
+    window.refresh_results()  # same words again, e.g. after new files were indexed
+    qtbot.waitUntil(lambda: not window.search_pending, timeout=WAIT_MS)
+    assert window.current_path() == second
+    paths = search(qtbot, window, "csv files rows")
+    assert second in paths and window.results.currentIndex().row() == 0

@@ -1,9 +1,11 @@
 """The backend's workers on real threads: indexing signals, pause/resume, cancel, model problems, search."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 
-from app.workers import SearchWorker
+from app.search_worker import SearchRequest, SearchWorker
 from engine import ModelError, Store, parse_query
 from tests.app.conftest import WAIT_MS, fake_factory
 from tests.fakes import FakeEncoder
@@ -121,26 +123,31 @@ def test_watcher_changes_are_indexed_live(backend, docs, config, qtbot):
     qtbot.waitUntil(lambda: docs / "new.txt" in indexed_paths(config), timeout=WAIT_MS)
 
 
-def test_search_worker_skips_requests_older_than_the_newest(config, docs, qtbot):
+def test_search_worker_answers_only_the_newest_waiting_request(config, docs, qtbot):
     from engine import Indexer
 
     with Store(config.db_path) as store:
         store.add_folder(docs)
         Indexer(store, FakeEncoder(), config=config).run_to_end()
     worker = SearchWorker(config, fake_factory)
-    worker.setup()
+    answered, errors = [], []
+    worker.results.connect(lambda rid, hits: answered.append((rid, hits)))
+    worker.error.connect(lambda rid, message: errors.append(rid))
+    for rid, text in ((1, "csv"), (2, "json"), (3, "tomatoes")):  # all waiting before the worker starts
+        worker.submit(SearchRequest(rid, parse_query(text)))
+    worker.submit(SearchRequest(4, parse_query("x"), mode="no-such-mode"))
+    thread = threading.Thread(target=worker.run)
+    thread.start()
     try:
-        worker.latest = 5
-        with qtbot.assertNotEmitted(worker.results):
-            worker.search(4, parse_query("tomatoes"), 10, "hybrid")
-        with qtbot.waitSignal(worker.results, timeout=WAIT_MS) as answer:
-            worker.search(5, parse_query("tomatoes"), 10, "hybrid")
-        assert answer.args[0] == 5 and answer.args[1][0].path == docs / "garden.txt"
-        with qtbot.waitSignal(worker.error, timeout=WAIT_MS) as error:
-            worker.search(6, parse_query("x"), 10, "no-such-mode")
-        assert error.args[0] == 6
+        qtbot.waitUntil(lambda: errors == [4], timeout=WAIT_MS)  # only the newest ran
+        assert answered == []
+        worker.submit(SearchRequest(5, parse_query("tomatoes")))
+        qtbot.waitUntil(lambda: bool(answered), timeout=WAIT_MS)
+        assert answered[0][0] == 5 and answered[0][1][0].path == docs / "garden.txt"
     finally:
-        worker.close()
+        worker.stop()
+        thread.join(timeout=WAIT_MS / 1000)
+    assert not thread.is_alive()
 
 
 def test_window_shows_model_failure(make_backend, settings, qtbot):

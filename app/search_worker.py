@@ -1,0 +1,115 @@
+"""The search worker: one ``Searcher`` (with its in-memory matrix) on its own thread for the window's life.
+
+It loads its model first (then ``ready`` fires and the indexing worker loads its own). Requests
+go into a thread-safe queue; when several wait, only the newest is answered (the others are stale before
+they start). Every answer carries its request id, and the window drops any answer that is not the newest.
+Like the indexing worker it runs as one plain loop inside one slot call (see ``workers`` for why).
+"""
+from __future__ import annotations
+
+import logging
+import queue
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from engine import Config, FindlingError, Query, QueryError, Searcher, Store
+
+from .workers import MODEL_LOCK, EncoderFactory, load_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """One search the window asked for."""
+
+    id: int
+    query: Query
+    k: int = 50
+    mode: str = "hybrid"
+
+
+class SearchWorker(QObject):
+    """Answers ``SearchRequest``s; see the module docstring."""
+
+    ready = Signal(object)  # ModelInfo of the loaded model
+    failed = Signal(str)  # the model could not be loaded; the message is for the user
+    results = Signal(int, object)  # request id, list[SearchHit]
+    error = Signal(int, str)  # request id, message for the user
+
+    def __init__(self, config: Config, encoder_factory: EncoderFactory) -> None:
+        super().__init__()
+        self.config = config
+        self._factory = encoder_factory
+        self._requests: queue.Queue[SearchRequest | None] = queue.Queue()
+        self._store: Store | None = None
+        self._searcher: Searcher | None = None
+        self._fingerprint = ""
+
+    # ------------------------------------------------------------ from any thread
+    def submit(self, request: SearchRequest) -> None:
+        self._requests.put(request)
+
+    def stop(self) -> None:
+        self._requests.put(None)
+
+    # ------------------------------------------------------------ on the worker thread
+    @Slot()
+    def run(self) -> None:
+        try:
+            self._setup()
+            while (request := self._next()) is not None:
+                self._answer(request)
+        finally:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    def _setup(self) -> None:
+        try:
+            self._store = Store(self.config.db_path)
+            encoder = load_model(self._factory, self.config)
+            self._searcher = Searcher(self._store, encoder)
+            self._fingerprint = encoder.info.fingerprint
+        except FindlingError as exc:
+            self.failed.emit(str(exc))
+            return
+        except Exception as exc:
+            log.exception("could not load the model")
+            self.failed.emit(f"The model could not be loaded: {exc}")
+            return
+        self.ready.emit(encoder.info)
+
+    def _next(self) -> SearchRequest | None:
+        """The newest waiting request (older ones are dropped unanswered), or None to stop."""
+        request = self._requests.get()
+        while request is not None:
+            try:
+                newer = self._requests.get_nowait()
+            except queue.Empty:
+                break
+            request = newer
+        return request
+
+    def _answer(self, request: SearchRequest) -> None:
+        if self._searcher is None:
+            self.error.emit(request.id, "The model is not loaded, so searching is not possible.")
+            return
+        built_with = self._store.model_identity()
+        if built_with and built_with.get("fingerprint") != self._fingerprint:
+            self.error.emit(request.id, f"The index was built with {built_with.get('name')}, not the model now"
+                                        " in use; re-encode it to search.")
+            return
+        try:
+            with MODEL_LOCK:  # never while a model loads
+                hits = self._searcher.search(request.query, k=request.k, mode=request.mode)
+        except QueryError as exc:
+            self.error.emit(request.id, str(exc))
+            return
+        except Exception as exc:
+            log.exception("search for %r failed", request.query)
+            self.error.emit(request.id, f"Search failed: {exc}")
+            return
+        self.results.emit(request.id, hits)
+
