@@ -40,7 +40,9 @@ from engine import (
     Indexer,
     ModelMismatch,
     Progress,
+    SUPPORTED_SUFFIXES,
     Store,
+    Watcher,
 )
 
 log = logging.getLogger(__name__)
@@ -262,12 +264,6 @@ class IndexWorker(QObject):
     def _start_watcher(self) -> None:
         folders = self._store.folders()
         if not folders:
-            return
-        try:  # not (yet) part of engine's public API; see the report to the engine owners
-            from engine.extract import SUPPORTED_SUFFIXES
-            from engine.watcher import Watcher
-        except ImportError:
-            log.warning("live watching is not available in this engine build")
             return
         try:
             self._watcher = Watcher(folders, on_changes=self._on_changes, patterns=self.config.exclude_patterns,

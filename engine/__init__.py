@@ -15,17 +15,20 @@ from .errors import (
     QueryError,
     StoreError,
 )
+from .extract import SUPPORTED_SUFFIXES, is_supported
 from .indexer import CancelToken, Indexer, Progress
 from .query import Query, parse_query
 from .records import ChangeKind, Chunk, EncodedChunk, ExtractedText, FileChange, PageSpan, SearchHit, TokenMatch
 from .searcher import MODES, Searcher
 from .store import FileState, Store
+from .watcher import Watcher
 
 __all__ = [
     "TARGET_MODEL", "Config", "Encoder", "ModelInfo", "Tokenizer", "ExtractionError", "FindlingError",
     "IndexLocked", "ModelError", "ModelMismatch", "QueryError", "StoreError", "CancelToken", "Indexer",
     "Progress", "Query", "parse_query", "ChangeKind", "Chunk", "EncodedChunk", "ExtractedText", "FileChange",
     "PageSpan", "SearchHit", "TokenMatch", "MODES", "Searcher", "FileState", "Store", "load_encoder",
+    "SUPPORTED_SUFFIXES", "is_supported", "Watcher",
 ]
 
 
