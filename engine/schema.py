@@ -12,8 +12,7 @@ Chunk ids come from AUTOINCREMENT, so an id is never reused: the in-memory searc
 """
 from __future__ import annotations
 
-from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
+from .sqlite_lib import Database, Migrations
 
 SCHEMA_VERSION = 1
 VECTOR_LAYOUT = "float16-le row-major [n_tokens, dim]"
