@@ -65,9 +65,13 @@ def setup_logging(config: Config, *, verbose: bool) -> None:
     root.addHandler(console)
     try:
         logs = config.data_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        file = logging.handlers.RotatingFileHandler(logs / "findling-gui.log", maxBytes=1_000_000, backupCount=3,
-                                                    encoding="utf-8")
+        old_umask = os.umask(0o077)  # the data folder and the log are readable by their owner only
+        try:
+            logs.mkdir(parents=True, exist_ok=True)
+            file = logging.handlers.RotatingFileHandler(logs / "findling-gui.log", maxBytes=1_000_000,
+                                                        backupCount=3, encoding="utf-8")
+        finally:
+            os.umask(old_umask)
         file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
         root.addHandler(file)
     except OSError as exc:

@@ -60,8 +60,8 @@ def base_model_dir() -> Path:
 
 def assemble(models_dir: Path, *, head: Path | None = None) -> Path:
     """A PyLate model folder for the bundled model under ``models_dir/bundled``, built once and reused."""
-    head = head or head_dir()
     base = base_model_dir()
+    head = head or head_dir()
     target = Path(models_dir) / "bundled" / head.name
     stamp = {"format": 1, "base": str(base), "head_sha256": _tree_digest(head)}
     if _read_stamp(target) == stamp and all((target / name).is_file() for name in BACKBONE_FILES[:3]):

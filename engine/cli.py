@@ -1,20 +1,24 @@
 """The ``findling`` command line: manage folders, index, watch, search, inspect.
 
-Engine errors become one clear line on stderr and exit status 2 here, at the boundary.
+Engine errors become one clear line on stderr and exit status 2 here, at the boundary; so do SQLite errors
+that slip past the store (a page found damaged in the middle of a run). Every command except
+``model download`` runs with the Hugging Face libraries in offline mode: nothing here opens a connection.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import signal
+import sqlite3
 import sys
 import time
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 from .config import Config
+from .dbfile import WriterLock, damaged, explain
 from .errors import FindlingError
 from .indexer import CancelToken, Indexer, Progress
 from .query import parse_date, parse_query
@@ -27,6 +31,9 @@ log = logging.getLogger("findling")
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "action", None) != "download":  # set before huggingface_hub is imported: it reads it once
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     overrides = {}
@@ -40,6 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     except FindlingError as exc:
         print(f"findling: {exc}", file=sys.stderr)
         return 2
+    except sqlite3.DatabaseError as exc:
+        log.debug("SQLite error", exc_info=True)
+        print(f"findling: {explain(exc, config.db_path) or damaged(config.db_path, str(exc))}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit-time flush cannot fail
+        return 1
     except KeyboardInterrupt:
         print("\nfindling: stopped; run the same command again to continue.", file=sys.stderr)
         return 130
@@ -73,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("search", help="search the index")
     _model_opt(s)
     s.add_argument("query")
-    s.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    s.add_argument("-k", type=_positive, default=10, help="number of results (default 10)")
     s.add_argument("--ext", action="append", default=[], help="only this file type (repeatable), e.g. pdf")
     s.add_argument("--dir", action="append", default=[], help="only files under this folder (repeatable)")
     s.add_argument("--after", help="modified on or after YYYY-MM-DD")
@@ -96,6 +110,16 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("name", nargs="?", help="hub name to download (only with `download`)")
     m.set_defaults(func=_model)
     return p
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a positive whole number")
+    return number
 
 
 def _model_opt(p: argparse.ArgumentParser) -> None:
@@ -159,17 +183,22 @@ def _folders_list(args, config: Config) -> int:
 
 # ------------------------------------------------------------------- index
 def _index(args, config: Config) -> int:
-    if args.rebuild:
-        _move_aside(config)
-    with _open_store(config) as store:
-        if not store.folders():
-            print("no folders to index; add one with `findling folders add PATH`", file=sys.stderr)
-            return 1
-        enc = _encoder(config)
-        if args.reencode:
-            store.reset_vectors()
-        indexer = Indexer(store, enc, config=config)
-        last = _drive(indexer.sync(cancel=_sigterm_token()), quiet=args.quiet)
+    lock = WriterLock(config.db_path)
+    lock.acquire()  # before anything is moved or reset: IndexLocked when another process is indexing
+    try:
+        if args.rebuild:
+            _move_aside(config)
+        with _open_store(config) as store:
+            if not store.folders():
+                print("no folders to index; add one with `findling folders add PATH`", file=sys.stderr)
+                return 1
+            enc = _encoder(config)
+            if args.reencode:
+                store.reset_vectors()
+            indexer = Indexer(store, enc, config=config)
+            last = _drive(indexer.sync(cancel=_sigterm_token()), quiet=args.quiet)
+    finally:
+        lock.release()
     _summary(last)
     return 0 if last.phase == "done" else 1
 

@@ -3,11 +3,15 @@
 ``Indexer.sync()`` reconciles every watched folder and applies what changed; ``Indexer.apply(changes)``
 applies changes from the watcher. Both yield a ``Progress`` after every batch and stop cleanly when the
 ``CancelToken`` is set. Every file is written in one transaction with all its chunks and vectors, so a
-killed run leaves each file either fully indexed or untouched, and the next run picks up the rest.
+killed run (or one stopped by a full disk) leaves each file either fully indexed or untouched, and the next
+run picks up the rest. An ``Indexer`` holds the store's writer lock: a second process that tries to index the
+same index gets ``IndexLocked`` while searches go on. One bad file never stops a run: it is recorded with the
+reason, and a file that vanished before it could be read is dropped from the index.
 """
 from __future__ import annotations
 
 import logging
+import os
 import stat
 import threading
 import time
@@ -101,6 +105,7 @@ class Indexer:
     """Keeps one store in step with the watched folders, encoding with one encoder."""
 
     def __init__(self, store: Store, encoder: Encoder, *, config: Config) -> None:
+        store.lock_for_writing()  # IndexLocked when another process is indexing this index
         self.store = store
         self.encoder = encoder
         self.config = config
@@ -207,15 +212,30 @@ class Indexer:
             record = replace(record, hash=digest)
             doc = extract(path, config=self.config)
         except ExtractionError as exc:
+            if not os.path.lexists(path):
+                return self._vanished(path, p)
             return self._problem(replace(record, status="failed", reason=str(exc)), p)
         except OSError as exc:
+            if not os.path.lexists(path):
+                return self._vanished(path, p)
             reason = str(FileVanished(f"could not read the file ({exc.strerror or exc})"))
             return self._problem(replace(record, status="failed", reason=reason), p)
-        chunks = chunk_text(doc, self.encoder.tokenizer, max_tokens=self.max_tokens,
-                            overlap=self.config.chunk_overlap_tokens)
+        try:
+            chunks = chunk_text(doc, self.encoder.tokenizer, max_tokens=self.max_tokens,
+                                overlap=self.config.chunk_overlap_tokens)
+        except Exception as exc:  # a tokenizer tripping over odd text must not stop the run
+            log.warning("could not chunk %s", path, exc_info=True)
+            reason = f"could not split the text into chunks ({type(exc).__name__}: {exc})"[:200]
+            return self._problem(replace(record, status="failed", reason=reason), p)
         status = "indexed" if chunks else "empty"
         reason = "; ".join(doc.warnings) or None
         return _Pending(replace(record, status=status, reason=reason, title=doc.title, kind=doc.kind), chunks), p
+
+    def _vanished(self, path: Path, p: Progress) -> tuple[None, Progress]:
+        """Deleted between listing and reading: forget it (a later event or scan brings it back if it returns)."""
+        log.info("%s disappeared before it could be read", path)
+        gone = self.store.delete_files([path])
+        return None, replace(p, files_done=p.files_done + 1, deleted=p.deleted + gone)
 
     def _problem(self, record: FileRecord, p: Progress) -> tuple[None, Progress]:
         log.info("%s %s: %s", record.status, record.path, record.reason)

@@ -105,6 +105,8 @@ def _user_candidate(name: str) -> ResolvedModel:
     if path.is_dir():
         check_model_folder(path)
         return ResolvedModel(name=str(path.resolve()), source="user", path=path.resolve())
+    if path.exists():
+        raise ValueError(f"{path} is a file; give the model's folder")
     if _looks_like_path(name):
         raise ValueError(f"the folder {path} does not exist")
     snapshot = find_in_hf_cache(name, hf_cache_dir())
@@ -190,7 +192,13 @@ def max_tokens(folder: Path) -> int:
 
 
 def load_encoder(config: Config) -> Encoder:
-    """Resolve the model and wrap it in a ``PyLateEncoder`` (the network itself loads on first encode)."""
+    """Resolve the model and wrap it in a ``PyLateEncoder`` (the network itself loads on first encode).
+
+    Hugging Face libraries are put in offline mode first: loading a model never touches the network
+    (only ``download_model`` does, on explicit request).
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from engine.pylate_encoder import PyLateEncoder
 
     resolved = resolve_model(config)

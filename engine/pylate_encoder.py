@@ -8,7 +8,8 @@ the mask token up to the query length when the model expands queries, and docume
 ``PyLateEncoder`` returns, and those equal ``ColBERT.encode``'s output.
 
 ``PyLateEncoder`` loads the PyLate model once, on first use, and encodes documents in batches of similar
-length under a token budget (padded length times batch size), returning them in input order.
+length under a token budget (padded length times batch size), returning them in input order. Calls from
+several threads are serialised (PyLate switches its truncation length between queries and documents).
 """
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ import json
 import logging
 import string
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -44,7 +45,7 @@ class ColBERTSettings:
     do_lower_case: bool = False
 
     @classmethod
-    def from_folder(cls, folder: Path) -> "ColBERTSettings":
+    def from_folder(cls, folder: Path) -> ColBERTSettings:
         """Settings from ``config_sentence_transformers.json`` and ``sentence_bert_config.json``."""
         st = _read_json(folder / "config_sentence_transformers.json")
         sbert = _read_json(folder / "sentence_bert_config.json")
@@ -90,13 +91,13 @@ class ColBERTTokenizer:
         self.skiplist_ids = frozenset(self._tok.convert_tokens_to_ids(w) for w in settings.skiplist_words)
 
     @classmethod
-    def from_folder(cls, folder: Path, settings: ColBERTSettings, *, document_length: int) -> "ColBERTTokenizer":
+    def from_folder(cls, folder: Path, settings: ColBERTSettings, *, document_length: int) -> ColBERTTokenizer:
         from transformers import AutoTokenizer
 
         return cls(AutoTokenizer.from_pretrained(str(folder), local_files_only=True), settings,
                    document_length=document_length)
 
-    def _prepare(self, text: str) -> tuple[str, "_OffsetMap"]:
+    def _prepare(self, text: str) -> tuple[str, _OffsetMap]:
         """The text as PyLate tokenises it (stripped, maybe lower-cased) and a map back to ``text``."""
         lead = len(text) - len(text.lstrip())
         prepared = text.strip()
@@ -208,6 +209,7 @@ class PyLateEncoder:
         self.tokenizer = ColBERTTokenizer.from_folder(self.folder, self.settings, document_length=info.max_tokens)
         self._model = None
         self._lock = threading.Lock()
+        self._encode_lock = threading.Lock()
 
     def _loaded(self):
         with self._lock:
@@ -218,9 +220,13 @@ class PyLateEncoder:
     def _load(self):
         import torch
         from pylate import models
+        from transformers.utils import logging as hf_logging
 
         torch.set_num_threads(self.threads)
         logger.info("loading %s from %s", self.info.name, self.folder)
+        verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+        hf_logging.set_verbosity_error()  # transformers' load report lists harmless unused keys as warnings
+        hf_logging.disable_progress_bar()
         try:
             model = models.ColBERT(
                 str(self.folder),
@@ -235,6 +241,10 @@ class PyLateEncoder:
                 f"could not load the model {self.info.name} from {self.folder}: {exc}. "
                 "Pass --model PATH to another PyLate model folder, or remove this one to fall back."
             ) from exc
+        finally:
+            hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
         model.eval()
         return model
 
@@ -242,7 +252,7 @@ class PyLateEncoder:
         import torch
 
         model = self._loaded()
-        with torch.inference_mode():
+        with self._encode_lock, torch.inference_mode():  # PyLate's tokenize sets state per call: one at a time
             out = model.encode(texts, is_query=queries, batch_size=batch_size, show_progress_bar=False,
                                convert_to_numpy=True, normalize_embeddings=True)
         return [np.ascontiguousarray(v, dtype=np.float32) for v in out]

@@ -4,7 +4,9 @@
 
 ``ext:`` and ``dir:`` may repeat (any of them matches); a quoted phrase must occur literally in the
 chunk (case-insensitive, via the keyword index). Anything that is not a filter stays in the text that is
-encoded. Bad filter values raise ``QueryError`` with a message saying what was expected.
+encoded. Bad filter values raise ``QueryError`` with a message saying what was expected; nothing else is
+raised, whatever the input (NUL bytes and lone surrogates are replaced, the text is cut to
+``MAX_QUERY_CHARS``, keyword operators are quoted away by ``fts_expression``).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from .errors import QueryError
 MAX_QUERY_CHARS = 2000
 _FILTER = re.compile(r'(?<!\S)(ext|dir|after|before):("[^"]*"|\S+)', re.IGNORECASE)
 _PHRASE = re.compile(r'"([^"]+)"')
+_SURROGATE = re.compile("[\ud800-\udfff]")  # e.g. undecodable bytes from a command line
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ class Query:
         return replace(
             self,
             exts=self.exts + tuple(_norm_ext(e) for e in exts),
-            dirs=self.dirs + tuple(Path(d).expanduser().absolute() for d in dirs),
+            dirs=self.dirs + tuple(folder_filter(str(d)) for d in dirs),
             after=after if after is not None else self.after,
             before=before if before is not None else self.before,
         )
@@ -48,7 +51,7 @@ class Query:
 
 def parse_query(raw: str) -> Query:
     """Split ``raw`` into text, phrases and filters."""
-    raw = (raw or "").replace("\x00", " ")[:MAX_QUERY_CHARS]
+    raw = (raw or "")[:MAX_QUERY_CHARS].replace("\x00", " ")
     exts: list[str] = []
     dirs: list[Path] = []
     after = before = None
@@ -57,12 +60,12 @@ def parse_query(raw: str) -> Query:
         if key == "ext":
             exts += [_norm_ext(v) for v in value.split(",") if v]
         elif key == "dir":
-            dirs.append(Path(value).expanduser().absolute())
+            dirs.append(folder_filter(value))
         elif key == "after":
             after = parse_date(value)
         else:
             before = parse_date(value)
-    rest = _FILTER.sub(" ", raw)
+    rest = _SURROGATE.sub("\ufffd", _FILTER.sub(" ", raw))  # a dir: value may hold them: file names can
     phrases = tuple(p.strip() for p in _PHRASE.findall(rest) if p.strip())
     text = " ".join(rest.replace('"', " ").split())
     return Query(text=text, phrases=phrases, exts=tuple(exts), dirs=tuple(dirs), after=after, before=before)
@@ -73,9 +76,18 @@ def parse_date(value: str) -> float:
     for fmt in ("%Y-%m-%d", "%Y-%m", "%Y"):
         try:
             return datetime.strptime(value, fmt).timestamp()
-        except ValueError:
+        except (ValueError, OverflowError, OSError):  # not this format, or a year the clock cannot hold
             continue
-    raise QueryError(f"'{value}' is not a date; write it as YYYY-MM-DD, YYYY-MM or YYYY")
+    shown = _SURROGATE.sub("\ufffd", value[:40].replace("\x00", " "))
+    raise QueryError(f"'{shown}' is not a date; write it as YYYY-MM-DD, YYYY-MM or YYYY")
+
+
+def folder_filter(value: str) -> Path:
+    """A ``dir:`` value as an absolute path (``~`` expanded); ``QueryError`` when it cannot be one."""
+    try:
+        return Path(value.replace("\x00", "")).expanduser().absolute()
+    except (RuntimeError, ValueError, OSError) as exc:  # "~nosuchuser", no home folder, ...
+        raise QueryError(f"'{value[:80]}' is not a folder Findling can look in ({exc})") from exc
 
 
 def fts_expression(query: Query) -> str:
@@ -97,5 +109,5 @@ def _quote(term: str) -> str:
 
 
 def _norm_ext(ext: str) -> str:
-    ext = ext.strip().lower()
+    ext = _SURROGATE.sub("\ufffd", ext.replace("\x00", "")).strip().lower()
     return ext if ext.startswith(".") else "." + ext

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
-from sqlite_utils import Database
+from .sqlite_lib import Database
 
+from .dbfile import WriterLock, check_health, explain, guarded
 from .encoder import ModelInfo
 from .errors import ModelMismatch, StoreError
 from .records import EncodedChunk
@@ -41,6 +42,13 @@ def path_from_db(text: str) -> Path:
         return Path(text)
     raw = _ESCAPED_BYTE.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), text)
     return Path(raw)
+
+
+def _utf8(text: str | None) -> str | None:
+    """``text`` with lone surrogates (from undecodable file names in a reason or title) replaced: SQLite needs UTF-8."""
+    if text is None or text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def encode_vectors(vectors: np.ndarray) -> bytes:
@@ -100,12 +108,19 @@ class ChunkRow:
 
 
 class Store:
-    """An open index file. One instance per thread; open more for more threads."""
+    """An open index file. One instance per thread; open more for more threads.
+
+    Any number of stores, in any number of processes, may read one index. Writing that must not interleave
+    with another process (indexing) first takes the writer lock with ``lock_for_writing`` (``IndexLocked``
+    when another process holds it); ``close`` releases it. SQLite's errors from disk trouble (full, damaged,
+    busy) come out of every method as ``StoreError`` with a message that says what to do.
+    """
 
     def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        old_umask = os.umask(0o077)  # the index is readable by its owner only
+        self.writer_lock = WriterLock(self.path)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        old_umask = os.umask(0o077)  # the index (and its -wal and -shm files) is readable by its owner only
         try:
             conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False)
         finally:
@@ -115,20 +130,29 @@ class Store:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=NORMAL")
-            self.db = Database(conn)
+            check_health(conn, self.path)
+            self.db = Database(conn, execute_plugins=False)
             migrations.apply(self.db)
             self._set_meta_default("schema_version", str(SCHEMA_VERSION))
             self._set_meta_default("vector_layout", VECTOR_LAYOUT)
             self._set_meta_default("generation", "0")
+        except StoreError:
+            conn.close()
+            raise
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise StoreError(
+            raise explain(exc, self.path) or StoreError(
                 f"The index {self.path} cannot be opened ({exc}). Move it aside or run "
                 "`findling index --rebuild` to build a new one from your files."
             ) from exc
 
     def close(self) -> None:
         self.conn.close()
+        self.writer_lock.release()
+
+    def lock_for_writing(self) -> None:
+        """Become this index's only writing process (idempotent); ``IndexLocked`` when another one is."""
+        self.writer_lock.acquire()
 
     def __enter__(self) -> "Store":
         return self
@@ -137,10 +161,12 @@ class Store:
         self.close()
 
     # ----------------------------------------------------------------- meta
+    @guarded
     def meta(self, key: str, default: str | None = None) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else default
 
+    @guarded
     def set_meta(self, key: str, value: str) -> None:
         self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
@@ -163,6 +189,7 @@ class Store:
         ident = self.model_identity()
         return int(ident["dim"]) if ident else None
 
+    @guarded
     def bind_model(self, info: ModelInfo, *, chunk_settings: dict) -> None:
         """Record which model writes vectors here; refuse to mix in vectors of another model."""
         ident = self.model_identity()
@@ -177,8 +204,10 @@ class Store:
             self.set_meta("model", json.dumps(new))
             self.set_meta("chunk_settings", json.dumps(chunk_settings, sort_keys=True))
 
+    @guarded
     def reset_vectors(self) -> None:
         """Forget every chunk and vector (before a re-encode); files are kept and re-indexed."""
+        self.lock_for_writing()
         with self.db.atomic():
             self.conn.execute("DELETE FROM chunks")
             self.conn.execute("UPDATE files SET status = 'stale', hash = NULL, n_chunks = 0, n_tokens = 0")
@@ -192,10 +221,17 @@ class Store:
         return self.path.with_name(self.path.name + ".folders.json")
 
     def _save_folder_list(self) -> None:
+        """Best effort: a full disk or a read-only folder costs only the backup, with a warning."""
         tmp = self.folders_backup.with_suffix(".tmp")
-        tmp.write_text(json.dumps([path_to_db(p) for p in self.folders()], indent=1))
-        os.replace(tmp, self.folders_backup)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # owner only, like the index
+            with open(fd, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps([path_to_db(p) for p in self.folders()], indent=1))
+            os.replace(tmp, self.folders_backup)
+        except OSError as exc:
+            log.warning("the folder list backup %s was not written: %s", self.folders_backup, exc)
 
+    @guarded
     def add_folder(self, path: Path) -> None:
         with self.db.atomic():
             self.conn.execute(
@@ -203,6 +239,7 @@ class Store:
             )
         self._save_folder_list()
 
+    @guarded
     def remove_folder(self, path: Path) -> int:
         """Stop watching a folder and drop its files from the index; returns the number of files dropped."""
         key = path_to_db(path)
@@ -222,10 +259,12 @@ class Store:
         except (OSError, ValueError):
             return []
 
+    @guarded
     def folders(self) -> list[Path]:
         return [path_from_db(r[0]) for r in self.conn.execute("SELECT path FROM folders ORDER BY path")]
 
     # ---------------------------------------------------------------- files
+    @guarded
     def file_states(self, folder: Path | None = None) -> dict[Path, FileState]:
         sql = "SELECT id, path, size, mtime, hash, status, reason, n_chunks FROM files"
         args: tuple = ()
@@ -237,6 +276,7 @@ class Store:
             for r in self.conn.execute(sql, args)
         }
 
+    @guarded
     def file_state(self, path: Path) -> FileState | None:
         r = self.conn.execute(
             "SELECT id, path, size, mtime, hash, status, reason, n_chunks FROM files WHERE path = ?",
@@ -244,6 +284,7 @@ class Store:
         ).fetchone()
         return FileState(r[0], path_from_db(r[1]), r[2], r[3], r[4], r[5], r[6], r[7]) if r else None
 
+    @guarded
     def write_files(self, batch: Sequence[tuple[FileRecord, Sequence[EncodedChunk]]]) -> None:
         """Swap in new chunks and vectors for each file, all in one transaction (all or nothing)."""
         with self.db.atomic():
@@ -259,7 +300,8 @@ class Store:
             "INSERT INTO files(path, folder, suffix, size, mtime, hash, status, reason, title, kind, n_chunks,"
             " n_tokens, indexed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (key, path_to_db(record.folder), record.path.suffix.lower(), record.size, record.mtime, record.hash,
-             record.status, record.reason, record.title, record.kind, len(chunks), n_tokens, time.time()),
+             record.status, _utf8(record.reason), _utf8(record.title), record.kind, len(chunks), n_tokens,
+             time.time()),
         )
         file_id = cur.lastrowid
         for enc in chunks:
@@ -274,6 +316,7 @@ class Store:
                 (cur.lastrowid, int(enc.vectors.shape[0]), encode_vectors(enc.vectors)),
             )
 
+    @guarded
     def record_problem(self, record: FileRecord) -> None:
         """Record why a file was skipped or failed. Chunks it already had stay searchable (nothing is lost)."""
         key = path_to_db(record.path)
@@ -281,11 +324,12 @@ class Store:
             updated = self.conn.execute(
                 "UPDATE files SET status = ?, reason = ?, size = ?, mtime = ?, hash = ?, indexed_at = ?"
                 " WHERE path = ?",
-                (record.status, record.reason, record.size, record.mtime, record.hash, time.time(), key),
+                (record.status, _utf8(record.reason), record.size, record.mtime, record.hash, time.time(), key),
             ).rowcount
             if not updated:
                 self._write_file(record, ())
 
+    @guarded
     def move_file(self, old: Path, new: Path, *, folder: Path, mtime: float) -> None:
         """A renamed or moved file keeps its chunks and vectors."""
         with self.db.atomic():
@@ -296,10 +340,12 @@ class Store:
             )
             self._bump()
 
+    @guarded
     def touch_file(self, path: Path, *, mtime: float) -> None:
         """Same content, new mtime: no re-encoding."""
         self.conn.execute("UPDATE files SET mtime = ? WHERE path = ?", (mtime, path_to_db(path)))
 
+    @guarded
     def delete_files(self, paths: Iterable[Path]) -> int:
         """Drop each path from the index, and everything below it when it was a folder."""
         n = 0
@@ -312,20 +358,29 @@ class Store:
             self._bump()
         return n
 
+    @guarded
     def files_with_hash(self, size: int, digest: str) -> list[Path]:
         rows = self.conn.execute("SELECT path FROM files WHERE size = ? AND hash = ?", (size, digest))
         return [path_from_db(r[0]) for r in rows]
 
     # -------------------------------------------------------------- vectors
+    @guarded
     def vector_count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
 
+    @guarded
     def chunk_ids(self) -> np.ndarray:
         rows = self.conn.execute("SELECT chunk_id FROM vectors ORDER BY chunk_id").fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def iter_vectors(self, chunk_ids: Sequence[int] | None = None, *, batch: int = 900) -> Iterator[tuple[int, int, bytes]]:
         """Yield ``(chunk_id, file_id, blob)`` in chunk-id order, for all chunks or the given ids."""
+        try:
+            yield from self._iter_vectors(chunk_ids, batch=batch)
+        except sqlite3.Error as exc:
+            raise (explain(exc, self.path) or exc) from exc
+
+    def _iter_vectors(self, chunk_ids: Sequence[int] | None, *, batch: int) -> Iterator[tuple[int, int, bytes]]:
         sql = "SELECT v.chunk_id, c.file_id, v.data FROM vectors v JOIN chunks c ON c.id = v.chunk_id"
         if chunk_ids is None:
             yield from self.conn.execute(sql + " ORDER BY v.chunk_id")
@@ -337,6 +392,7 @@ class Store:
             yield from self.conn.execute(sql + f" WHERE v.chunk_id IN ({marks}) ORDER BY v.chunk_id", part)
 
     # --------------------------------------------------------------- search
+    @guarded
     def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:
         if not chunk_ids:
             return {}
@@ -348,6 +404,7 @@ class Store:
         )
         return {r[0]: ChunkRow(r[0], r[1], path_from_db(r[2]), *r[3:8], r[8], r[9], r[10] or "") for r in rows}
 
+    @guarded
     def filtered_file_ids(self, *, folders: Sequence[Path] = (), suffixes: Sequence[str] = (),
                           after: float | None = None, before: float | None = None) -> set[int]:
         """Ids of files that pass the filters (folder prefix, suffix, modified time)."""
@@ -370,6 +427,7 @@ class Store:
             args.append(before)
         return {r[0] for r in self.conn.execute(f"SELECT id FROM files WHERE {' AND '.join(where)}", args)}
 
+    @guarded
     def fts_search(self, match: str, *, limit: int) -> list[tuple[int, int, float]]:
         """``(chunk_id, file_id, score)`` by BM25 for an FTS5 MATCH expression; higher score is better."""
         try:
@@ -379,11 +437,14 @@ class Store:
                 (match, limit),
             ).fetchall()
         except sqlite3.OperationalError as exc:
+            if explain(exc, self.path) is not None:
+                raise  # disk trouble, not a query the keyword index cannot parse
             log.debug("FTS query %r failed: %s", match, exc)
             return []
         return [(r[0], r[1], float(r[2])) for r in rows]
 
     # ---------------------------------------------------------------- stats
+    @guarded
     def stats(self) -> dict:
         counts = dict(self.conn.execute("SELECT status, COUNT(*) FROM files GROUP BY status").fetchall())
         chunks, tokens = self.conn.execute("SELECT COUNT(*), COALESCE(SUM(token_count), 0) FROM chunks").fetchone()
@@ -392,11 +453,13 @@ class Store:
                 "folders": len(self.folders()), "model": self.model_identity(),
                 "db_bytes": self.path.stat().st_size if self.path.exists() else 0}
 
+    @guarded
     def problems(self, *, limit: int = 1000) -> list[FileState]:
         rows = self.conn.execute(
             "SELECT id, path, size, mtime, hash, status, reason, n_chunks FROM files"
             " WHERE status IN ('failed', 'skipped') ORDER BY path LIMIT ?", (limit,))
         return [FileState(r[0], path_from_db(r[1]), *r[2:]) for r in rows]
 
+    @guarded
     def integrity_check(self) -> str:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0]

@@ -21,14 +21,15 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-WORDS = (
+_WORD_TEXT = (
     "the a of and to in is was for on with as by at from that this it be are or an not which have has "
     "model search file index token vector query document chunk score page folder text report invoice tax "
     "meeting notes budget project python manual install error table figure result method data value "
     "green blue yellow sun sky grass pass key remember name number letter river mountain city music "
     "protein cell gene study patient trial effect cancer risk blood brain energy water light heat time "
     "engine wing flow pressure boundary layer shock wave speed lift drag surface heat transfer"
-).split()
+)
+WORDS = _WORD_TEXT.split()
 PUNCTUATION = (".", ",", ";", ":", "?", "!", "(", ")", "-", "'")
 
 
@@ -68,7 +69,14 @@ def _save_fast_tokenizer(tokenizer, folder: Path, *, model_max_length: int) -> N
 
 def build_bpe_tokenizer(folder: Path, *, vocab_size: int = 600) -> None:
     """A byte-level BPE tokenizer with ModernBERT's special tokens and [CLS] x [SEP] template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
 
     specials = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
     tok = Tokenizer(models.BPE(unk_token="[UNK]"))
@@ -92,7 +100,15 @@ def build_bpe_tokenizer(folder: Path, *, vocab_size: int = 600) -> None:
 
 def build_wordpiece_tokenizer(folder: Path, *, vocab_size: int = 400) -> None:
     """A lower-casing WordPiece tokenizer laid out like BERT's (with [unused0] and [unused1])."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
 
     specials = ["[PAD]", "[unused0]", "[unused1]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))

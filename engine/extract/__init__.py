@@ -3,8 +3,11 @@
 ``extract`` picks a reader by the file's suffix (or, for ``README``, ``Makefile`` and friends, its
 name), reads the file once through ``limits.read_bytes`` (size checked before reading, never
 blocking on a pipe), hands the bytes to the format's module and cuts the result to
-``config.max_text_chars``. Anything a parser raises on bad input becomes ``CorruptFile``; the error's
-message is the short reason recorded for the file. Nothing is ever written.
+``config.max_text_chars``. Text and HTML files are read only as far as that many characters can reach
+(4 bytes each), so memory follows the text limit, not the file size. PDFs stop after a time budget
+(``pdf.TIME_BUDGET_S``); zip containers are read under ``archive.ZipLimits``. Anything a parser
+raises on bad input becomes ``CorruptFile``; the error's message is the short reason recorded for
+the file. Nothing is ever written.
 
 Modules: ``text`` (plain text and source code, with ``decode``), ``html``, ``pdf``, ``office``
 (DOCX, ODT), ``epub``; ``archive`` reads zip containers safely; ``limits``, ``pages`` and
@@ -14,13 +17,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from engine.config import Config
 from engine.errors import CorruptFile, ExtractionError, UnsupportedFile
 from engine.extract import epub, html, office, pdf, text
-from engine.extract.limits import cap_text, read_bytes
+from engine.extract.limits import cap_text, clean_text, human_size, read_bytes
 from engine.extract.textutil import short_reason
 from engine.records import ExtractedText
 
@@ -35,14 +38,15 @@ class Format:
 
     kind: str
     read: Reader
+    streams: bool = False  # a prefix of the file is a readable file of this kind (plain text, HTML)
 
 
 def _formats() -> dict[str, Format]:
     table: dict[str, Format] = {}
     for suffixes, fmt in (
-        (text.PROSE_SUFFIXES, Format("text", text.extract_plain)),
-        (text.SOURCE_SUFFIXES, Format("source", text.extract_plain)),
-        (html.SUFFIXES, Format("html", html.extract_html)),
+        (text.PROSE_SUFFIXES, Format("text", text.extract_plain, streams=True)),
+        (text.SOURCE_SUFFIXES, Format("source", text.extract_plain, streams=True)),
+        (html.SUFFIXES, Format("html", html.extract_html, streams=True)),
         (pdf.SUFFIXES, Format("pdf", pdf.extract_pdf)),
         (office.DOCX_SUFFIXES, Format("docx", office.extract_docx)),
         (office.ODT_SUFFIXES, Format("odt", office.extract_odt)),
@@ -54,8 +58,8 @@ def _formats() -> dict[str, Format]:
 
 _BY_SUFFIX: dict[str, Format] = _formats()
 _BY_NAME: dict[str, Format] = {
-    **dict.fromkeys(text.PROSE_NAMES, Format("text", text.extract_plain)),
-    **dict.fromkeys(text.SOURCE_NAMES, Format("source", text.extract_plain)),
+    **dict.fromkeys(text.PROSE_NAMES, Format("text", text.extract_plain, streams=True)),
+    **dict.fromkeys(text.SOURCE_NAMES, Format("source", text.extract_plain, streams=True)),
 }
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_BY_SUFFIX)
@@ -92,7 +96,8 @@ def extract(path: Path, *, config: Config) -> ExtractedText:
     if fmt is None:
         what = f"{path.suffix.lower()} files" if path.suffix else "files without a known extension"
         raise UnsupportedFile(f"{what} are not supported")
-    data = read_bytes(path, max_bytes=config.max_file_bytes)
+    head = 4 * config.max_text_chars if fmt.streams else None  # enough bytes for max_text_chars characters
+    data = read_bytes(path, max_bytes=config.max_file_bytes, head=head)
     if not data:
         return ExtractedText(path=path, text="", title=path.name, kind=fmt.kind)
     try:
@@ -104,4 +109,7 @@ def extract(path: Path, *, config: Config) -> ExtractedText:
     except Exception as exc:  # a parser tripping over bad input must not stop the indexer
         logger.debug("%s reader failed on %s", fmt.kind, path, exc_info=True)
         raise CorruptFile(f"could not read this {fmt.kind} file ({short_reason(exc)})") from exc
-    return cap_text(result, max_chars=config.max_text_chars)
+    if head is not None and len(data) >= head and path.stat().st_size > head:
+        note = f"only the first {human_size(head)} of the file were read: the text limit (max_text_chars) was reached"
+        result = replace(result, warnings=(*result.warnings, note))
+    return cap_text(clean_text(result), max_chars=config.max_text_chars)

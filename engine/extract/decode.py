@@ -113,8 +113,12 @@ def _guess(data: bytes) -> Decoded:
         return utf16
     try:
         return Decoded(text=data.decode("utf-8"), encoding="utf-8")
-    except UnicodeDecodeError:
-        pass
+    except UnicodeDecodeError as exc:
+        if exc.end == len(data) and exc.reason == "unexpected end of data":  # a character cut by a read limit
+            try:
+                return Decoded(text=data[: exc.start].decode("utf-8"), encoding="utf-8")
+            except UnicodeDecodeError:
+                pass
     try:
         return Decoded(text=data.decode("cp1252"), encoding="cp1252")
     except UnicodeDecodeError:

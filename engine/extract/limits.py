@@ -2,13 +2,17 @@
 
 ``read_bytes`` is the only place in the extraction stage that touches the disk. It checks the file
 with ``stat`` before opening it (so a named pipe never blocks and an oversized file is never read),
-opens it non-blocking, checks again on the open descriptor, and reads at most ``max_bytes + 1``.
+opens it non-blocking, checks again on the open descriptor, and reads at most ``max_bytes + 1``; with
+``head`` it reads only that many bytes of a longer file, so a text format's memory is bounded by the text
+limit rather than by the file. ``clean_text`` replaces lone surrogates (broken PDF font maps) that SQLite
+and the tokenizer cannot take.
 """
 from __future__ import annotations
 
 import errno
 import logging
 import os
+import re
 import stat
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +23,7 @@ from engine.records import ExtractedText, PageSpan
 logger = logging.getLogger(__name__)
 
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def human_size(n_bytes: int) -> str:
@@ -30,8 +35,9 @@ def human_size(n_bytes: int) -> str:
     return f"{n_bytes / (1024 * 1024):.1f} MB"
 
 
-def read_bytes(path: Path, *, max_bytes: int) -> bytes:
-    """The whole content of the regular file ``path``, refusing anything over ``max_bytes``.
+def read_bytes(path: Path, *, max_bytes: int, head: int | None = None) -> bytes:
+    """The whole content of the regular file ``path``, refusing anything over ``max_bytes``; with ``head``,
+    only its first ``head`` bytes (``len(result) == head`` then means the file may be longer).
 
     Raises ``FileVanished`` (missing, unreadable), ``UnsupportedFile`` (a folder, pipe or device) or
     ``FileTooLarge``.
@@ -51,6 +57,8 @@ def read_bytes(path: Path, *, max_bytes: int) -> bytes:
             opened = os.fstat(handle.fileno())
             _check_regular(opened)  # the path may have been swapped since the stat above
             _check_size(opened.st_size, max_bytes)
+            if head is not None and head < max_bytes:
+                return handle.read(head)
             data = handle.read(max_bytes + 1)
     except OSError as exc:
         raise _os_error(path, exc) from exc
@@ -114,3 +122,15 @@ def cap_text(extracted: ExtractedText, *, max_chars: int) -> ExtractedText:
         warnings=(*extracted.warnings, warning),
     )
 
+
+
+def clean_text(extracted: ExtractedText) -> ExtractedText:
+    """``extracted`` with lone surrogates in its text and title replaced by U+FFFD (lengths kept)."""
+    if not _SURROGATE.search(extracted.text) and not _SURROGATE.search(extracted.title):
+        return extracted
+    return replace(
+        extracted,
+        text=_SURROGATE.sub("\ufffd", extracted.text),
+        title=_SURROGATE.sub("\ufffd", extracted.title),
+        warnings=(*extracted.warnings, "some characters could not be decoded and were replaced"),
+    )

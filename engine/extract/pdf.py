@@ -1,15 +1,18 @@
 """PDF text with pypdf: one ``PageSpan`` per page so a chunk can say which page it came from.
 
 Encrypted files are opened with the empty password (owner-only protection) or refused. A page that
-fails is skipped with a warning; reading stops after ``max_pdf_pages`` pages or once
-``max_text_chars`` characters are in. A PDF without any text is reported as scanned. pypdf's own
-log warnings about damaged files are demoted to debug messages of this module while it runs.
+fails is skipped with a warning; reading stops after ``max_pdf_pages`` pages, once
+``max_text_chars`` characters are in, or when ``TIME_BUDGET_S`` seconds have gone into the file (a
+page is never cut; the pages read so far are kept, with a warning). A PDF without any text is
+reported as scanned. pypdf's own log warnings about damaged files are demoted to debug messages of
+this module while it runs.
 """
 from __future__ import annotations
 
 import io
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,20 +33,26 @@ SUFFIXES: frozenset[str] = frozenset({".pdf"})
 
 NO_TEXT_REASON = "no text layer (scanned PDF?); OCR is not supported"
 
+TIME_BUDGET_S = 60.0
+"""Seconds of reading per PDF; pages after that are not read (a crafted file cannot hold up indexing)."""
+
 
 def extract_pdf(path: Path, data: bytes, *, config: Config) -> ExtractedText:
     """Text of a PDF, page by page."""
+    deadline = time.monotonic() + TIME_BUDGET_S
     with quiet_pypdf():
         reader = _open(data)
         _unlock(reader)
-        pages, warnings, failures = _read_pages(reader, max_pages=config.max_pdf_pages, max_chars=config.max_text_chars)
+        pages, warnings, failures = _read_pages(reader, max_pages=config.max_pdf_pages, max_chars=config.max_text_chars,
+                                                deadline=deadline)
         meta_title = _metadata_title(reader)
     if not pages:
         raise ExtractionError("the PDF has no pages")
     if not any(page.text for page in pages):
         if failures == len(pages):
             raise CorruptFile(f"no page of the PDF could be read ({warnings[0]})")
-        raise ExtractionError(NO_TEXT_REASON)
+        stopped = [w for w in warnings if w.startswith("stopped after")]
+        raise ExtractionError(f"no text in the pages read ({stopped[0]})" if stopped else NO_TEXT_REASON)
     text, spans = join_pages(pages)
     title = meta_title or first_line(text) or path.name
     return ExtractedText(path=path, text=text, title=title, pages=spans, kind="pdf", warnings=tuple(warnings))
@@ -77,7 +86,8 @@ def _unlock(reader: PdfReader) -> None:
         raise EncryptedFile("encrypted PDF; Findling cannot read it without the password")
 
 
-def _read_pages(reader: PdfReader, *, max_pages: int, max_chars: int) -> tuple[list[Page], list[str], int]:
+def _read_pages(reader: PdfReader, *, max_pages: int, max_chars: int,
+                deadline: float = float("inf")) -> tuple[list[Page], list[str], int]:
     """The pages' texts, the warnings, and how many pages failed."""
     try:
         total = len(reader.pages)
@@ -90,6 +100,9 @@ def _read_pages(reader: PdfReader, *, max_pages: int, max_chars: int) -> tuple[l
     for index in range(min(total, max_pages)):
         if chars >= max_chars:
             warnings.append(f"stopped after page {index} of {total}: text limit reached (max_text_chars)")
+            return pages, warnings, failures
+        if index and time.monotonic() > deadline:
+            warnings.append(f"stopped after page {index} of {total}: reading took over {TIME_BUDGET_S:g} s")
             return pages, warnings, failures
         try:
             raw = reader.pages[index].extract_text() or ""

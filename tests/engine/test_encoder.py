@@ -183,3 +183,16 @@ def test_plan_batches_respects_the_budget():
         padded = max(lengths[i] for i in batch) * len(batch)
         assert padded <= 200 or len(batch) == 1
     assert plan_batches([], budget=10) == []
+
+
+def test_queries_and_documents_from_several_threads(tiny):
+    from concurrent.futures import ThreadPoolExecutor
+
+    expected_docs, expected_queries = tiny.encode_documents(DOCS), tiny.encode_queries(QUERIES)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        docs = [pool.submit(tiny.encode_documents, DOCS) for _ in range(3)]
+        queries = [pool.submit(tiny.encode_queries, QUERIES) for _ in range(3)]
+        for future in docs:
+            assert_same_vectors(future.result(), expected_docs)
+        for future in queries:
+            assert_same_vectors(future.result(), expected_queries)

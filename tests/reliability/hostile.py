@@ -1,0 +1,172 @@
+"""A generated folder of hostile files, and what indexing must make of each.
+
+``build(folder)`` writes the files and returns ``{name as bytes: Expect}``. Everything is generated in a
+few seconds: PDFs written by hand (``tests.engine.test_extract_pdf.make_pdf``), zip bombs that compress
+40 MB of spaces at the fastest level (about 1000 to 1), a 200 MB single-line text file written in 1 MB blocks.
+"""
+from __future__ import annotations
+
+import io
+import os
+import random
+import struct
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.engine.test_extract_pdf import encrypt, make_pdf
+
+MB = 1 << 20
+W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+DOCX_TYPES = ('<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+              '<Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.'
+              'wordprocessingml.document.main+xml"/></Types>')
+BIG_TEXT_BYTES = 200 * MB
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What the index must hold for a file: a status (``None``: any status, as long as a reason comes with a
+    problem), a phrase of the reason, or ``absent`` for entries that are not regular files."""
+
+    status: str | None = None
+    reason: str = ""
+    absent: bool = False
+
+
+INDEXED, EMPTY, ANY, ABSENT = Expect("indexed"), Expect("empty"), Expect(), Expect(absent=True)
+
+
+def failed(reason: str) -> Expect:
+    return Expect("failed", reason)
+
+
+def _docx(document: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", DOCX_TYPES)
+        archive.writestr("word/document.xml", document)
+    return buffer.getvalue()
+
+
+def _zip_with_bomb(extra: dict[str, str], name: str, size: int) -> bytes:
+    """A zip whose member ``name`` inflates to ``size`` bytes of spaces (about 1000 to 1 compressed)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for member, text in extra.items():
+            archive.writestr(member, text)
+        block = b" " * MB
+        info = zipfile.ZipInfo(name)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with archive.open(info, "w") as out:
+            out.write(f'<w:document xmlns:w="{W}"><w:body>'.encode())
+            for _ in range(size // MB):
+                out.write(block)
+    return buffer.getvalue()
+
+
+def _lie_about_size(data: bytes, name: bytes, declared: int) -> bytes:
+    """The zip with ``name``'s uncompressed size claimed to be ``declared`` in the central directory."""
+    out = bytearray(data)
+    at = out.find(b"PK\x01\x02")
+    while at >= 0:
+        name_len = struct.unpack_from("<H", out, at + 28)[0]
+        if bytes(out[at + 46: at + 46 + name_len]) == name:
+            struct.pack_into("<I", out, at + 24, declared)
+        at = out.find(b"PK\x01\x02", at + 4)
+    return bytes(out)
+
+
+def _epub_bomb() -> bytes:
+    container = ('<container><rootfiles><rootfile full-path="a.opf"/></rootfiles></container>')
+    opf = ('<package><metadata><title>T</title></metadata><manifest><item id="x" href="x.xhtml" '
+           'media-type="application/xhtml+xml"/></manifest><spine><itemref idref="x"/></spine></package>')
+    return _zip_with_bomb({"mimetype": "application/epub+zip", "META-INF/container.xml": container, "a.opf": opf},
+                          "x.xhtml", 40 * MB)
+
+
+def _pdfs(rng: random.Random) -> dict[bytes, tuple[bytes, Expect]]:
+    good = make_pdf([[f"findable glacier text on page {i}"] for i in range(1, 4)], title="Glaciers")
+    return {
+        b"good.pdf": (good, INDEXED),
+        b"truncated.pdf": (good[: len(good) // 2], failed("damaged or truncated")),
+        b"encrypted.pdf": (encrypt(good, user_password="secret"), failed("encrypted")),
+        b"owner-only-protection.pdf": (encrypt(good, user_password=""), INDEXED),
+        b"broken-xref.pdf": (good.replace(b"startxref\n", b"startxref\n9"), ANY),
+        b"no-xref.pdf": (good[: good.index(b"xref")], ANY),
+        b"garbage-xref.pdf": (good[: good.index(b"xref")] + b"xref\n0 99\n" + rng.randbytes(400), ANY),
+        b"empty-pages.pdf": (make_pdf([[] for _ in range(2500)]), failed("no text")),
+        b"cyclic-pages.pdf": (good.replace(b"/Kids [4 0 R 6 0 R 8 0 R]", b"/Kids [2 0 R 4 0 R]"), failed("cyclic")),
+        b"not-really.pdf": (b"just some words, not a PDF at all\n" * 20, failed("PDF")),
+        b"zero-bytes.pdf": (b"", EMPTY),
+    }
+
+
+def _containers(rng: random.Random) -> dict[bytes, tuple[bytes, Expect]]:
+    body = f'<w:document xmlns:w="{W}"><w:body>'.encode()
+    bomb = _zip_with_bomb({"[Content_Types].xml": DOCX_TYPES}, "word/document.xml", 40 * MB)
+    laughs = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+              + b"".join(b'<!ENTITY lol%d "%s">' % (i, (b"&lol%d;" % (i - 1) if i > 1 else b"&lol;") * 10)
+                         for i in range(1, 10))
+              + b']>' + body + b"<w:p><w:r><w:t>&lol9;</w:t></w:r></w:p></w:body></w:document>")
+    deep = body + b"<w:p>" * 50_000 + b"<w:r><w:t>deep</w:t></w:r>" + b"</w:p>" * 50_000 + b"</w:body></w:document>"
+    return {
+        b"zip-bomb.docx": (bomb, failed("zip bomb")),
+        b"lying-zip-bomb.docx": (_lie_about_size(bomb, b"word/document.xml", 1000), failed("")),
+        b"zip-bomb.epub": (_epub_bomb(), failed("zip bomb")),
+        b"billion-laughs.docx": (_docx(laughs), failed("entit")),
+        b"deeply-nested.docx": (_docx(deep), ANY),
+        b"random-bytes.docx": (rng.randbytes(5000), failed("")),
+        b"no-container.epub": (_docx(body), failed("")),
+        b"random-bytes.odt": (rng.randbytes(3000), failed("")),
+    }
+
+
+def _texts(rng: random.Random) -> dict[bytes, tuple[bytes, Expect]]:
+    return {
+        b"plain.txt": (b"An ordinary note about findable glaciers.\n", INDEXED),
+        b"README": (b"Readme without an extension, about findable glaciers.\n", INDEXED),
+        b"empty.txt": (b"", EMPTY),
+        b"whitespace-only.md": (b" \n\t\n   \n", EMPTY),
+        b"nested.html": (b"<html><body>" + b"<div>" * 50_000 + b"findable glaciers" + b"</div>" * 50_000
+                         + b"</body></html>", INDEXED),
+        b"unclosed.htm": (b"<p><b><i><table><tr><td>" * 5_000 + b"findable glaciers", INDEXED),
+        b"binary.txt": (rng.randbytes(20_000), failed("binary")),
+        b"program.md": (b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 40, failed("binary")),
+        b"nul-heavy.csv": (b"a,b\x00,c\x00\x00\n" * 500, failed("binary")),
+        b"control-chars.log": (bytes(range(1, 32)) * 300, failed("binary")),
+        b"invalid-utf8.txt": (b"caf\xe9 cr\xe8me br\xfbl\xe9e \xff\xfe findable glaciers. " * 20 + b"\x81\n", INDEXED),
+        b"utf16-bom.txt": ("\ufeffUTF-16 text with a BOM: findable glaciers\n".encode("utf-16-le"), INDEXED),
+        b"utf16-no-bom.txt": ("UTF-16 text without a BOM: findable glaciers\n".encode("utf-16-le"), INDEXED),
+        b"utf32-bom.txt": ("\ufeffUTF-32 text: findable glaciers\n".encode("utf-32"), INDEXED),
+        b"long-line.csv": (b"x" * (2 * MB), INDEXED),
+        b"deep.json": (b"[" * 20_000 + b'"findable"' + b"]" * 20_000, INDEXED),
+        b"new\nline.txt": (b"a file name with a newline; findable glaciers\n", INDEXED),
+        "emoji \U0001F4C4 notes.md".encode(): (b"# Emoji\n\nfindable glaciers\n", INDEXED),
+        b"caf\xe9 latin-1 name.txt": (b"a file whose name is not UTF-8; findable glaciers\n", INDEXED),
+        b"unreadable.txt": (b"nobody may read this\n", INDEXED if os.geteuid() == 0 else failed("permission denied")),
+    }
+
+
+def build(folder: Path, *, seed: int = 11) -> dict[bytes, Expect]:
+    """Write the corpus into ``folder``; return what the index must hold for each entry."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True)
+    raw = os.fsencode(folder)
+    expected: dict[bytes, Expect] = {}
+    for name, (data, expect) in {**_pdfs(rng), **_containers(rng), **_texts(rng)}.items():
+        with open(os.path.join(raw, name), "wb") as fh:
+            fh.write(data)
+        expected[name] = expect
+    os.chmod(os.path.join(raw, b"unreadable.txt"), 0)
+    with open(os.path.join(raw, b"big-single-line.txt"), "wb") as fh:  # over the default 64 MB limit
+        block = b"glacier " * (MB // 8)
+        for _ in range(BIG_TEXT_BYTES // MB):
+            fh.write(block)
+    expected[b"big-single-line.txt"] = Expect("skipped", "size limit")
+    os.mkfifo(os.path.join(raw, b"named-pipe.txt"))
+    os.symlink(b"self-loop.txt", os.path.join(raw, b"self-loop.txt"))
+    os.symlink(b"missing-target.txt", os.path.join(raw, b"dangling.txt"))
+    os.symlink(b".", os.path.join(raw, b"folder-loop"))
+    expected.update({b"named-pipe.txt": ABSENT, b"self-loop.txt": ABSENT, b"dangling.txt": ABSENT})
+    return expected
