@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -358,6 +358,7 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test", help="qrels file to use (default test)")
     p.add_argument("--max-docs", type=int, help="index at most this many docs (plus every relevant one)")
     p.add_argument("--max-queries", type=int, help="evaluate only the first N queries")
+    p.add_argument("--chunk-tokens", type=int, help="chunk size in tokens (default: the engine's default)")
     p.add_argument("--keep", action="store_true", help="keep the temporary index and print where it is")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=eval_command)
@@ -366,6 +367,8 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
 def eval_command(args, config: Config) -> int:
     """``findling eval``: signature ``func(args, config) -> int`` as the CLI expects."""
     beir_files(Path(args.dataset), split=args.split)  # a wrong folder fails before the model loads
+    if getattr(args, "chunk_tokens", None):
+        config = replace(config, max_chunk_tokens=args.chunk_tokens)
     encoder = load_model(config)
     report = evaluate_beir(args.dataset, encoder, config=config, split=args.split, max_docs=args.max_docs,
                            max_queries=args.max_queries, keep=args.keep, on_progress=progress_printer("encoded"))

@@ -150,6 +150,7 @@ class Indexer:
         yield replace(p, elapsed=time.monotonic() - start)
         batch: list[_Pending] = []
         pending_tokens = 0
+        shown = time.monotonic()
         for path in to_index:
             if cancel is not None:
                 cancel.wait_if_paused()
@@ -161,10 +162,14 @@ class Indexer:
                 batch.append(item)
                 pending_tokens += sum(c.token_count for c in item.chunks)
             if pending_tokens >= self.config.encode_batch_tokens * 4 or len(batch) >= 256:
-                p = self._flush(batch, p)
-                batch, pending_tokens = [], 0
-                yield replace(p, elapsed=time.monotonic() - start, current=path)
-        p = self._flush(batch, p)
+                for p in self._flush(batch, p):
+                    yield replace(p, elapsed=time.monotonic() - start, current=path)
+                batch, pending_tokens, shown = [], 0, time.monotonic()
+            elif time.monotonic() - shown > 0.5:  # reading and chunking: keep the caller informed
+                shown = time.monotonic()
+                yield replace(p, elapsed=shown - start, current=path)
+        for p in self._flush(batch, p):
+            yield replace(p, elapsed=time.monotonic() - start, current=None)
         yield replace(p, phase="done", elapsed=time.monotonic() - start, current=None)
 
     def run_to_end(self, changes: Sequence[FileChange] | None = None) -> Progress:
@@ -245,18 +250,38 @@ class Indexer:
             return None, replace(p, files_done=p.files_done + 1, skipped=p.skipped + 1, errors=errors)
         return None, replace(p, files_done=p.files_done + 1, failed=p.failed + 1, errors=errors)
 
-    def _flush(self, batch: list[_Pending], p: Progress) -> Progress:
-        """Encode every chunk of the batch together, then write each file's rows in one transaction."""
+    def _flush(self, batch: list[_Pending], p: Progress) -> Iterator[Progress]:
+        """Encode every chunk of the batch, then write each file's rows in one transaction.
+
+        Yields after each slice of about ``4 * encode_batch_tokens`` encoded tokens (a single large PDF can
+        take minutes), then once more after the write; the last yield carries the final counts.
+        """
         if not batch:
-            return p
-        texts = [c.text for item in batch for c in item.chunks]
-        vectors = self.encoder.encode_documents(texts) if texts else []
+            yield p
+            return
+        chunks = [c for item in batch for c in item.chunks]
+        vectors = []
+        for lo, hi in _slices([c.token_count for c in chunks], self.config.encode_batch_tokens * 4):
+            vectors += self.encoder.encode_documents([c.text for c in chunks[lo:hi]])
+            tokens = sum(c.token_count for c in chunks[lo:hi])
+            p = replace(p, chunks_encoded=p.chunks_encoded + hi - lo, tokens_encoded=p.tokens_encoded + tokens)
+            if hi < len(chunks):
+                yield p
         it = iter(vectors)
-        writes = [(item.record, [EncodedChunk(c, next(it)) for c in item.chunks]) for item in batch]
-        self.store.write_files(writes)
-        tokens = sum(c.token_count for item in batch for c in item.chunks)
-        return replace(p, files_done=p.files_done + len(batch), indexed=p.indexed + len(batch),
-                       chunks_encoded=p.chunks_encoded + len(texts), tokens_encoded=p.tokens_encoded + tokens)
+        self.store.write_files([(item.record, [EncodedChunk(c, next(it)) for c in item.chunks]) for item in batch])
+        yield replace(p, files_done=p.files_done + len(batch), indexed=p.indexed + len(batch))
+
+
+def _slices(sizes: Sequence[int], budget: int) -> Iterator[tuple[int, int]]:
+    """Consecutive ``[lo, hi)`` ranges whose sizes sum to about ``budget`` (at least one item each)."""
+    lo, total = 0, 0
+    for i, size in enumerate(sizes):
+        total += size
+        if total >= budget:
+            yield lo, i + 1
+            lo, total = i + 1, 0
+    if lo < len(sizes):
+        yield lo, len(sizes)
 
 
 def chunk_limit(encoder: Encoder, config: Config) -> int:

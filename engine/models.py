@@ -205,7 +205,7 @@ def load_encoder(config: Config) -> Encoder:
     for line in resolved.tried:
         logger.info("model passed over: %s", line)
     if resolved.note:
-        logger.warning(resolved.note)
+        logger.info(resolved.note)  # callers show ModelInfo.note to the user
     info = model_info(resolved, config=config)
     try:
         return PyLateEncoder(resolved.path, info, threads=config.threads, batch_tokens=config.encode_batch_tokens)

@@ -79,6 +79,7 @@ class ColBERTTokenizer:
         self.settings = settings
         self.document_length = document_length
         self._tok = hf_tokenizer
+        self._lock = threading.Lock()  # a fast tokenizer is not re-entrant ("Already borrowed")
         self._tok.model_max_length = 1 << 40  # lengths are passed explicitly; silences the too-long warning
         prefixes = [p for p in (settings.query_prefix, settings.document_prefix) if p]
         if prefixes:
@@ -111,16 +112,17 @@ class ColBERTTokenizer:
 
     def _encode(self, text: str, *, max_length: int | None, special: bool):
         prepared, offsets = self._prepare(text)
-        enc = self._tok(
-            prepared,
-            add_special_tokens=special,
-            truncation=max_length is not None,
-            max_length=max_length,
-            return_offsets_mapping=True,
-            return_special_tokens_mask=True,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )
+        with self._lock:
+            enc = self._tok(
+                prepared,
+                add_special_tokens=special,
+                truncation=max_length is not None,
+                max_length=max_length,
+                return_offsets_mapping=True,
+                return_special_tokens_mask=True,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )
         return enc, offsets
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
@@ -131,8 +133,10 @@ class ColBERTTokenizer:
     def count_document_tokens(self, texts: Sequence[str]) -> list[int]:
         """Rows the model processes per document (markers included, skiplist not yet applied)."""
         prepared = [self._prepare(t)[0] for t in texts]
-        enc = self._tok(prepared, truncation=True, max_length=self._content_limit(self.document_prefix_id,
-                        self.document_length), return_attention_mask=False, return_token_type_ids=False)
+        limit = self._content_limit(self.document_prefix_id, self.document_length)
+        with self._lock:
+            enc = self._tok(prepared, truncation=True, max_length=limit, return_attention_mask=False,
+                            return_token_type_ids=False)
         extra = 1 if self.document_prefix_id is not None else 0
         return [len(ids) + extra for ids in enc["input_ids"]]
 
@@ -223,6 +227,7 @@ class PyLateEncoder:
         from transformers.utils import logging as hf_logging
 
         torch.set_num_threads(self.threads)
+        _quiet_transformers()
         logger.info("loading %s from %s", self.info.name, self.folder)
         verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
         hf_logging.set_verbosity_error()  # transformers' load report lists harmless unused keys as warnings
@@ -273,3 +278,12 @@ class PyLateEncoder:
             for i, v in zip(batch, vectors):
                 result[i] = v
         return result  # type: ignore[return-value]
+
+
+def _quiet_transformers() -> None:
+    """transformers prints a weight-loading report to stderr (e.g. MiniLM's unused ``position_ids``); only
+    errors matter to a user, and Findling reports those itself."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()

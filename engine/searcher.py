@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 
 from .encoder import Encoder
+from .errors import ModelMismatch
 from .matrix import TokenMatrix
 from .maxsim import maxsim_alignment, maxsim_scores
 from .query import Query, fts_expression, parse_query, phrase_expression
@@ -60,9 +61,20 @@ class Searcher:
         ranked = _fuse(lanes) if len(lanes) > 1 else next(iter(lanes.values()), [])
         return self._hits(ranked[:k], q, qvec, lanes)
 
+    def _check_model(self) -> None:
+        """Refuse to compare query vectors with document vectors of another model."""
+        ident = self.store.model_identity()
+        if ident and ident.get("fingerprint") != self.encoder.info.fingerprint:
+            raise ModelMismatch(
+                f"This index was built with {ident.get('name')}, not {self.encoder.info.name}. Re-encode it "
+                f"(`findling index --reencode`) or switch back to {ident.get('name')}."
+            )
+
     # ---------------------------------------------------------------- lanes
     def _allowed_chunks(self, q: Query) -> np.ndarray | None:
         """Boolean mask over the matrix' chunks that pass the filters, or None for all."""
+        if self.matrix.generation != self.store.generation():
+            self._check_model()
         self.matrix.refresh(self.store)
         if not q.has_filters and not q.phrases:
             return None

@@ -117,3 +117,17 @@ def test_deleted_folder_drops_everything_below_it(store, fake_encoder, config, d
     last = indexer.run_to_end([FileChange(ChangeKind.DELETED, docs / "notes")])
     assert last.deleted == 2
     assert not any(p.parent.name == "notes" for p in store.file_states())
+
+
+def test_progress_arrives_while_one_large_file_is_encoded(store, fake_encoder, config, tmp_path):
+    from dataclasses import replace
+
+    root = tmp_path / "big"
+    root.mkdir()
+    (root / "book.txt").write_text("\n\n".join(f"paragraph {i} " + "words " * 50 for i in range(40)))
+    store.add_folder(root)
+    cfg = replace(config, encode_batch_tokens=32)  # slices of about 128 tokens
+    seen = [(p.tokens_encoded, p.files_done) for p in Indexer(store, fake_encoder, config=cfg).sync()]
+    during = [t for t, done in seen if done == 0 and t > 0]
+    assert len(set(during)) >= 5  # token counts rise before the file is written
+    assert seen[-1][1] == 1 and store.file_state(root / "book.txt").n_chunks > 5

@@ -60,3 +60,11 @@ def test_scores_equal_direct_maxsim(indexed, fake_encoder):
     q = fake_encoder.encode_queries(["water the basil"])[0]
     d = fake_encoder.encode_documents([hit.chunk_text])[0].astype(np.float16).astype(np.float32)
     assert hit.score == pytest.approx(float((d @ q.T).max(axis=0).sum()), rel=1e-3)
+
+
+def test_an_index_of_another_model_is_refused(indexed, store):
+    from engine.errors import ModelMismatch
+    from tests.fakes import FakeEncoder
+
+    with pytest.raises(ModelMismatch, match="reencode"):
+        Searcher(store, FakeEncoder(name="other")).search("csv")
