@@ -11,6 +11,7 @@ import json
 import os
 import pickle
 import shutil
+import sqlite3
 import subprocess
 import textwrap
 from dataclasses import replace
@@ -253,3 +254,30 @@ def test_cli_sets_offline_mode_before_importing_hugging_face(tmp_path, tiny_mode
 def test_load_encoder_sets_offline_mode_before_importing_hugging_face(tmp_path, tiny_model_dir):
     seen = _first_hugging_face_import(tmp_path, tiny_model_dir, "api")
     assert seen["module"] is not None and seen["offline"] == "1", seen
+
+
+def test_the_app_starts_indexes_and_searches_with_no_network(tmp_path, tiny_model_dir):
+    """The real window, rendered offscreen, with every internet socket refused and no offline variables set."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "rivers.md").write_text("# Rivers\n\nGlaciers feed rivers in spring.\n")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    cache = tmp_path / "hf-cache"
+    build_fake_hf_cache(cache, TARGET_MODEL, lambda snapshot: shutil.copytree(tiny_model_dir, snapshot))
+    net_log = tmp_path / "net.log"
+    env = subprocess_env(PYTHONPATH=f"{site}{os.pathsep}{ROOT}", FINDLING_NET_LOG=str(net_log),
+                         HF_HUB_CACHE=str(cache), HF_HOME=str(tmp_path / "hf-home"), QT_QPA_PLATFORM="offscreen")
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "FINDLING_MODEL", "HF_DATASETS_OFFLINE"):
+        env.pop(name, None)
+    shot = tmp_path / "window.png"
+    done = subprocess.run([PYTHON, "-m", "app.main", "--home", str(tmp_path / "home"), "--add-folder", str(docs),
+                           "--wait-index", "120", "--query", "glaciers", "--screenshot", str(shot)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, errors="replace", timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert shot.stat().st_size > 10_000
+    events = [json.loads(line) for line in net_log.read_text().splitlines()] if net_log.exists() else []
+    assert [e for e in events if e[0] != "hub-offline"] == []
+    with sqlite3.connect(tmp_path / "home" / "index.sqlite") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM files WHERE status = 'indexed'").fetchone()[0] == 1
