@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QLabel, QStatusBar, QToolButton, QWidget
+from PySide6.QtWidgets import QLabel, QSizePolicy, QStatusBar, QToolButton, QWidget
 
 from engine import ModelInfo, Progress
 
@@ -37,13 +37,15 @@ def format_progress(p: Progress) -> str:
 
 
 def format_model(info: ModelInfo) -> str:
+    """The status bar's short model line; ``model_tooltip`` has the full story."""
     text = f"Model: {info.name}"
     if info.source == "bundled":
-        text += " (bundled fallback: results are rougher than with the full model"
-        text += f"; {info.note})" if info.note else ")"
-    elif info.note:
-        text += f" ({info.note})"
+        text += " (bundled fallback: results are rougher than with the full model; hover for details)"
     return text
+
+
+def model_tooltip(info: ModelInfo) -> str:
+    return "\n".join(part for part in (f"{info.name} ({info.source})", info.path, info.note) if part)
 
 
 def format_counts(stats: dict) -> str:
@@ -64,6 +66,8 @@ class StatusBar(QStatusBar):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model_label = QLabel("Loading model…")
+        self.model_label.setMinimumWidth(1)  # a long model name never widens the window
+        self.model_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.progress_label = QLabel("")
         self.counts_label = QLabel("")
         self._last: Progress | None = None
@@ -96,7 +100,7 @@ class StatusBar(QStatusBar):
 
     def show_model(self, info: ModelInfo) -> None:
         self.model_label.setText(format_model(info))
-        self.model_label.setToolTip(info.path or info.name)
+        self.model_label.setToolTip(model_tooltip(info))
 
     def show_progress(self, p: Progress) -> None:
         self._last = p

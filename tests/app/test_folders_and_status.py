@@ -5,7 +5,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 
-from app.statusbar import format_counts, format_duration, format_model, format_progress
+from app.statusbar import format_counts, format_duration, format_model, format_progress, model_tooltip
 from engine import ModelInfo, Progress
 from tests.app.conftest import WAIT_MS
 
@@ -56,7 +56,7 @@ def test_model_text_warns_about_the_bundled_fallback():
     info = ModelInfo(name="mini", source="bundled", path="/m", fingerprint="f", dim=48, max_tokens=512,
                      note="the target model is not in the cache")
     text = format_model(info)
-    assert "bundled" in text and "not in the cache" in text
+    assert "bundled fallback" in text and "not in the cache" in model_tooltip(info)
     assert format_model(ModelInfo("big", "hf-cache", "/m", "f", 48, 512)) == "Model: big"
 
 
