@@ -128,26 +128,33 @@ def _remote_code(tiny, folder, marker):
     return folder
 
 
-@pytest.fixture(scope="module")
-def offline(tmp_path_factory, tiny_model_dir):
-    base = tmp_path_factory.mktemp("offline")
+def _offline_world(base, tiny_model_dir):
+    """A folder to index, a Hugging Face cache holding the target model (the tiny one), and the environment
+    of a child process whose internet sockets are refused and logged, with no offline variables set."""
     docs = base / "docs"
     docs.mkdir()
     (docs / "rivers.md").write_text("# Rivers\n\nGlaciers feed rivers in spring.\n")
-    (docs / "garden.txt").write_text("Tomatoes need sun and water.\n")
     site = base / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
     cache = base / "hf-cache"
     build_fake_hf_cache(cache, TARGET_MODEL, lambda snapshot: shutil.copytree(tiny_model_dir, snapshot))
+    net_log = base / "net.log"
+    env = subprocess_env(PYTHONPATH=f"{site}{os.pathsep}{ROOT}", FINDLING_NET_LOG=str(net_log),
+                         HF_HUB_CACHE=str(cache), HF_HOME=str(base / "hf-home"), QT_QPA_PLATFORM="offscreen")
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "FINDLING_MODEL", "HF_DATASETS_OFFLINE"):
+        env.pop(name, None)
+    return docs, env, net_log
+
+
+@pytest.fixture(scope="module")
+def offline(tmp_path_factory, tiny_model_dir):
+    base = tmp_path_factory.mktemp("offline")
+    docs, env, net_log = _offline_world(base, tiny_model_dir)
+    (docs / "garden.txt").write_text("Tomatoes need sun and water.\n")
     markers = {"pickled": base / "pickle-ran", "coded": base / "code-ran"}
     pickled = _booby_trapped(tiny_model_dir, base / "pickled-model", markers["pickled"])
     coded = _remote_code(tiny_model_dir, base / "coded-model", markers["coded"])
-    net_log = base / "net.log"
-    env = subprocess_env(PYTHONPATH=f"{site}{os.pathsep}{ROOT}", FINDLING_NET_LOG=str(net_log),
-                         HF_HUB_CACHE=str(cache), HF_HOME=str(base / "hf-home"))
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "FINDLING_MODEL", "HF_DATASETS_OFFLINE"):
-        env.pop(name, None)
     out = base / "report.json"
     done = subprocess.run([PYTHON, "-c", SCRIPT, str(base / "home"), str(docs), str(tiny_model_dir), str(pickled),
                            str(coded), str(out), json.dumps(ODD_QUERIES)], cwd=ROOT, env=env, capture_output=True,
@@ -258,19 +265,7 @@ def test_load_encoder_sets_offline_mode_before_importing_hugging_face(tmp_path, 
 
 def test_the_app_starts_indexes_and_searches_with_no_network(tmp_path, tiny_model_dir):
     """The real window, rendered offscreen, with every internet socket refused and no offline variables set."""
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "rivers.md").write_text("# Rivers\n\nGlaciers feed rivers in spring.\n")
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    cache = tmp_path / "hf-cache"
-    build_fake_hf_cache(cache, TARGET_MODEL, lambda snapshot: shutil.copytree(tiny_model_dir, snapshot))
-    net_log = tmp_path / "net.log"
-    env = subprocess_env(PYTHONPATH=f"{site}{os.pathsep}{ROOT}", FINDLING_NET_LOG=str(net_log),
-                         HF_HUB_CACHE=str(cache), HF_HOME=str(tmp_path / "hf-home"), QT_QPA_PLATFORM="offscreen")
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "FINDLING_MODEL", "HF_DATASETS_OFFLINE"):
-        env.pop(name, None)
+    docs, env, net_log = _offline_world(tmp_path, tiny_model_dir)
     shot = tmp_path / "window.png"
     done = subprocess.run([PYTHON, "-m", "app.main", "--home", str(tmp_path / "home"), "--add-folder", str(docs),
                            "--wait-index", "120", "--query", "glaciers", "--screenshot", str(shot)],
