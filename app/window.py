@@ -6,6 +6,7 @@ the newest one is shown. Ctrl+L goes back to the search box; the keys on results
 from __future__ import annotations
 
 import logging
+import time
 
 from PySide6.QtCore import QModelIndex, QSettings, Qt, QTimer
 from PySide6.QtGui import (
@@ -304,8 +305,14 @@ class MainWindow(ResultActions, QMainWindow):
 
     def _on_progress(self, p) -> None:
         self.status.show_progress(p)
+        now = time.monotonic()
+        if p.indexed and now - self._counts_shown > 2.0:  # counts follow indexing, at most every 2 s
+            self._counts_shown = now
+            self._update_counts()
         if p.indexed and self.search_box.text().strip() and not self.refresh_timer.isActive():
             self.refresh_timer.start()  # let new files show up while indexing, at a calm pace
+
+    _counts_shown = 0.0
 
     def _on_index_finished(self, p) -> None:
         self.status.show_progress(p)
