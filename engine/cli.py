@@ -280,9 +280,13 @@ def _watch(args, config: Config) -> int:
             print("no folders to watch; add one with `findling folders add PATH`", file=sys.stderr)
             return 1
         indexer = Indexer(store, _encoder(config), config=config)
-        _summary(_drive(indexer.sync(), quiet=False))
-        print("watching for changes (Ctrl+C to stop)", file=sys.stderr)
-        run_watch(indexer, config=config, report=lambda p: _summary(p) if p.files_done else None)
+
+        def first_sync() -> None:
+            _summary(_drive(indexer.sync(), quiet=False))
+            print("watching for changes (Ctrl+C to stop)", file=sys.stderr)
+
+        run_watch(indexer, config=config, report=lambda p: _summary(p) if p.files_done else None,
+                  on_watching=first_sync)
     return 0
 
 

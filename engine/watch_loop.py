@@ -20,13 +20,19 @@ log = logging.getLogger(__name__)
 
 
 def run_watch(indexer: Indexer, *, config: Config, report: Callable[[Progress], None] | None = None,
-              stop: threading.Event | None = None) -> None:
-    """Apply changes as they arrive until ``stop`` is set (or Ctrl+C)."""
+              stop: threading.Event | None = None, on_watching: Callable[[], None] | None = None) -> None:
+    """Apply changes as they arrive until ``stop`` is set (or Ctrl+C).
+
+    ``on_watching`` runs on this thread once the watcher is up, typically the start-up sync: changes made
+    while it runs are queued and applied after it, never lost between the two.
+    """
     stop = stop or threading.Event()
     changes: queue.Queue[list[FileChange]] = queue.Queue()
     watcher = Watcher(indexer.store.folders(), on_changes=changes.put, patterns=config.exclude_patterns,
                       debounce_seconds=config.debounce_seconds, suffixes=SUPPORTED_SUFFIXES)
     with watcher:
+        if on_watching is not None:
+            on_watching()
         while not stop.is_set():
             try:
                 batch = changes.get(timeout=0.2)

@@ -25,8 +25,8 @@ def test_new_file_becomes_searchable_while_watching(config, fake_encoder, docs):
     def watch():
         with Store(config.db_path) as store:  # the loop's own connection, as in `findling watch`
             indexer = Indexer(store, fake_encoder, config=config)
-            indexer.run_to_end()
-            run_watch(indexer, config=config, report=reports.append, stop=stop)
+            run_watch(indexer, config=config, report=reports.append, stop=stop,
+                      on_watching=indexer.run_to_end)
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()

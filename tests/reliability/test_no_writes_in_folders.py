@@ -57,8 +57,8 @@ def test_index_and_watch_cycle_write_nothing_in_the_folder(tmp_path, config, fak
     def watch():
         with Store(config.db_path) as store:  # as `findling watch`: index, then follow changes
             indexer = Indexer(store, fake_encoder, config=config)
-            reports.append(indexer.run_to_end())
-            run_watch(indexer, config=config, report=reports.append, stop=stop)
+            run_watch(indexer, config=config, report=reports.append, stop=stop,
+                      on_watching=lambda: reports.append(indexer.run_to_end()))
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
