@@ -1,19 +1,10 @@
 import threading
-import time
 
 from engine.indexer import Indexer
 from engine.searcher import Searcher
 from engine.store import Store
 from engine.watch_loop import run_watch
-
-
-def _wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+from tests.waiting import wait_for
 
 
 def test_new_file_becomes_searchable_while_watching(config, fake_encoder, docs):
@@ -31,12 +22,12 @@ def test_new_file_becomes_searchable_while_watching(config, fake_encoder, docs):
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     with Store(config.db_path) as reader:
-        assert _wait_for(lambda: reader.stats()["files"].get("indexed") == 4)
+        assert wait_for(lambda: reader.stats()["files"].get("indexed") == 4)
         searcher = Searcher(reader, fake_encoder)
         (docs / "zebra.md").write_text("Zebras graze on the savanna.")
-        assert _wait_for(lambda: any(h.path.name == "zebra.md" for h in searcher.search("zebras savanna", k=3)))
+        assert wait_for(lambda: any(h.path.name == "zebra.md" for h in searcher.search("zebras savanna", k=3)))
         (docs / "zebra.md").unlink()
-        assert _wait_for(lambda: not any(h.path.name == "zebra.md" for h in searcher.search("zebras savanna", k=3)))
+        assert wait_for(lambda: not any(h.path.name == "zebra.md" for h in searcher.search("zebras savanna", k=3)))
     stop.set()
     thread.join(timeout=10)
     assert not thread.is_alive()

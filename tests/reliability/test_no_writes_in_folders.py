@@ -16,18 +16,10 @@ from engine.indexer import Indexer
 from engine.searcher import Searcher
 from engine.store import Store
 from engine.watch_loop import run_watch
+from tests.waiting import wait_for
 from tests.reliability.helpers import tree_snapshot
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the folder holds a FIFO and a symlink")
-
-
-def _wait_for(predicate, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _folder(tmp_path):
@@ -63,7 +55,7 @@ def test_index_and_watch_cycle_write_nothing_in_the_folder(tmp_path, config, fak
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     with Store(config.db_path) as reader:
-        assert _wait_for(lambda: reports)  # the full index is done
+        assert wait_for(lambda: reports)  # the full index is done
         assert tree_snapshot(docs) == before, "the full index wrote inside the watched folder"
         searcher = Searcher(reader, fake_encoder)
         assert searcher.search("mountains", k=3)
@@ -72,8 +64,8 @@ def test_index_and_watch_cycle_write_nothing_in_the_folder(tmp_path, config, fak
         (docs / "a.md").write_text("# Alpha\n\nAlpha notes about rivers and lakes.\n")
         (docs / "notes" / "b.txt").rename(docs / "notes" / "deep" / "b-moved.txt")
         after_edits = tree_snapshot(docs)
-        assert _wait_for(lambda: any(h.path.name == "new.md" for h in searcher.search("glaciers", k=3)))
-        assert _wait_for(lambda: any(h.path.name == "b-moved.txt" for h in searcher.search("mountains", k=3)))
+        assert wait_for(lambda: any(h.path.name == "new.md" for h in searcher.search("glaciers", k=3)))
+        assert wait_for(lambda: any(h.path.name == "b-moved.txt" for h in searcher.search("mountains", k=3)))
         time.sleep(2 * config.debounce_seconds)  # let any late event settle
     stop.set()
     thread.join(timeout=15)
