@@ -27,13 +27,12 @@ from urllib.parse import quote, unquote
 
 import numpy as np
 
-from .chunker import chunk_text
 from .config import Config
 from .encoder import Encoder
 from .errors import DatasetError, FindlingError
-from .indexer import chunk_limit
+from .indexer import Indexer
 from .query import MAX_QUERY_CHARS, Query
-from .records import Chunk, EncodedChunk, ExtractedText
+from .records import ExtractedText
 from .searcher import Searcher
 from .store import FileRecord, Store
 
@@ -191,38 +190,37 @@ class BuildStats:
 
 def index_documents(store: Store, encoder: Encoder, docs: Sequence[Doc], *, config: Config,
                     on_progress: Progress | None = None) -> BuildStats:
-    """Chunk, encode (batched like the indexer) and write ``docs`` into an empty ``store``."""
-    limit = chunk_limit(encoder, config)
-    store.bind_model(encoder.info, chunk_settings={"max_chunk_tokens": limit, "overlap": config.chunk_overlap_tokens})
-    stats = BuildStats(limit)
-    batch: list[tuple[Doc, list[Chunk]]] = []
-    pending = 0
-    for n, doc in enumerate(docs, 1):
-        text = ExtractedText(path=doc_path(doc.id), text=doc.body, title=doc.title, kind="beir")
-        chunks = chunk_text(text, encoder.tokenizer, max_tokens=limit, overlap=config.chunk_overlap_tokens)
-        batch.append((doc, chunks))
-        pending += sum(c.token_count for c in chunks)
-        if pending >= config.encode_batch_tokens * 4 or len(batch) >= 256 or n == len(docs):
-            stats = _flush(store, encoder, batch, stats)
-            batch, pending = [], 0
-            if on_progress:
-                on_progress(n, len(docs))
-    return stats
+    """Chunk, encode and write ``docs`` into an empty ``store`` through the indexer (as files would be)."""
+    timed = _TimedEncoder(encoder)
+    indexer = Indexer(store, timed, config=config)
+    items = [(FileRecord(path=doc_path(d.id), folder=BEIR_ROOT, size=len(d.body.encode()), mtime=0.0, hash=None,
+                         status="indexed"),
+              ExtractedText(path=doc_path(d.id), text=d.body, title=d.title, kind="beir")) for d in docs]
+    last, shown = None, 0
+    for last in indexer.index_texts(items):
+        if on_progress and last.files_done != shown:
+            shown = last.files_done
+            on_progress(shown, len(docs))
+    n_docs = last.indexed if last else 0
+    return BuildStats(indexer.max_tokens, n_docs, last.chunks_encoded if last else 0,
+                      last.tokens_encoded if last else 0, timed.seconds)
 
 
-def _flush(store: Store, encoder: Encoder, batch: list[tuple[Doc, list[Chunk]]], stats: BuildStats) -> BuildStats:
-    texts = [c.text for _, chunks in batch for c in chunks]
-    t0 = time.perf_counter()
-    vectors = iter(encoder.encode_documents(texts) if texts else [])
-    encode_s = time.perf_counter() - t0
-    writes = []
-    for doc, chunks in batch:
-        record = FileRecord(path=doc_path(doc.id), folder=BEIR_ROOT, size=len(doc.body.encode()), mtime=0.0,
-                            hash=None, status="indexed" if chunks else "empty", title=doc.title, kind="beir")
-        writes.append((record, [EncodedChunk(c, next(vectors)) for c in chunks]))
-    store.write_files(writes)
-    return BuildStats(stats.chunk_tokens, stats.n_docs + len(batch), stats.n_chunks + len(texts),
-                      stats.n_tokens + sum(c.token_count for _, ch in batch for c in ch), stats.encode_s + encode_s)
+class _TimedEncoder:
+    """The encoder with the seconds spent in ``encode_documents`` counted (for encode tokens/s)."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.info, self.tokenizer, self._encoder, self.seconds = encoder.info, encoder.tokenizer, encoder, 0.0
+
+    def encode_queries(self, texts):
+        return self._encoder.encode_queries(texts)
+
+    def encode_documents(self, texts):
+        t0 = time.perf_counter()
+        try:
+            return self._encoder.encode_documents(texts)
+        finally:
+            self.seconds += time.perf_counter() - t0
 
 
 @contextmanager

@@ -17,19 +17,21 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 from .chunker import MAX_CHUNK_TOKENS, chunk_text
 from .config import Config
 from .encoder import Encoder
 from .errors import ExtractionError, FileVanished
 from .extract import extract
-from .records import ChangeKind, Chunk, EncodedChunk, FileChange
+from .records import ChangeKind, Chunk, EncodedChunk, ExtractedText, FileChange
 from .reconcile import file_digest, scan_folder
 from .store import FileRecord, Store
 from .walk import format_size
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class CancelToken:
@@ -148,26 +150,41 @@ class Indexer:
             else:
                 to_index.append(ch.path)
         yield replace(p, elapsed=time.monotonic() - start)
+        yield from self._in_batches(to_index, lambda path, p: self._prepare(path, folders, p), p, start, cancel)
+
+    def index_texts(self, items: Sequence[tuple[FileRecord, ExtractedText]], *,
+                    cancel: CancelToken | None = None) -> Iterator[Progress]:
+        """Index text that was extracted elsewhere (corpus records, for instance): chunk, encode, write,
+        in the same batches and transactions as files from disk."""
+        start = time.monotonic()
+        p = Progress("indexing", files_total=len(items))
+        yield from self._in_batches(items, lambda item, p: self._chunk(item[0], item[1], p), p, start, cancel)
+
+    def _in_batches(self, items: Iterable[T], prepare: Callable[[T, Progress], tuple[_Pending | None, Progress]],
+                    p: Progress, start: float, cancel: CancelToken | None) -> Iterator[Progress]:
+        """Prepare each item, then encode and write them in batches of about ``4 * encode_batch_tokens``."""
         batch: list[_Pending] = []
         pending_tokens = 0
         shown = time.monotonic()
-        for path in to_index:
+        current = None
+        for item in items:
             if cancel is not None:
                 cancel.wait_if_paused()
                 if cancel.cancelled:
                     yield replace(p, phase="cancelled", elapsed=time.monotonic() - start)
                     return
-            item, p = self._prepare(path, folders, p)
-            if item is not None:
-                batch.append(item)
-                pending_tokens += sum(c.token_count for c in item.chunks)
+            prepared, p = prepare(item, p)
+            if prepared is not None:
+                current = prepared.record.path
+                batch.append(prepared)
+                pending_tokens += sum(c.token_count for c in prepared.chunks)
             if pending_tokens >= self.config.encode_batch_tokens * 4 or len(batch) >= 256:
                 for p in self._flush(batch, p):
-                    yield replace(p, elapsed=time.monotonic() - start, current=path)
+                    yield replace(p, elapsed=time.monotonic() - start, current=current)
                 batch, pending_tokens, shown = [], 0, time.monotonic()
             elif time.monotonic() - shown > 0.5:  # reading and chunking: keep the caller informed
                 shown = time.monotonic()
-                yield replace(p, elapsed=shown - start, current=path)
+                yield replace(p, elapsed=shown - start, current=current)
         for p in self._flush(batch, p):
             yield replace(p, elapsed=time.monotonic() - start, current=None)
         yield replace(p, phase="done", elapsed=time.monotonic() - start, current=None)
@@ -225,11 +242,15 @@ class Indexer:
                 return self._vanished(path, p)
             reason = str(FileVanished(f"could not read the file ({exc.strerror or exc})"))
             return self._problem(replace(record, status="failed", reason=reason), p)
+        return self._chunk(record, doc, p)
+
+    def _chunk(self, record: FileRecord, doc: ExtractedText, p: Progress) -> tuple[_Pending | None, Progress]:
+        """Cut extracted text into chunks for ``record``; the file is empty when no chunk comes out."""
         try:
             chunks = chunk_text(doc, self.encoder.tokenizer, max_tokens=self.max_tokens,
                                 overlap=self.config.chunk_overlap_tokens)
         except Exception as exc:  # a tokenizer tripping over odd text must not stop the run
-            log.warning("could not chunk %s", path, exc_info=True)
+            log.warning("could not chunk %s", record.path, exc_info=True)
             reason = f"could not split the text into chunks ({type(exc).__name__}: {exc})"[:200]
             return self._problem(replace(record, status="failed", reason=reason), p)
         status = "indexed" if chunks else "empty"

@@ -131,3 +131,17 @@ def test_progress_arrives_while_one_large_file_is_encoded(store, fake_encoder, c
     during = [t for t, done in seen if done == 0 and t > 0]
     assert len(set(during)) >= 5  # token counts rise before the file is written
     assert seen[-1][1] == 1 and store.file_state(root / "book.txt").n_chunks > 5
+
+
+def test_index_texts_uses_the_same_batches_and_rows(store, fake_encoder, config):
+    from engine.records import ExtractedText
+    from engine.store import FileRecord
+
+    items = [(FileRecord(Path(f"/corpus/{i}"), Path("/corpus"), 10, 0.0, None, "indexed"),
+              ExtractedText(path=Path(f"/corpus/{i}"), text=text, title=f"doc {i}", kind="corpus"))
+             for i, text in enumerate(["alpha beta " * 100, "", "gamma delta"])]
+    last = list(Indexer(store, fake_encoder, config=config).index_texts(items))[-1]
+    assert (last.phase, last.indexed, last.files_done) == ("done", 3, 3)
+    states = store.file_states()
+    assert [states[Path(f"/corpus/{i}")].status for i in range(3)] == ["indexed", "empty", "indexed"]
+    assert states[Path("/corpus/0")].n_chunks > 1  # 200 tokens cut at the fixture's 64-token limit
