@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import Config
 from engine.errors import CorruptFile, EncryptedFile
 from engine.extract import extract
 
@@ -59,11 +58,6 @@ def make_epub(members: dict[str, str | bytes]) -> bytes:
         for name, content in members.items():
             archive.writestr(name, content.encode() if isinstance(content, str) else content)
     return buffer.getvalue()
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    return Config(data_dir=tmp_path / "d")
 
 
 def write(tmp_path: Path, members: dict[str, str | bytes], name: str = "book.epub") -> Path:

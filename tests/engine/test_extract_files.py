@@ -4,18 +4,11 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
-from engine.config import Config
 from engine.errors import ExtractionError, FileTooLarge, FileVanished, UnsupportedFile
 from engine.extract import extract
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    return Config(data_dir=tmp_path / "d")
 
 
 @pytest.mark.parametrize("name", ["empty.txt", "empty.pdf", "empty.docx", "empty.epub", "empty.html"])

@@ -38,11 +38,6 @@ PAGE = """<!DOCTYPE html>
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Config:
-    return Config(data_dir=tmp_path / "d")
-
-
-@pytest.fixture
 def page(tmp_path: Path, config: Config):
     path = tmp_path / "trip.html"
     path.write_text(PAGE, encoding="utf-8")

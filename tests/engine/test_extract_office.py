@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import io
 import zipfile
-from pathlib import Path
 
 import pytest
 
-from engine.config import Config
 from engine.errors import CorruptFile, EncryptedFile
 from engine.extract import extract
 from engine.extract.archive import SafeZip, ZipLimits, read_capped
+from tests.engine.files import write
 
 W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 MC = "http://schemas.openxmlformats.org/markup-compatibility/2006"
@@ -84,17 +83,6 @@ def zip_bomb(member: str, *, megabytes: int, level: int, extra: dict[str, str] |
             for _ in range(megabytes):
                 handle.write(zeros)
     return buffer.getvalue()
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    return Config(data_dir=tmp_path / "d")
-
-
-def write(tmp_path: Path, name: str, data: bytes) -> Path:
-    path = tmp_path / name
-    path.write_bytes(data)
-    return path
 
 
 def test_docx_paragraphs_runs_tabs_and_breaks(tmp_path, config):

@@ -14,7 +14,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.config import Config
 from engine.errors import CorruptFile, EncryptedFile, ExtractionError
 from engine.extract import extract
 from engine.extract.pdf import NO_TEXT_REASON
@@ -81,11 +80,6 @@ THREE_PAGES = [
     ["Moraines are piles of rock debris.", "They mark old ice margins."],
     ["Crevasses open where ice stretches."],
 ]
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    return Config(data_dir=tmp_path / "d")
 
 
 def write(tmp_path: Path, data: bytes, name: str = "doc.pdf") -> Path:

@@ -43,11 +43,6 @@ def zipped(members: dict[str, str]) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    return Config(data_dir=tmp_path / "d")
-
-
 def check(path: Path, data: bytes, config: Config) -> None:
     path.write_bytes(data)
     try:

@@ -2,29 +2,17 @@
 from __future__ import annotations
 
 import codecs
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.config import Config
 from engine.errors import BinaryFile, ExtractionError, UnsupportedFile
 from engine.extract import SUPPORTED_SUFFIXES, extract, is_supported
 from engine.extract.decode import decode_text
+from tests.engine.files import write
 
 SAMPLE = "Grüße aus Köln – naïve café, 10 €.\nSecond line.\n"
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    return Config(data_dir=tmp_path / "d")
-
-
-def write(tmp_path: Path, name: str, data: bytes) -> Path:
-    path = tmp_path / name
-    path.write_bytes(data)
-    return path
 
 
 @pytest.mark.parametrize(
