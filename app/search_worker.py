@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from engine import Config, FindlingError, Query, QueryError, Searcher, Store
+from engine import Config, FindlingError, ModelMismatch, Query, QueryError, Searcher, Store
 
 from .workers import MODEL_LOCK, EncoderFactory, load_model
 
@@ -45,7 +45,6 @@ class SearchWorker(QObject):
         self._requests: queue.Queue[SearchRequest | None] = queue.Queue()
         self._store: Store | None = None
         self._searcher: Searcher | None = None
-        self._fingerprint = ""
 
     # ------------------------------------------------------------ from any thread
     def submit(self, request: SearchRequest) -> None:
@@ -71,7 +70,6 @@ class SearchWorker(QObject):
             self._store = Store(self.config.db_path)
             encoder = load_model(self._factory, self.config)
             self._searcher = Searcher(self._store, encoder)
-            self._fingerprint = encoder.info.fingerprint
         except FindlingError as exc:
             self.failed.emit(str(exc))
             return
@@ -96,15 +94,10 @@ class SearchWorker(QObject):
         if self._searcher is None:
             self.error.emit(request.id, "The model is not loaded, so searching is not possible.")
             return
-        built_with = self._store.model_identity()
-        if built_with and built_with.get("fingerprint") != self._fingerprint:
-            self.error.emit(request.id, f"The index was built with {built_with.get('name')}, not the model now"
-                                        " in use; re-encode it to search.")
-            return
         try:
             with MODEL_LOCK:  # never while a model loads
                 hits = self._searcher.search(request.query, k=request.k, mode=request.mode)
-        except QueryError as exc:
+        except (QueryError, ModelMismatch) as exc:  # a bad filter, or an index of another model
             self.error.emit(request.id, str(exc))
             return
         except Exception as exc:

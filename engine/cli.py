@@ -299,11 +299,6 @@ def _search(args, config: Config) -> int:
     )
     with _open_store(config) as store:
         enc = _encoder(config)
-        ident = store.model_identity()
-        if ident and ident.get("fingerprint") != enc.info.fingerprint:
-            print(f"findling: this index was built with {ident.get('name')}, not {enc.info.name}; "
-                  "run `findling index --reencode` or pass --model", file=sys.stderr)
-            return 2
         t0 = time.monotonic()
         hits = Searcher(store, enc).search(query, k=args.k, mode=args.mode)
         elapsed = time.monotonic() - t0

@@ -66,7 +66,7 @@ class Searcher:
         ident = self.store.model_identity()
         if ident and ident.get("fingerprint") != self.encoder.info.fingerprint:
             raise ModelMismatch(
-                f"This index was built with {ident.get('name')}, not {self.encoder.info.name}. Re-encode it "
+                f"This index was built with {ident.get('name')}, not {self.encoder.info.name}; re-encode it "
                 f"(`findling index --reencode`) or switch back to {ident.get('name')}."
             )
 
