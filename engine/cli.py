@@ -131,12 +131,9 @@ def _open_store(config: Config) -> Store:
 
 
 def _encoder(config: Config):
-    from .models import load_encoder
+    from .models import load_announced
 
-    enc = load_encoder(config)
-    print(f"model: {enc.info.name} ({enc.info.source}){' - ' + enc.info.note if enc.info.note else ''}",
-          file=sys.stderr)
-    return enc
+    return load_announced(config)
 
 
 # ----------------------------------------------------------------- folders

@@ -376,12 +376,9 @@ def eval_command(args, config: Config) -> int:
 
 def load_model(config: Config) -> Encoder:
     """The configured encoder, named on stderr (as the CLI does)."""
-    from . import models
+    from .models import load_announced
 
-    enc = models.load_encoder(config)
-    print(f"model: {enc.info.name} ({enc.info.source}){' - ' + enc.info.note if enc.info.note else ''}",
-          file=sys.stderr)
-    return enc
+    return load_announced(config)
 
 
 def progress_printer(verb: str) -> Progress | None:

@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -211,6 +212,14 @@ def load_encoder(config: Config) -> Encoder:
         return PyLateEncoder(resolved.path, info, threads=config.threads, batch_tokens=config.encode_batch_tokens)
     except (OSError, ValueError) as exc:
         raise _no_model([*resolved.tried, f"{resolved.name} at {resolved.path}: tokenizer failed to load: {exc}"])
+
+
+def load_announced(config: Config) -> Encoder:
+    """``load_encoder``, naming the model in use (and any fallback note) on stderr, as every CLI command does."""
+    enc = load_encoder(config)
+    note = f" - {enc.info.note}" if enc.info.note else ""
+    print(f"model: {enc.info.name} ({enc.info.source}){note}", file=sys.stderr)
+    return enc
 
 
 def download_model(name: str = TARGET_MODEL, *, config: Config) -> Path:
