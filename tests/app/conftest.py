@@ -86,3 +86,13 @@ def search(qtbot, window: MainWindow, text: str) -> list[Path]:
     qtbot.keyClicks(window.search_box, text)
     qtbot.waitUntil(lambda: not window.search_pending, timeout=WAIT_MS)
     return [h.path for h in window.model.hits()]
+
+
+def backend_of_another_model(make_backend, docs: Path, qtbot) -> Backend:
+    """Index ``docs`` with the fake encoder, then return a (not started) backend whose model is another one."""
+    first = make_backend()
+    first.add_folder(docs)
+    first.start()
+    qtbot.waitUntil(lambda: first.index_idle, timeout=WAIT_MS)
+    first.shutdown()
+    return make_backend(factory=lambda cfg: FakeEncoder(name="other-model"))

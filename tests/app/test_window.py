@@ -9,8 +9,7 @@ from PySide6.QtGui import QGuiApplication
 
 from app.highlight import EXACT
 from app.window import MainWindow
-from tests.app.conftest import WAIT_MS, search
-from tests.fakes import FakeEncoder
+from tests.app.conftest import WAIT_MS, backend_of_another_model, search
 
 
 def test_window_starts_focused_with_an_explained_search_box(make_window, qtbot):
@@ -227,12 +226,7 @@ def test_esc_on_an_empty_box_clears_the_chips(make_window, docs, qtbot):
 
 
 def test_model_mismatch_banner_reencodes(make_backend, make_window, backend, docs, config, settings, qtbot):
-    first = make_backend()
-    first.add_folder(docs)
-    first.start()
-    qtbot.waitUntil(lambda: first.index_idle, timeout=WAIT_MS)
-    first.shutdown()
-    other = make_backend(factory=lambda cfg: FakeEncoder(name="other-model"))
+    other = backend_of_another_model(make_backend, docs, qtbot)
     window = MainWindow(other, settings=settings)
     qtbot.addWidget(window)
     window.show()

@@ -7,7 +7,7 @@ import pytest
 
 from app.search_worker import SearchRequest, SearchWorker
 from engine import ModelError, Store, parse_query
-from tests.app.conftest import WAIT_MS, fake_factory
+from tests.app.conftest import WAIT_MS, backend_of_another_model, fake_factory
 from tests.fakes import FakeEncoder
 
 
@@ -78,13 +78,7 @@ def test_a_model_that_cannot_load_is_reported(make_backend, qtbot):
 
 
 def test_model_mismatch_offers_a_reencode(make_backend, docs, config, qtbot):
-    first = make_backend()
-    first.add_folder(docs)
-    first.start()
-    qtbot.waitUntil(lambda: first.index_idle, timeout=WAIT_MS)
-    first.shutdown()
-
-    other = make_backend(factory=lambda cfg: FakeEncoder(name="other-model"))
+    other = backend_of_another_model(make_backend, docs, qtbot)
     with qtbot.waitSignal(other.model_mismatch, timeout=WAIT_MS) as mismatch:
         other.start()
     assert "fake-encoder" in mismatch.args[0]
