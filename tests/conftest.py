@@ -11,6 +11,13 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from hypothesis import settings  # noqa: E402
+
+# property tests run with a fixed seed, so every run (and CI) is reproducible; HYPOTHESIS_PROFILE=dev explores
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("dev")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
 from engine.config import Config  # noqa: E402
 from engine.store import Store  # noqa: E402
 from tests.fakes import FakeEncoder  # noqa: E402

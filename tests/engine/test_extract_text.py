@@ -4,7 +4,7 @@ from __future__ import annotations
 import codecs
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from engine.errors import BinaryFile, ExtractionError, UnsupportedFile
@@ -142,6 +142,8 @@ def test_decoding_arbitrary_bytes_gives_text_or_binary_file(data):
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), max_size=300))
 def test_any_printable_text_round_trips_through_utf8_and_utf16(text):
+    # a leading U+FEFF is indistinguishable from a byte-order mark, which decoding removes
+    assume(not text.startswith("\ufeff"))
     assert decode_text(text.encode("utf-8")).text == text
     assert decode_text(codecs.BOM_UTF16_LE + text.encode("utf-16-le")).text == text
 
