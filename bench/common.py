@@ -1,0 +1,87 @@
+"""What every benchmark in ``bench/`` shares: the result record, the machine summary and the printing.
+
+A benchmark module exposes ``collect(args) -> list[Result]``; ``bench/run.py`` calls each module in turn and
+prints one table (or, with ``--json``, one JSON list of result objects). Each ``Result`` is one target of the
+performance issue, measured side by side with its named peer in the same run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@dataclass
+class Result:
+    """One measured figure against its peer. ``ratio`` is value / peer_value (None when there is no peer).
+
+    ``target`` says in words what must hold (for example ">= 3x peer" or "<= 100 ms"), ``ok`` whether it held.
+    """
+
+    name: str
+    value: float
+    unit: str
+    peer: str | None
+    peer_value: float | None
+    ratio: float | None
+    target: str
+    ok: bool
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def ratio(value: float, peer_value: float | None) -> float | None:
+    if peer_value in (None, 0):
+        return None
+    return value / peer_value
+
+
+def machine_summary() -> str:
+    """The ``lscpu`` lines that matter for a CPU benchmark, plus Python, torch and thread counts."""
+    lines = []
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    keep = ("Architecture", "Model name", "CPU(s)", "Thread(s) per core", "Core(s) per socket", "Flags")
+    for line in out.splitlines():
+        key = line.split(":", 1)[0].strip()
+        if key in keep:
+            if key == "Flags":
+                flags = set(line.split(":", 1)[1].split())
+                wanted = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8") if f in flags]
+                line = f"Flags (selected): {' '.join(wanted) or 'none of avx2/avx512/amx'}"
+            lines.append(" ".join(line.split()))
+    try:
+        import torch
+
+        lines.append(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    except ImportError:
+        pass
+    lines.append(f"Python {platform.python_version()}, os.cpu_count() = {os.cpu_count()}")
+    return "\n".join(lines)
+
+
+def print_table(results: list[Result], *, file=sys.stdout) -> None:
+    header = f"{'target':<44} {'value':>12} {'unit':<10} {'peer':<34} {'peer value':>12} {'ratio':>7}  {'goal':<20} ok"
+    print(header, file=file)
+    print("-" * len(header), file=file)
+    for r in results:
+        peer_value = "" if r.peer_value is None else f"{r.peer_value:.4g}"
+        ratio_s = "" if r.ratio is None else f"{r.ratio:.2f}"
+        print(f"{r.name:<44} {r.value:>12.4g} {r.unit:<10} {(r.peer or ''):<34} {peer_value:>12} {ratio_s:>7}  "
+              f"{r.target:<20} {'yes' if r.ok else 'NO'}", file=file)
+
+
+def print_json(results: list[Result], *, file=sys.stdout) -> None:
+    json.dump([r.as_dict() for r in results], file, indent=1)
+    print(file=file)
