@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
+import numpy as np
+
 from .chunker import MAX_CHUNK_TOKENS, chunk_text
 from .config import Config
 from .encoder import Encoder
@@ -32,6 +34,7 @@ from .walk import format_size
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+RECENT_VECTORS = 256  # chunk texts whose vectors are kept for re-use by an identical chunk
 
 
 class CancelToken:
@@ -112,6 +115,7 @@ class Indexer:
         self.encoder = encoder
         self.config = config
         self.max_tokens = chunk_limit(encoder, config)
+        self._recent_vectors: dict[str, np.ndarray] = {}  # chunk text -> vectors, the newest RECENT_VECTORS
         self.chunk_settings = {"max_chunk_tokens": self.max_tokens, "overlap": config.chunk_overlap_tokens}
         store.bind_model(encoder.info, chunk_settings=self.chunk_settings)
 
@@ -281,13 +285,24 @@ class Indexer:
             yield p
             return
         chunks = [c for item in batch for c in item.chunks]
-        vectors = []
-        for lo, hi in _slices([c.token_count for c in chunks], self.config.encode_batch_tokens * 4):
-            vectors += self.encoder.encode_documents([c.text for c in chunks[lo:hi]])
-            tokens = sum(c.token_count for c in chunks[lo:hi])
+        # identical chunk texts (copies of a file, boilerplate, repeated sections) are encoded once: the
+        # encoder is deterministic, so the vectors are the same ones
+        known = self._recent_vectors
+        todo: dict[str, int] = {}
+        for c in chunks:
+            if c.text not in known and c.text not in todo:
+                todo[c.text] = c.token_count
+        texts = list(todo)
+        for lo, hi in _slices([todo[t] for t in texts], self.config.encode_batch_tokens * 4):
+            for text, vec in zip(texts[lo:hi], self.encoder.encode_documents(texts[lo:hi])):
+                known[text] = vec
+            tokens = sum(todo[t] for t in texts[lo:hi])
             p = replace(p, chunks_encoded=p.chunks_encoded + hi - lo, tokens_encoded=p.tokens_encoded + tokens)
-            if hi < len(chunks):
+            if hi < len(texts):
                 yield p
+        vectors = [known[c.text] for c in chunks]
+        for text in list(known)[: max(0, len(known) - RECENT_VECTORS)]:  # keep the newest entries only
+            del known[text]
         it = iter(vectors)
         self.store.write_files([(item.record, [EncodedChunk(c, next(it)) for c in item.chunks]) for item in batch])
         yield replace(p, files_done=p.files_done + len(batch), indexed=p.indexed + len(batch))

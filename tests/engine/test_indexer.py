@@ -6,6 +6,7 @@ import pytest
 from engine.errors import ModelMismatch
 from engine.indexer import CancelToken, Indexer, owning_folder
 from engine.records import ChangeKind, FileChange
+from engine.searcher import Searcher
 from tests.fakes import FakeEncoder
 
 
@@ -145,3 +146,23 @@ def test_index_texts_uses_the_same_batches_and_rows(store, fake_encoder, config)
     states = store.file_states()
     assert [states[Path(f"/corpus/{i}")].status for i in range(3)] == ["indexed", "empty", "indexed"]
     assert states[Path("/corpus/0")].n_chunks > 1  # 200 tokens cut at the fixture's 64-token limit
+
+
+def test_identical_chunks_are_encoded_once_and_stored_for_each_file(store, fake_encoder, config, tmp_path):
+    root = tmp_path / "copies"
+    root.mkdir()
+    body = "Quarterly budget notes for the river project. " * 30
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (root / name).write_text(body)
+    (root / "other.txt").write_text("A different file about mountain music.")
+    store.add_folder(root)
+    _index(store, fake_encoder, config)
+    rows = store.chunk_rows([int(i) for i in store.chunk_ids()])
+    by_file = {}
+    for row in rows.values():
+        by_file.setdefault(row.path.name, []).append(row.text)
+    assert by_file["a.txt"] == by_file["b.txt"] == by_file["c.txt"] and len(by_file) == 4
+    distinct = {text for texts in by_file.values() for text in texts}
+    assert fake_encoder.documents_encoded == len(distinct) < sum(len(t) for t in by_file.values())
+    hits = Searcher(store, fake_encoder).search("river budget", k=5, mode="maxsim")
+    assert {h.path.name for h in hits} >= {"a.txt", "b.txt", "c.txt"}
