@@ -104,12 +104,23 @@ def _parser() -> argparse.ArgumentParser:
     add_eval_parser(sub)
     add_passkey_parser(sub)
 
+    t = sub.add_parser("train", help="the training package: `train run RECIPE`, `train adapt FOLDER`, "
+                       "`train convert MODEL` (see `findling train -h`)", add_help=False)
+    t.add_argument("rest", nargs=argparse.REMAINDER)
+    t.set_defaults(func=_train)
+
     m = sub.add_parser("model", help="which model is used and where it came from; `model download NAME`")
     _model_opt(m)
     m.add_argument("action", nargs="?", choices=["show", "download"], default="show")
     m.add_argument("name", nargs="?", help="hub name to download (only with `download`)")
     m.set_defaults(func=_model)
     return p
+
+
+def _train(args, config: Config) -> int:
+    from training.cli import main as train_main
+
+    return train_main(args.rest, config=config)
 
 
 def _positive(value: str) -> int:

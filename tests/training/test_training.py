@@ -1,0 +1,128 @@
+"""The training package end to end on a tiny locally built model: pairs, features, teacher scores, a few fit
+steps (the loss falls), export, and the exported model loading in the engine and answering a search."""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.config import Config
+from engine.models import load_encoder
+from tests.model_factory import WORDS
+from training import score
+from training.features import FeatureSet, encode_features, load_backbone_model
+from training.fit import FitSettings, fit
+from training.head import Head, from_pylate, pca_map
+from training.pairs import Pair, TupleSet, build_tuples, pairs_from_jsonl
+
+pytestmark = pytest.mark.slow
+
+
+def toy_pairs(n: int = 40, seed: int = 0) -> list[Pair]:
+    """Passages of random words; each query is four words drawn from its own passage."""
+    rng = random.Random(seed)
+    pairs = []
+    for i in range(n):
+        words = [rng.choice(WORDS) for _ in range(30)]
+        pairs.append(Pair(" ".join(rng.sample(words, 4)), " ".join(words) + ".", group=f"g{i % 10}"))
+    return pairs
+
+
+@pytest.fixture(scope="module")
+def toy_set(tiny_model_dir):
+    tuples = build_tuples(toy_pairs(), negatives=5, held_out=0.2, seed=1)
+    queries = sorted({t["query"] for t in tuples.tuples})
+    for t in tuples.tuples:
+        t["query_index"] = queries.index(t["query"])
+    model = load_backbone_model(tiny_model_dir, threads=1, device="cpu")
+    q = encode_features(model, queries, is_query=True, progress=False)
+    p = encode_features(model, tuples.passages, is_query=False, progress=False)
+    score.wide_maxsim(tuples.tuples, q, p)
+    return tuples, q, p
+
+
+def test_tuples_keep_held_out_files_apart(toy_set):
+    tuples, _, _ = toy_set
+    test = tuples.split("test")
+    train = tuples.split("train")
+    assert test and train
+    assert not {t["group"] for t in test} & {t["group"] for t in train}
+    held_passages = {t["positive"] for t in test}
+    for t in train:
+        assert t["positive"] not in t["negatives"]
+        assert not held_passages & set(t["negatives"]), "a held-out passage leaked into training as a negative"
+    assert all(len(t["scores"]) == 1 + len(t["negatives"]) for t in tuples.tuples)
+
+
+def test_features_match_the_engine_token_counts(toy_set, tiny_model_dir, tmp_path):
+    tuples, _, p = toy_set
+    encoder = load_encoder(Config(data_dir=tmp_path, model=str(tiny_model_dir)))
+    engine_vectors = encoder.encode_documents(tuples.passages[:5])
+    for i, vectors in enumerate(engine_vectors):
+        assert len(np.asarray(getattr(vectors, "vectors", vectors))) == len(p.text(i))
+
+
+def test_fit_lowers_the_loss_and_the_export_searches(toy_set, tiny_model_dir, tmp_path):
+    tuples, q, p = toy_set
+    head = Head(q.vectors.shape[1], 48, kind="ffn", mid=64)
+    weight, bias = pca_map(np.asarray(p.vectors), 48 if q.vectors.shape[1] >= 48 else q.vectors.shape[1])
+    if weight.shape[0] == 48:
+        head.warm_start(weight, bias)
+    logs: list[str] = []
+    settings = FitSettings(steps=40, batch=8, lr=3e-3, checkpoint_every=20, warmup=0.0)
+    fit(head, tuples.split("train"), q, p, tmp_path / "fit", settings, log=logs.append)
+    history = __import__("torch").load(tmp_path / "fit" / "checkpoint.pt", weights_only=False)["history"]
+    assert np.mean(history[-8:]) < np.mean(history[:8]), history
+
+    from training.export import export, framing_of
+
+    out = export(head, tmp_path / "model", backbone_dir=tiny_model_dir, framing=framing_of(tiny_model_dir),
+                 card="# toy\n")
+    again = from_pylate(out)
+    x = np.asarray(p.vectors[:20], dtype=np.float32)
+    assert np.allclose(again.project(x), head.project(x), atol=1e-5)
+
+    from engine.evaluate import Doc, doc_path, index_documents
+    from engine.searcher import Searcher
+    from engine.store import Store
+
+    config = Config(data_dir=tmp_path / "home", model=str(out))
+    encoder = load_encoder(config)
+    assert encoder.info.dim == 48
+    docs = [Doc(str(i), "", text) for i, text in enumerate(tuples.passages)]
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    with Store(config.db_path) as store:
+        index_documents(store, encoder, docs, config=config)
+        first = tuples.tuples[0]
+        hits = Searcher(store, encoder).search(first["query"], k=5, mode="maxsim")
+    assert hits, "the exported model found nothing"
+    # the engine ranks as the trained head does on the training side's cached vectors
+    from training.metrics import maxsim_matrix
+
+    expected = maxsim_matrix([head.project(np.asarray(q.text(first["query_index"])))], p, project=head.project)[0]
+    top = [str(i) for i in np.argsort(-expected)[:5]]
+    assert hits[0].path == doc_path(top[0])
+    assert len({h.path for h in hits} & {doc_path(i) for i in top}) >= 4
+
+
+def test_resume_continues_from_the_checkpoint(toy_set, tmp_path):
+    tuples, q, p = toy_set
+    head = Head(q.vectors.shape[1], 16, kind="linear")
+    fit(head, tuples.split("train"), q, p, tmp_path, FitSettings(steps=10, batch=4, checkpoint_every=5),
+        log=lambda *_: None)
+    logs: list[str] = []
+    fit(Head(q.vectors.shape[1], 16, kind="linear"), tuples.split("train"), q, p, tmp_path,
+        FitSettings(steps=15, batch=4, checkpoint_every=5), log=logs.append)
+    assert any("resuming at step 10/15" in line for line in logs)
+
+
+def test_pairs_from_jsonl_skips_short_passages(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    rows = [{"query": "what is green", "passage": "The grass is green and the sky is blue, here we go again."},
+            {"query": "too short", "passage": "tiny"}]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    pairs = pairs_from_jsonl(path)
+    assert [p.query for p in pairs] == ["what is green"]

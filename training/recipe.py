@@ -1,0 +1,213 @@
+"""Run a training recipe end to end: pairs -> features -> score -> fit -> export -> evaluate.
+
+A recipe is a JSON file (see ``training/recipes/``): which model to start from, which data, which teacher,
+which head and loss, and what the result should score. Every step writes its output into the work folder and
+is skipped when that output is already there, so a stopped run picks up where it was. Paths in a recipe are
+relative to the recipe file, ``$DATA`` to the shared data folder (``FINDLING_DATA``, default
+``../shared/data`` beside the checkout).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from training import features as feats
+from training import pairs as pairs_mod
+from training import pseudo, score
+from training.fit import FitSettings, fit
+from training.head import Head, pca_map
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("FINDLING_DATA") or ROOT.parent / "shared" / "data")
+
+
+def resolve(path: str, base: Path) -> Path:
+    if path.startswith("$DATA"):
+        return data_dir() / path[len("$DATA"):].lstrip("/")
+    if path.startswith("$ROOT"):
+        return ROOT / path[len("$ROOT"):].lstrip("/")
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def load_recipe(path: Path) -> dict:
+    recipe = json.loads(Path(path).read_text())
+    recipe["_base"] = str(Path(path).resolve().parent)
+    return recipe
+
+
+def start_model(recipe: dict, work: Path) -> Path:
+    """The PyLate folder whose backbone and framing training starts from."""
+    start = recipe["start"]
+    if start == "bundled":
+        from engine import bundled
+
+        return bundled.assemble(work / "models")
+    return resolve(start, Path(recipe["_base"]))
+
+
+def collect_pairs(recipe: dict) -> list[pairs_mod.Pair]:
+    base = Path(recipe["_base"])
+    out: list[pairs_mod.Pair] = []
+    for source in recipe["data"]:
+        kind, limit, seed = source["kind"], source.get("limit"), recipe.get("seed", 0)
+        if kind == "jsonl":
+            got = pairs_mod.pairs_from_jsonl(resolve(source["path"], base), limit=limit, seed=seed)
+        elif kind == "beir":
+            got = pairs_mod.pairs_from_beir(resolve(source["path"], base), split=source.get("split", "train"),
+                                            limit=limit, seed=seed)
+        elif kind == "folder":
+            docs = pseudo.documents_from_folder(resolve(source["path"], base))
+            got = pseudo.pairs_from_documents(docs, seed=seed)[:limit]
+        elif kind == "index":
+            from engine.store import Store
+
+            with Store(resolve(source["path"], base)) as store:
+                folder = source.get("folder")
+                docs = list(pseudo.documents_from_store(store, folder=resolve(folder, base) if folder else None))
+            got = pseudo.pairs_from_documents(docs, seed=seed)[:limit]
+        else:
+            raise SystemExit(f"unknown data kind {kind!r} (jsonl, beir, folder, index)")
+        print(f"  {kind} {source.get('path')}: {len(got)} pairs")
+        out.extend(got)
+    return out
+
+
+def step_pairs(recipe: dict, work: Path) -> pairs_mod.TupleSet:
+    folder = work / "tuples"
+    if (folder / "tuples.jsonl").is_file():
+        return pairs_mod.TupleSet.load(folder)
+    pairs = collect_pairs(recipe)
+    tuples = pairs_mod.build_tuples(pairs, negatives=recipe.get("negatives", 15),
+                                    held_out=recipe.get("held_out", 0.0), seed=recipe.get("seed", 0))
+    queries = sorted({t["query"] for t in tuples.tuples})
+    index = {q: i for i, q in enumerate(queries)}
+    for t in tuples.tuples:
+        t["query_index"] = index[t["query"]]
+    tuples.save(folder)
+    (folder / "queries.json").write_text(json.dumps(queries))
+    print(f"  {len(tuples.tuples)} tuples over {len(tuples.passages)} passages -> {folder}")
+    return tuples
+
+
+def step_features(model, tuples: pairs_mod.TupleSet, work: Path, batch_tokens: int):
+    queries = json.loads((work / "tuples" / "queries.json").read_text())
+    q = feats.cached_features(model, queries, is_query=True, folder=work / "features", name="queries",
+                              batch_tokens=batch_tokens)
+    p = feats.cached_features(model, tuples.passages, is_query=False, folder=work / "features",
+                              name="passages", batch_tokens=batch_tokens)
+    return q, p
+
+
+def step_score(recipe: dict, tuples: pairs_mod.TupleSet, q, p, work: Path) -> None:
+    if all("scores" in t for t in tuples.tuples):
+        return
+    teacher = recipe.get("teacher", "wide-maxsim")
+    if teacher == "wide-maxsim":
+        score.wide_maxsim(tuples.tuples, q, p)
+    else:
+        texts = json.loads((work / "tuples" / "queries.json").read_text())
+        model = resolve(recipe["teacher_model"], Path(recipe["_base"]))
+        getattr(score, teacher)(tuples.tuples, texts, tuples.passages, model)
+    tuples.save(work / "tuples")
+
+
+def new_head(recipe: dict, p: feats.FeatureSet, width: int, model_dir: Path) -> Head:
+    spec = recipe.get("head", {})
+    if spec.get("warm_start") == "current":  # fine-tune the start model's own head
+        from training.head import from_pylate
+
+        return from_pylate(model_dir)
+    head = Head(width, spec.get("dim", 48), kind=spec.get("kind", "ffn"), mid=spec.get("mid"))
+    if spec.get("warm_start", "pca") == "pca":
+        rng = np.random.default_rng(0)
+        rows = rng.choice(len(p.vectors), size=min(200_000, len(p.vectors)), replace=False)
+        weight, bias = pca_map(np.asarray(p.vectors[np.sort(rows)]), head.dim)
+        head.warm_start(weight, bias)
+    return head
+
+
+def main_run(recipe_path: Path, work: Path, *, stop_after: str | None = None) -> Path | None:
+    from training.runtime import configure_threads
+
+    recipe = load_recipe(recipe_path)
+    work.mkdir(parents=True, exist_ok=True)
+    threads = configure_threads()
+    started = time.time()
+    print(f"recipe {recipe_path} -> work folder {work} ({threads} threads)")
+    print("1/6 pairs")
+    tuples = step_pairs(recipe, work)
+    if stop_after == "pairs":
+        return None
+    print("2/6 backbone features (the slow step on a CPU; it resumes from its files)")
+    model_dir = start_model(recipe, work)
+    model = feats.load_backbone_model(model_dir)
+    q, p = step_features(model, tuples, work, recipe.get("batch_tokens", 16384))
+    if stop_after == "features":
+        return None
+    print("3/6 teacher scores")
+    step_score(recipe, tuples, q, p, work)
+    if stop_after == "score":
+        return None
+    print("4/6 fit")
+    head_path = work / "head.pt"
+    if not head_path.is_file():
+        head = new_head(recipe, p, q.vectors.shape[1], model_dir)
+        train = [t for t in tuples.tuples if t.get("split", "train") == "train"]
+        settings = FitSettings(**recipe.get("fit", {}))
+        fit(head, train, q, p, work / "fit", settings)
+        head.save(head_path)
+    head = Head.load(head_path)
+    if stop_after == "fit":
+        return None
+    print("5/6 export")
+    from training.export import export, framing_of
+    from training.card import model_card
+
+    out = resolve(recipe["out"], Path(recipe["_base"]))
+    export(head, out, backbone_dir=model_dir, framing=framing_of(model_dir),
+           card=model_card(recipe, recipe_path, time.time() - started), layout=recipe.get("layout", "full"))
+    print(f"  wrote {out}")
+    if stop_after == "export":
+        return out
+    if recipe.get("held_out"):
+        print("6/6 held-out evaluation (pseudo-queries of files training never saw)")
+        report = step_evaluate(recipe, tuples, q, p, head, model_dir, work)
+        print(format_report(report))
+    print(f"done in {time.time() - started:.0f} s")
+    return out
+
+
+def step_evaluate(recipe: dict, tuples, q, p, head: Head, model_dir: Path, work: Path) -> dict:
+    from training.head import from_pylate
+    from training.heldout import evaluate_heads
+
+    heads = {"after": head.project}
+    try:
+        heads = {"before": from_pylate(model_dir).project, **heads}
+    except ValueError as exc:  # a head this package cannot read: report the trained one alone
+        print(f"  (no 'before' figure: {exc})")
+    report = evaluate_heads(tuples, q, p, heads)
+    if "before" in report:
+        before, after = report["before"]["ndcg@10"], report["after"]["ndcg@10"]
+        report["relative_gain"] = round((after - before) / before, 4) if before else None
+    (work / "heldout.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def format_report(report: dict) -> str:
+    lines = [f"  {report['queries']} held-out queries over {report['passages']} passages"]
+    for name in ("bm25", "before", "after"):
+        if name in report:
+            r = report[name]
+            lines.append(f"  {name:<7} nDCG@10 {r['ndcg@10']:.4f}  Recall@100 {r['recall@100']:.4f}")
+    if report.get("relative_gain") is not None:
+        lines.append(f"  change in nDCG@10: {report['relative_gain']:+.1%}")
+    return "\n".join(lines)
