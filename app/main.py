@@ -15,7 +15,6 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 from engine import Config, FindlingError, load_encoder
@@ -94,14 +93,13 @@ def main(argv: list[str] | None = None, *, encoder_factory: EncoderFactory | Non
     app.setOrganizationName("Findling")
     app.setApplicationName("Findling")
     settings = None if args.screenshot is not None else QSettings()  # screenshots neither read nor write settings
-    if settings is not None:
-        extra = tuple(settings.value("index/extra_excludes", [], type=list) or ())
-        config = replace(config, exclude_patterns=config.exclude_patterns + extra)
     try:
         backend = Backend(config, encoder_factory=encoder_factory or load_encoder)
     except FindlingError as exc:
         QMessageBox.critical(None, "Findling", str(exc))
         return 1
+    if settings is not None:
+        move_old_excludes(settings, backend)
     problems = []
     for raw in args.add_folder:
         try:
@@ -117,6 +115,19 @@ def main(argv: list[str] | None = None, *, encoder_factory: EncoderFactory | Non
     backend.start()
     app.aboutToQuit.connect(backend.shutdown)
     return app.exec()
+
+
+def move_old_excludes(settings, backend) -> None:
+    """Earlier versions kept "Exclude this folder" patterns in the app's settings; they now live in the index,
+    where the CLI and the watcher see them too."""
+    old = list(settings.value("index/extra_excludes", [], type=list) or [])
+    for pattern in old:
+        try:
+            backend.add_exclude(pattern)
+        except ValueError as exc:
+            log.warning("dropped the old exclude pattern %r: %s", pattern, exc)
+    if old:
+        settings.remove("index/extra_excludes")
 
 
 def wait_until(condition: Callable[[], bool], *, timeout: float) -> bool:

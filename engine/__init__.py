@@ -22,7 +22,7 @@ from .query import Query, parse_query
 from .records import ChangeKind, Chunk, EncodedChunk, ExtractedText, FileChange, PageSpan, SearchHit, TokenMatch
 from .searcher import MODES, Searcher
 from .store import FileState, Store
-from .switch import already_active, chosen_config, switch_model
+from .switch import already_active, chosen_config, reencode_beside, swap_in, switch_model
 from .watcher import Watcher
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "PageSpan", "SearchHit", "TokenMatch", "MODES", "Searcher", "FileState", "Store", "load_encoder",
     "SUPPORTED_SUFFIXES", "is_supported", "Watcher", "add_patterns", "check_pattern", "effective_patterns",
     "folder_pattern", "remove_patterns", "why_not_indexed", "already_active", "chosen_config", "switch_model",
+    "reencode_beside", "swap_in",
 ]
 
 

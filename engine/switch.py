@@ -30,6 +30,7 @@ from pathlib import Path
 from .chunker import chunk_text
 from .config import Config
 from .encoder import Encoder, Tokenizer
+from .errors import StoreError
 from .indexer import CancelToken, Progress, chunk_limit
 from .records import Chunk, EncodedChunk, ExtractedText
 from .store import FileRecord, FileState, Store
@@ -73,22 +74,42 @@ def switch_model(active: Store, encoder: Encoder, *, config: Config, choice: str
     ``choice`` (a model folder or hub name, None for the default order) is recorded as the index's model.
     ``IndexLocked`` when another process is indexing. A cancelled switch leaves the new file for a resume.
     """
-    active.lock_for_writing()
     start = time.monotonic()
+    last = Progress(PHASE)
+    for last in reencode_beside(active, encoder, config=config, cancel=cancel):
+        yield last
+    if last.phase == "cancelled":
+        return
+    yield replace(last, phase="swapping", elapsed=time.monotonic() - start)
+    swap_in(active, choice=choice)
+    yield replace(last, phase="done", elapsed=time.monotonic() - start)
+
+
+def reencode_beside(active: Store, encoder: Encoder, *, config: Config,
+                    cancel: CancelToken | None = None) -> Iterator[Progress]:
+    """The first half of ``switch_model``: fill the file beside ``active``; the last progress says
+    "re-encoding" when it is complete, "cancelled" when stopped."""
+    active.lock_for_writing()
     nxt = _open_next(active, encoder)
     try:
-        last = Progress(PHASE)
-        for last in _fill(active, nxt, encoder, config=config, cancel=cancel, start=start):
-            yield last
-        if last.phase == "cancelled":
-            return
-        yield replace(last, phase="swapping", elapsed=time.monotonic() - start)
+        yield from _fill(active, nxt, encoder, config=config, cancel=cancel, start=time.monotonic())
+    finally:
+        nxt.close()
+
+
+def swap_in(active: Store, *, choice: str | None) -> None:
+    """The second half of ``switch_model``: make the completed file beside ``active`` the index."""
+    active.lock_for_writing()
+    nxt = Store(next_path(active.path))
+    try:
+        nxt.lock_for_writing()
+        if nxt.model_identity() is None:
+            raise StoreError(f"{nxt.path} holds no re-encoded index to switch to; run the switch again.")
         _swap(active, nxt, choice=choice)
     finally:
         nxt.close()
     discard_next(active.path)
-    log.info("switched %s to %s", active.path, encoder.info.name)
-    yield replace(last, phase="done", elapsed=time.monotonic() - start)
+    log.info("switched %s to %s", active.path, (active.model_identity() or {}).get("name"))
 
 
 def discard_next(db_path: Path) -> None:
