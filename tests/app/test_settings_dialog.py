@@ -147,3 +147,12 @@ def test_model_texts():
     p = Progress("re-encoding", files_total=10, files_done=4, elapsed=2.0)
     assert format_progress(p).startswith("Re-encoding for the new model 4/10 · ETA")
     assert format_progress(Progress("swapping")) == "Switching to the new model…"
+
+
+def test_patterns_from_the_old_app_settings_move_into_the_index(backend, settings):
+    from app.main import move_old_excludes
+
+    settings.setValue("index/extra_excludes", ["notes/", "/not/relative"])
+    move_old_excludes(settings, backend)
+    assert backend.store.exclude_patterns() == ("notes/",)  # the unusable one is dropped with a warning
+    assert settings.value("index/extra_excludes") is None
