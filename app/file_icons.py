@@ -25,7 +25,7 @@ class FileIcons:
     def __init__(self, *, theme: ThemeLookup | None = None, use_provider: bool | None = None) -> None:
         self._theme = theme if theme is not None else QIcon.fromTheme
         self._use_provider = sys.platform in ("win32", "darwin") if use_provider is None else use_provider
-        self._mimes = QMimeDatabase()
+        self._mimes: QMimeDatabase | None = None  # made on first use: start-up stays quick
         self._provider: QFileIconProvider | None = None
         self._cache: dict[str, QIcon | None] = {}
 
@@ -41,6 +41,8 @@ class FileIcons:
                 self._provider = QFileIconProvider()
             icon = self._provider.icon(QFileInfo(str(path)))
             return None if icon.isNull() else icon
+        if self._mimes is None:
+            self._mimes = QMimeDatabase()
         mime = self._mimes.mimeTypeForFile(str(path), QMimeDatabase.MatchMode.MatchExtension)
         for name in (mime.iconName(), mime.genericIconName()):
             if name and mime.name() != "application/octet-stream":

@@ -51,6 +51,7 @@ class ModelPanel(QWidget):
         self.backend = backend
         self.chooser = chooser
         self.confirm = confirm
+        self.switching = False
         self.model_label = QLabel()
         self.model_label.setWordWrap(True)
         self.model_label.setTextFormat(Qt.TextFormat.RichText)
@@ -75,6 +76,8 @@ class ModelPanel(QWidget):
         backend.model_ready.connect(lambda _info: self.refresh())
         backend.model_switched.connect(self._on_switched)
         backend.progress.connect(self._on_progress)
+        backend.index_error.connect(self._on_error)
+        backend.index_finished.connect(self._on_finished)
         self.refresh()
 
     def refresh(self) -> None:
@@ -97,6 +100,7 @@ class ModelPanel(QWidget):
             self.message.setText("")
             return False
         self.backend.switch_model(choice)
+        self.switching = True
         self.message.setText(f"Re-encoding the index with {name} in the background; searches use the current "
                              "model until it is done. Progress is in the status bar.")
         return True
@@ -106,6 +110,18 @@ class ModelPanel(QWidget):
             self.message.setText(f"Re-encoding: {p.files_done:,} of {p.files_total:,} files. Searches use the "
                                  "current model until it is done.")
 
+    def _on_error(self, message: str) -> None:
+        if self.switching:
+            self.switching = False
+            self.message.setText(f"The switch did not happen: {message}")
+
+    def _on_finished(self, p) -> None:
+        if self.switching and p.phase == "cancelled":
+            self.switching = False
+            self.message.setText("Re-encoding was cancelled; the current model stays. Choosing the same model "
+                                 "again continues where it stopped.")
+
     def _on_switched(self, info) -> None:
+        self.switching = False
         self.message.setText(f"The index now uses {info.name}.")
         self.refresh()

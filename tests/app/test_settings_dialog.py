@@ -5,7 +5,7 @@ from PySide6.QtCore import Qt
 
 from app.model_panel import describe
 from app.statusbar import format_progress
-from engine import ModelInfo, Progress, Store
+from engine import ModelError, ModelInfo, Progress, Store
 from tests.app.conftest import WAIT_MS, search
 from tests.fakes import FakeEncoder
 
@@ -88,6 +88,8 @@ def test_the_tester_browses_and_names_other_reasons(make_window, docs, tmp_path)
 
 def _by_model(cfg):
     """Encoders named by the chosen model (another name and dimension than the default fake)."""
+    if cfg.model and "broken" in cfg.model:
+        raise ModelError(f"No usable model. Tried:\n  - {cfg.model}: has no config.json")
     return FakeEncoder(name=cfg.model, dim=8) if cfg.model else FakeEncoder()
 
 
@@ -137,6 +139,51 @@ def test_switching_models_keeps_the_old_index_answering_until_the_swap(make_back
 
     again = make_backend(factory=_by_model)  # the next start uses the recorded choice
     assert again.config.model == str(model_dir)
+
+
+def test_a_model_that_cannot_load_leaves_everything_as_it_was(make_backend, docs, asked, qtbot, tmp_path):
+    from app.window import MainWindow
+
+    backend = make_backend(factory=_by_model)
+    backend.add_folder(docs)
+    window = MainWindow(backend, confirm=asked)
+    qtbot.addWidget(window)
+    window.show()
+    backend.start()
+    qtbot.waitUntil(lambda: backend.model_info is not None and backend.index_idle, timeout=WAIT_MS)
+    panel = window.show_folders().model_panel
+    with qtbot.waitSignal(backend.index_error, timeout=WAIT_MS):
+        panel.switch_to(str(tmp_path / "broken-model"))
+    assert "did not happen" in panel.message.text() and "config.json" in panel.message.text()
+    assert backend.store.model_identity()["name"] == "fake-encoder"
+    assert search(qtbot, window, "tomatoes")[0] == docs / "garden.txt"
+
+
+def test_a_cancelled_switch_keeps_the_current_model_and_resumes_later(make_backend, docs, asked, qtbot, tmp_path,
+                                                                      config):
+    from app.window import MainWindow
+
+    backend = make_backend(factory=_by_model)
+    backend.add_folder(docs)
+    window = MainWindow(backend, confirm=asked)
+    qtbot.addWidget(window)
+    window.show()
+    backend.start()
+    qtbot.waitUntil(lambda: backend.model_info is not None and backend.index_idle, timeout=WAIT_MS)
+    panel = window.show_folders().model_panel
+    backend.pause()
+    panel.switch_to(str(tmp_path / "m2"))
+    qtbot.waitUntil(lambda: window.status.cancel_button.isVisible(), timeout=WAIT_MS)
+    with qtbot.waitSignal(backend.index_finished, timeout=WAIT_MS,
+                          check_params_cb=lambda p: p.phase == "cancelled"):
+        qtbot.mouseClick(window.status.cancel_button, Qt.MouseButton.LeftButton)
+    assert "cancelled" in panel.message.text()
+    assert backend.store.model_identity()["name"] == "fake-encoder"
+    assert config.db_path.with_name(config.db_path.name + ".next").exists()  # kept for the resume
+    backend.resume()
+    with qtbot.waitSignal(backend.model_switched, timeout=WAIT_MS):
+        panel.switch_to(str(tmp_path / "m2"))
+    assert not config.db_path.with_name(config.db_path.name + ".next").exists()
 
 
 def test_model_texts():
