@@ -182,3 +182,24 @@ def test_cli_model_use_switches_and_later_commands_use_the_choice(tmp_path, docs
     assert run("model", "use", "--default", "--quiet") == 0
     assert run("status") == 0
     assert "model: fake-encoder" in capsys.readouterr().out
+
+
+def test_switch_to_a_real_tiny_model_splits_chunks_it_cannot_take(config, docs, tiny_model_dir):
+    """The fake index's chunks, re-encoded by a real PyLate model whose limit is smaller than a chunk."""
+    from engine.models import load_encoder
+
+    (docs / "long.md").write_text(" ".join(f"word{i} about tomatoes" for i in range(60)))
+    config = replace(config, max_chunk_tokens=200)  # the fake encoder cuts chunks of up to 200 words
+    store = _built(config, docs, FakeEncoder())
+    real = load_encoder(replace(config, model=str(tiny_model_dir), max_chunk_tokens=24))
+    small = replace(config, max_chunk_tokens=24)  # the new model's chunks hold at most 24 tokens
+    assert _run(switch_model(store, real, config=small, choice=str(tiny_model_dir))).phase == "done"
+    chunks = store.chunks_of(docs / "long.md")
+    assert len(chunks) > 1 and all(c.token_count <= 24 for c in chunks)
+    rows = {cid: len(blob) // (2 * real.info.dim) for cid, _f, blob in store.iter_vectors()}
+    assert len(rows) == store.stats()["chunks"]
+    for cid, row in store.chunk_rows(list(rows)).items():  # one vector per token the model sees, markers too
+        assert rows[cid] == len(real.tokenizer.document_spans(row.text))
+    assert store.model_identity()["fingerprint"] == real.info.fingerprint
+    assert Searcher(store, real).search("tomatoes", k=3)  # searchable with the new model
+    store.close()
