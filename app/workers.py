@@ -242,20 +242,31 @@ class IndexWorker(QObject):
         """Re-encode beside the index while searches go on, then swap and hand the search thread the news."""
         config = replace(self.config, model=choice)
         encoder = load_model(self._factory, config)
-        last = self._run(lambda cancel: reencode_beside(self._store, encoder, config=self.config, cancel=cancel))
+        last = self._run(lambda cancel: reencode_beside(self._store, encoder, config=self.config, cancel=cancel),
+                         finish=False)
         if last.phase != "re-encoding" or self._stop.is_set():
             return  # cancelled: the file beside the index stays, and the next switch resumes it
-        with MODEL_LOCK:  # no search runs across the swap
-            swap_in(self._store, choice=choice)
-            if self.on_swap is not None:
-                self.on_swap(config)
+        self.progress.emit(replace(last, phase="swapping"))
+        try:
+            with MODEL_LOCK:  # no search runs across the swap
+                swap_in(self._store, choice=choice)
+                if self.on_swap is not None:
+                    self.on_swap(config)
+        except BaseException:
+            self.finished.emit(replace(last, phase="failed"))
+            raise
+        self.finished.emit(replace(last, phase="done"))
         self.config, self.encoder = config, encoder
         self._make_indexer()
         self._restart_watcher()
         self.model_switched.emit(encoder.info)
 
-    def _run(self, make_job: Callable[..., object]) -> Progress:
-        """Drive one indexer generator to its end, relaying progress and problems; returns the last progress."""
+    def _run(self, make_job: Callable[..., object], *, finish: bool = True) -> Progress:
+        """Drive one indexer generator to its end, relaying progress and problems; returns the last progress.
+
+        ``finished`` is emitted at the end, or with ``finish=False`` only when the job was cancelled or
+        failed (the caller has more to do and emits it itself).
+        """
         self._token = CancelToken()
         if self._paused:
             self._token.pause()
@@ -271,7 +282,8 @@ class IndexWorker(QObject):
             last = replace(last, phase="failed")
             raise
         finally:
-            self.finished.emit(last)
+            if finish or last.phase in ("cancelled", "failed"):
+                self.finished.emit(last)
         return last
 
     def _report_problems(self, p: Progress, seen: _Seen) -> None:

@@ -17,6 +17,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from .cli_settings import add_exclude_parser, add_model_use_options, model_use
 from .config import Config
 from .dbfile import WriterLock, damaged, explain
 from .errors import FindlingError
@@ -24,7 +25,6 @@ from .indexer import CancelToken, Indexer, Progress
 from .query import parse_date, parse_query
 from .records import SearchHit
 from .searcher import MODES, Searcher
-from .cli_settings import add_exclude_parser, add_model_use_options, model_use
 from .store import Store
 from .switch import chosen_config
 

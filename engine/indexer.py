@@ -145,9 +145,9 @@ class Indexer:
         started before the pattern was added still reports it).
         """
         start = time.monotonic() if start is None else start
-        p = Progress("indexing", files_total=len(changes), unchanged=unchanged)
         folders = self.store.folders()
         changes = _hide_excluded(changes, folders, self.exclude_patterns())
+        p = Progress("indexing", files_total=len(changes), unchanged=unchanged)
         to_index: list[Path] = []
         for ch in changes:
             if ch.kind is ChangeKind.DELETED:

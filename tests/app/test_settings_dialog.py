@@ -124,6 +124,8 @@ def test_switching_models_keeps_the_old_index_answering_until_the_swap(make_back
     with qtbot.waitSignal(backend.model_switched, timeout=WAIT_MS):
         backend.resume()
     qtbot.waitUntil(lambda: backend.model_info.name == str(model_dir), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not window.status.cancel_button.isVisible(), timeout=WAIT_MS)
+    assert window.status.progress_label.text().startswith("Index up to date")
     assert str(model_dir) in panel.model_label.text()
     assert "The index now uses" in panel.message.text()
     paths = search(qtbot, window, "tomatoes basil")
