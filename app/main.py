@@ -23,7 +23,8 @@ from .workers import EncoderFactory
 
 log = logging.getLogger(__name__)
 
-VIEWS = ("results", "preview", "folders")
+VIEWS = ("results", "preview", "folders", "exclusions", "model")
+DIALOG_TABS = {"folders": 0, "exclusions": 1, "model": 2}
 SCREENSHOT_SIZE = (1280, 800)
 
 
@@ -163,7 +164,10 @@ def screenshot(app, window, backend, args: argparse.Namespace) -> int:
         if args.view == "preview":
             total = sum(window.splitter.sizes()) or SCREENSHOT_SIZE[0]
             window.splitter.setSizes([int(total * 0.4), total - int(total * 0.4)])
-        target = window.show_folders() if args.view == "folders" else window
+        target = window
+        if args.view in DIALOG_TABS:
+            target = window.show_folders()
+            target.tabs.setCurrentIndex(DIALOG_TABS[args.view])
         wait_until(lambda: False, timeout=0.3)  # let layouts and paints settle
         args.screenshot.parent.mkdir(parents=True, exist_ok=True)
         ok = target.grab().save(str(args.screenshot), "PNG")
