@@ -26,7 +26,7 @@ from .query import parse_date, parse_query
 from .records import SearchHit
 from .searcher import MODES, Searcher
 from .store import Store
-from .switch import chosen_config
+from .switch import chosen_config, next_path
 
 log = logging.getLogger("findling")
 
@@ -340,6 +340,9 @@ def _status(args, config: Config) -> int:
     print(f"chunks: {st['chunks']}; tokens: {st['tokens']:,}; stored vectors: {st['vectors']:,}")
     for s in problems:
         print(f"  {s.status}: {s.path}: {s.reason}")
+    if next_path(config.db_path).exists():
+        print(f"an unfinished model switch waits in {next_path(config.db_path)}; `findling model use` with the "
+              "same model continues it (another model starts afresh)")
     return 0
 
 

@@ -59,7 +59,7 @@ def test_switch_reencodes_from_stored_text_and_swaps_in(config, docs):
     store.close()
 
 
-def test_an_interrupted_switch_resumes_where_it_stopped(config, docs):
+def test_an_interrupted_switch_resumes_where_it_stopped(config, docs, capsys):
     config = replace(config, encode_batch_tokens=4)  # one file per batch
     store = _built(config, docs, FakeEncoder())
     total_chunks = store.stats()["chunks"]
@@ -72,6 +72,8 @@ def test_an_interrupted_switch_resumes_where_it_stopped(config, docs):
             token.cancel()
     assert seen[-1].phase == "cancelled"
     assert next_path(config.db_path).exists()
+    assert cli.main(["--home", str(config.data_dir), "status"]) == 0
+    assert "unfinished model switch" in capsys.readouterr().out
     assert store.model_identity()["name"] == "fake-encoder"  # the old index still answers
     copied_first = first.documents_encoded
     assert 0 < copied_first < total_chunks
