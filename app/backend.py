@@ -16,7 +16,19 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from engine import Config, FileState, Query, Store, load_encoder
+from engine import (
+    Config,
+    FileState,
+    Query,
+    Store,
+    add_patterns,
+    chosen_config,
+    effective_patterns,
+    folder_pattern,
+    load_encoder,
+    remove_patterns,
+    why_not_indexed,
+)
 
 from .search_worker import SearchRequest, SearchWorker
 from .workers import EncoderFactory, IndexWorker, Job
@@ -52,12 +64,15 @@ class Backend(QObject):
     index_error = Signal(str)
     model_mismatch = Signal(str)
     folders_changed = Signal()
+    exclusions_changed = Signal()
+    model_switched = Signal(object)  # ModelInfo the index now uses (the search model follows: model_ready)
 
     def __init__(self, config: Config, *, encoder_factory: EncoderFactory = load_encoder,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.config = config
         self.store = Store(config.db_path)  # opened here first, so the schema exists before the workers open it
+        config = self.config = chosen_config(config, self.store)  # the model recorded by a switch, unless given
         self._latest = 0
         self._started = False
         self._index_started = False
@@ -86,6 +101,8 @@ class Backend(QObject):
         self._indexer.failed.connect(self.index_error)
         self._indexer.mismatch.connect(self.model_mismatch)
         self._indexer.folders_changed.connect(self.folders_changed)
+        self._indexer.model_switched.connect(self._on_model_switched)
+        self._indexer.on_swap = self._searcher.reload  # called on the indexing thread, right after the swap
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> None:
@@ -161,6 +178,19 @@ class Backend(QObject):
         """Drop every vector and encode all files again with the current model (after a model change)."""
         self._indexer.submit(Job("reencode"))
 
+    def switch_model(self, choice: str | None) -> None:
+        """Re-encode the index with another model (a folder or hub name; None: the default order) in the
+        background, then switch to it; searches use the current model until then."""
+        self._indexer.submit(Job("switch_model", model=choice))
+
+    def _on_model_switched(self, info) -> None:
+        self.config = self._indexer.config
+        self.model_switched.emit(info)
+
+    @property
+    def model_choice(self) -> str | None:
+        return self.store.model_choice()
+
     # ------------------------------------------------------------------ folders
     def folders(self) -> list[Path]:
         return self.store.folders()
@@ -184,15 +214,46 @@ class Backend(QObject):
         self._indexer.submit(Job("remove_folder", path=Path(path)))
 
     def exclude_folder(self, folder: Path) -> str | None:
-        """Stop indexing ``folder`` (inside a watched folder); returns the exclude pattern, or None."""
-        folder = Path(folder)
-        roots = [r for r in self.folders() if folder != r and r in folder.parents]
-        if not roots:
+        """Stop indexing ``folder`` (inside a watched folder) with an exclude pattern kept in the index.
+
+        Returns the pattern, or None when ``folder`` is a watched folder itself (or outside them all).
+        """
+        pattern = folder_pattern(Path(folder), self.folders())
+        if pattern is None:
             return None
-        root = max(roots, key=lambda r: len(r.parts))
-        pattern = folder.relative_to(root).as_posix() + "/"
-        self._indexer.submit(Job("exclude", path=folder, pattern=pattern))
+        add_patterns(self.store, [pattern])
+        self.exclusions_changed.emit()
+        self._indexer.submit(Job("prune", path=Path(folder)))
         return pattern
+
+    # ------------------------------------------------------------------ exclusions
+    def exclude_patterns(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(the built-in patterns, the user's own), as in effect."""
+        builtin = tuple(self.config.exclude_patterns)
+        return builtin, tuple(p for p in effective_patterns(self.config, self.store) if p not in builtin)
+
+    def add_exclude(self, pattern: str) -> str:
+        """Add one of the user's patterns (``ValueError`` with a message when it cannot work); the files it
+        hides leave the index in the background."""
+        new = add_patterns(self.store, [pattern])
+        self._patterns_changed()
+        return new[0] if new else pattern.strip()
+
+    def remove_exclude(self, pattern: str) -> None:
+        if remove_patterns(self.store, [pattern]):
+            self._patterns_changed()
+
+    def _patterns_changed(self) -> None:
+        self.exclusions_changed.emit()
+        if self._index_started:  # a sync drops newly hidden files and picks up newly shown ones
+            self._indexer.submit(Job("sync"))
+
+    def file_state(self, path: Path | str) -> FileState | None:
+        return self.store.file_state(Path(path).absolute())
+
+    def why_not_indexed(self, path: Path | str) -> str | None:
+        """None when ``path`` would be indexed, else why not (in words)."""
+        return why_not_indexed(Path(path), store=self.store, config=self.config)
 
     def folder_summaries(self) -> list[FolderSummary]:
         out = []

@@ -1,4 +1,7 @@
-"""How one result row is painted: type badge, name, folder, page and date, relevance bar, snippet.
+"""How one result row is painted: type icon, name, folder, page and date, relevance bar, snippet.
+
+The type icon is the system's (``file_icons``); where the system has none, a coloured badge with the
+suffix is drawn instead.
 
 Matched words in the snippet are highlighted, exact matches and meaning matches in two colours; every
 colour is derived from the palette so the list follows the system's light or dark theme.
@@ -12,6 +15,7 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QRectF, QS
 from PySide6.QtGui import QAbstractTextDocumentLayout, QColor, QFont, QFontMetrics, QPainter, QPalette, QTextDocument
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
+from .file_icons import FileIcons
 from .filters import kind_of
 from .highlight import blend, match_colors, spans_to_html
 from .results_model import Role
@@ -39,6 +43,10 @@ def meta_text(page: int | None, mtime: float) -> str:
 class ResultDelegate(QStyledItemDelegate):
     """Paints ``ResultsModel`` rows; see the module docstring."""
 
+    def __init__(self, parent=None, *, icons: FileIcons | None = None) -> None:
+        super().__init__(parent)
+        self.icons = icons if icons is not None else FileIcons()
+
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
         fm = QFontMetrics(option.font)
         height = PAD * 2 + fm.height() * 2 + fm.lineSpacing() * SNIPPET_LINES + 8
@@ -60,7 +68,7 @@ class ResultDelegate(QStyledItemDelegate):
                           0.4)
         rect = opt.rect.adjusted(PAD, PAD, -PAD, -PAD)
         path = Path(index.data(Role.Path) or "")
-        self._paint_badge(painter, QRect(rect.left(), rect.top(), BADGE, BADGE), path.suffix, pal)
+        self._paint_type(painter, QRect(rect.left(), rect.top(), BADGE, BADGE), path, pal)
         body = rect.adjusted(BADGE + PAD, 0, 0, 0)
         fm = QFontMetrics(opt.font)
         line = fm.height()
@@ -91,6 +99,13 @@ class ResultDelegate(QStyledItemDelegate):
                              fm.lineSpacing() * SNIPPET_LINES + 4)
         self._paint_snippet(painter, snippet_rect, index, opt, text_color)
         painter.restore()
+
+    def _paint_type(self, painter: QPainter, rect: QRect, path: Path, pal: QPalette) -> None:
+        icon = self.icons.icon_for(path)
+        if icon is None:
+            self._paint_badge(painter, rect, path.suffix, pal)
+        else:
+            icon.paint(painter, rect, Qt.AlignmentFlag.AlignCenter)
 
     def _paint_badge(self, painter: QPainter, rect: QRect, suffix: str, pal: QPalette) -> None:
         hue = _BADGE_HUES.get(kind_of(suffix), 210)

@@ -1,7 +1,7 @@
-"""The folders dialog: watched folders with per-folder counts, add/remove, and the files that failed."""
+"""The folders dialog: watched folders with per-folder counts, add/remove, and the files that failed; tabs for
+exclusions (``exclusions_panel``) and the model (``model_panel``). Removing a folder asks first."""
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -9,36 +9,33 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
     QDialogButtonBox,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from .backend import Backend
-
-FolderChooser = Callable[[QWidget], str]
-"""Asks the user for a folder; returns "" when cancelled."""
-
-
-def choose_folder(parent: QWidget) -> str:
-    return QFileDialog.getExistingDirectory(parent, "Add a folder to search")
+from .confirm import Chooser, Confirm, ask, choose_folder
+from .exclusions_panel import ExclusionsPanel
+from .model_panel import ModelPanel
 
 
 class FoldersDialog(QDialog):
     """Lists what the backend watches; changes go through the backend and refresh the lists."""
 
-    def __init__(self, backend: Backend, *, chooser: FolderChooser = choose_folder,
+    def __init__(self, backend: Backend, *, chooser: Chooser = choose_folder, confirm: Confirm = ask,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Folders – Findling")
         self.backend = backend
         self.chooser = chooser
+        self.confirm = confirm
         self.folders = self._table(["Folder", "Indexed", "Failed", "Skipped", "Other"])
         self.problems = self._table(["File", "Status", "Reason"])
         self.add_button = QPushButton("Add folder…")
@@ -54,14 +51,23 @@ class FoldersDialog(QDialog):
         row.addWidget(self.add_button)
         row.addWidget(self.remove_button)
         row.addStretch(1)
-        layout = QVBoxLayout(self)
+        folders_page = QWidget()
+        layout = QVBoxLayout(folders_page)
         layout.addWidget(QLabel("Watched folders (changes are picked up while Findling runs):"))
         layout.addWidget(self.folders, 2)
         layout.addLayout(row)
         layout.addWidget(self.message)
         layout.addWidget(self.problems_title)
         layout.addWidget(self.problems, 3)
-        layout.addWidget(buttons)
+        self.exclusions = ExclusionsPanel(backend)
+        self.model_panel = ModelPanel(backend, confirm=confirm)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(folders_page, "Folders")
+        self.tabs.addTab(self.exclusions, "Exclusions")
+        self.tabs.addTab(self.model_panel, "Model")
+        outer = QVBoxLayout(self)
+        outer.addWidget(self.tabs)
+        outer.addWidget(buttons)
         self.folders.itemSelectionChanged.connect(self._update_buttons)
         backend.folders_changed.connect(self.refresh)
         backend.index_finished.connect(self.refresh)
@@ -131,6 +137,12 @@ class FoldersDialog(QDialog):
     def remove_selected(self) -> None:
         folder = self.selected_folder()
         if folder is None:
+            return
+        summary = next((s for s in self.backend.folder_summaries() if s.path == folder), None)
+        files = f"its {summary.total:,} files leave" if summary and summary.total else "its files leave"
+        if not self.confirm(self, "Remove folder – Findling",
+                            f"Stop watching {folder}?\n\nIt is no longer searched and {files} the index. "
+                            "Nothing is deleted from disk; you can add it again later."):
             return
         self.backend.remove_folder(folder)
         self.message.setText(f"Removing {folder} and its files from the index…")

@@ -15,7 +15,6 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 from engine import Config, FindlingError, load_encoder
@@ -24,7 +23,8 @@ from .workers import EncoderFactory
 
 log = logging.getLogger(__name__)
 
-VIEWS = ("results", "preview", "folders")
+VIEWS = ("results", "preview", "folders", "exclusions", "model")
+DIALOG_TABS = {"folders": 0, "exclusions": 1, "model": 2}
 SCREENSHOT_SIZE = (1280, 800)
 
 
@@ -94,14 +94,13 @@ def main(argv: list[str] | None = None, *, encoder_factory: EncoderFactory | Non
     app.setOrganizationName("Findling")
     app.setApplicationName("Findling")
     settings = None if args.screenshot is not None else QSettings()  # screenshots neither read nor write settings
-    if settings is not None:
-        extra = tuple(settings.value("index/extra_excludes", [], type=list) or ())
-        config = replace(config, exclude_patterns=config.exclude_patterns + extra)
     try:
         backend = Backend(config, encoder_factory=encoder_factory or load_encoder)
     except FindlingError as exc:
         QMessageBox.critical(None, "Findling", str(exc))
         return 1
+    if settings is not None:
+        move_old_excludes(settings, backend)
     problems = []
     for raw in args.add_folder:
         try:
@@ -117,6 +116,19 @@ def main(argv: list[str] | None = None, *, encoder_factory: EncoderFactory | Non
     backend.start()
     app.aboutToQuit.connect(backend.shutdown)
     return app.exec()
+
+
+def move_old_excludes(settings, backend) -> None:
+    """Earlier versions kept "Exclude this folder" patterns in the app's settings; they now live in the index,
+    where the CLI and the watcher see them too."""
+    old = list(settings.value("index/extra_excludes", [], type=list) or [])
+    for pattern in old:
+        try:
+            backend.add_exclude(pattern)
+        except ValueError as exc:
+            log.warning("dropped the old exclude pattern %r: %s", pattern, exc)
+    if old:
+        settings.remove("index/extra_excludes")
 
 
 def wait_until(condition: Callable[[], bool], *, timeout: float) -> bool:
@@ -152,7 +164,10 @@ def screenshot(app, window, backend, args: argparse.Namespace) -> int:
         if args.view == "preview":
             total = sum(window.splitter.sizes()) or SCREENSHOT_SIZE[0]
             window.splitter.setSizes([int(total * 0.4), total - int(total * 0.4)])
-        target = window.show_folders() if args.view == "folders" else window
+        target = window
+        if args.view in DIALOG_TABS:
+            target = window.show_folders()
+            target.tabs.setCurrentIndex(DIALOG_TABS[args.view])
         wait_until(lambda: False, timeout=0.3)  # let layouts and paints settle
         args.screenshot.parent.mkdir(parents=True, exist_ok=True)
         ok = target.grab().save(str(args.screenshot), "PNG")

@@ -3,10 +3,11 @@
 Keys (also while the search box has focus): Up/Down/PageUp/PageDown move in the results, Enter opens
 (right after typing: the first result, once the search is answered), Ctrl+Enter shows the file in its
 folder, Ctrl+C copies the path (unless text is selected in the box), Esc clears. The context menu adds
-"Re-index this file" and "Exclude this folder".
+"Re-index this file" and "Exclude this folder" (an exclude pattern kept in the index, listed in the
+folders dialog).
 
 A mixin for ``MainWindow``; it uses the window's ``search_box``, ``results`` view, ``model``, ``backend``,
-``opener``, ``settings``, ``show_banner``, ``run_search``, ``search_pending`` and ``clear_search``.
+``opener``, ``show_banner``, ``run_search``, ``search_pending`` and ``clear_search``.
 """
 from __future__ import annotations
 
@@ -87,10 +88,8 @@ class ResultActions:
         if pattern is None:
             self.show_banner(f"{path.parent} is a watched folder; remove it in Folders… instead.")
             return
-        if self.settings is not None:
-            patterns = list(self.settings.value("index/extra_excludes", [], type=list) or [])
-            self.settings.setValue("index/extra_excludes", sorted(set(patterns) | {pattern}))
-        self.statusBar().showMessage(f"Excluded {path.parent}; its files leave the index.", 5000)
+        self.statusBar().showMessage(f"Excluded {path.parent} (pattern {pattern}); its files leave the index. "
+                                     "Undo in Folders… › Exclusions.", 8000)
         QTimer.singleShot(0, self.run_search)
 
     # ------------------------------------------------------------------ keyboard

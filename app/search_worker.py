@@ -4,11 +4,16 @@ It loads its model first (then ``ready`` fires and the indexing worker loads its
 go into a thread-safe queue; when several wait, only the newest is answered (the others are stale before
 they start). Every answer carries its request id, and the window drops any answer that is not the newest.
 Like the indexing worker it runs as one plain loop inside one slot call (see ``workers`` for why).
+
+After a model switch the indexing worker calls ``reload`` while it holds ``MODEL_LOCK``: the next thing this
+worker does, before any answer, is to load the new model and reopen the index (then ``ready`` fires again).
+Until the swap, searches are answered from the old index with the old model.
 """
 from __future__ import annotations
 
 import logging
 import queue
+import threading
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -18,6 +23,10 @@ from engine import Config, FindlingError, ModelMismatch, Query, QueryError, Sear
 from .workers import MODEL_LOCK, EncoderFactory, load_model
 
 log = logging.getLogger(__name__)
+
+
+_WAKE = object()
+"""Queued by ``reload`` so a waiting worker wakes up and reloads."""
 
 
 @dataclass(frozen=True)
@@ -45,10 +54,18 @@ class SearchWorker(QObject):
         self._requests: queue.Queue[SearchRequest | None] = queue.Queue()
         self._store: Store | None = None
         self._searcher: Searcher | None = None
+        self._reload_guard = threading.Lock()
+        self._reload_to: Config | None = None
 
     # ------------------------------------------------------------ from any thread
     def submit(self, request: SearchRequest) -> None:
         self._requests.put(request)
+
+    def reload(self, config: Config) -> None:
+        """Load ``config``'s model and reopen the index before answering anything else."""
+        with self._reload_guard:
+            self._reload_to = config
+        self._requests.put(_WAKE)
 
     def stop(self) -> None:
         self._requests.put(None)
@@ -64,6 +81,18 @@ class SearchWorker(QObject):
             if self._store is not None:
                 self._store.close()
                 self._store = None
+
+    def _reload_if_asked(self) -> None:
+        with self._reload_guard:
+            config, self._reload_to = self._reload_to, None
+        if config is None:
+            return
+        self.config = config
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        self._searcher = None
+        self._setup()
 
     def _setup(self) -> None:
         try:
@@ -81,22 +110,26 @@ class SearchWorker(QObject):
 
     def _next(self) -> SearchRequest | None:
         """The newest waiting request (older ones are dropped unanswered), or None to stop."""
-        request = self._requests.get()
-        while request is not None:
-            try:
-                newer = self._requests.get_nowait()
-            except queue.Empty:
-                break
-            request = newer
-        return request
+        while True:
+            self._reload_if_asked()
+            items = [self._requests.get()]
+            while True:
+                try:
+                    items.append(self._requests.get_nowait())
+                except queue.Empty:
+                    break
+            if any(item is None for item in items):
+                return None
+            requests = [item for item in items if isinstance(item, SearchRequest)]
+            if requests:
+                return requests[-1]
 
     def _answer(self, request: SearchRequest) -> None:
         if self._searcher is None:
             self.error.emit(request.id, "The model is not loaded, so searching is not possible.")
             return
         try:
-            with MODEL_LOCK:  # never while a model loads
-                hits = self._searcher.search(request.query, k=request.k, mode=request.mode)
+            hits = self._search(request)
         except (QueryError, ModelMismatch) as exc:  # a bad filter, or an index of another model
             self.error.emit(request.id, str(exc))
             return
@@ -105,4 +138,16 @@ class SearchWorker(QObject):
             self.error.emit(request.id, f"Search failed: {exc}")
             return
         self.results.emit(request.id, hits)
+
+    def _search(self, request: SearchRequest):
+        """Search holding ``MODEL_LOCK`` (never while a model loads); a reload asked for meanwhile goes first."""
+        while True:
+            with MODEL_LOCK:
+                with self._reload_guard:
+                    reload_first = self._reload_to is not None
+                if not reload_first:
+                    return self._searcher.search(request.query, k=request.k, mode=request.mode)
+            self._reload_if_asked()
+            if self._searcher is None:
+                raise ModelMismatch("The new model could not be loaded, so searching is not possible.")
 

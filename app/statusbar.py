@@ -7,6 +7,9 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QStatusBar, QToolButton, QWid
 from engine import ModelInfo, Progress
 
 
+BUSY_PHASES = ("indexing", "scanning", "re-encoding", "swapping")
+
+
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "–"
@@ -24,6 +27,11 @@ def format_progress(p: Progress) -> str:
         return f"Indexing cancelled at {p.files_done}/{p.files_total}"
     if p.phase == "failed":
         return "Indexing stopped by an error"
+    if p.phase == "swapping":
+        return "Switching to the new model…"
+    if p.phase == "re-encoding":
+        text = f"Re-encoding for the new model {p.files_done}/{p.files_total}"
+        return text + (f" · ETA {format_duration(p.eta_s)}" if p.eta_s is not None else "")
     if p.phase == "done":
         text = f"Index up to date · {p.indexed} indexed" if p.files_total else "Index up to date"
         problems = p.failed + p.skipped
@@ -105,10 +113,10 @@ class StatusBar(QStatusBar):
     def show_progress(self, p: Progress) -> None:
         self._last = p
         text = format_progress(p)
-        if self.pause_button.isChecked() and p.phase in ("indexing", "scanning"):
+        if self.pause_button.isChecked() and p.phase in BUSY_PHASES:
             text += " · paused"
         self.progress_label.setText(text)
-        self.set_busy(p.phase in ("indexing", "scanning"))
+        self.set_busy(p.phase in BUSY_PHASES)
 
     def show_counts(self, stats: dict) -> None:
         self.counts_label.setText(format_counts(stats))

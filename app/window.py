@@ -34,7 +34,8 @@ from engine import QueryError, SearchHit, parse_query
 from .backend import Backend
 from .delegate import ResultDelegate
 from .filters import FilterBar
-from .folders_dialog import FolderChooser, FoldersDialog, choose_folder
+from .confirm import Chooser, Confirm, ask, choose_folder
+from .folders_dialog import FoldersDialog
 from .highlight import blend
 from .preview import PreviewPane
 from .result_actions import Opener, ResultActions
@@ -60,16 +61,19 @@ def banner_style(palette: QPalette) -> str:
 
 
 class MainWindow(ResultActions, QMainWindow):
-    """See the module docstring. ``opener`` opens a URL (injectable so tests open nothing)."""
+    """See the module docstring. ``opener`` opens a URL, ``chooser`` asks for a folder and ``confirm`` asks
+    before destructive actions (all injectable, so tests open and ask nothing)."""
 
     def __init__(self, backend: Backend, *, settings: QSettings | None = None,
-                 opener: Opener = QDesktopServices.openUrl, chooser: FolderChooser = choose_folder) -> None:
+                 opener: Opener = QDesktopServices.openUrl, chooser: Chooser = choose_folder,
+                 confirm: Confirm = ask) -> None:
         super().__init__()
         self.setWindowTitle("Findling")
         self.backend = backend
         self.settings = settings
         self.opener = opener
         self.chooser = chooser
+        self.confirm = confirm
         self.folders_dialog: FoldersDialog | None = None
         self.model = ResultsModel(self)
         self._request = 0  # id of the newest search we asked for (0: none)
@@ -198,6 +202,7 @@ class MainWindow(ResultActions, QMainWindow):
         b.index_error.connect(lambda msg: self.show_banner(msg))
         b.model_mismatch.connect(self._on_mismatch)
         b.folders_changed.connect(self._on_folders_changed)
+        b.model_switched.connect(self._on_model_switched)
         self.status.pause_toggled.connect(lambda paused: b.pause() if paused else b.resume())
         self.status.cancel_requested.connect(b.cancel)
 
@@ -325,9 +330,17 @@ class MainWindow(ResultActions, QMainWindow):
         self.reencode_button.show()
 
     def _reencode(self) -> None:
+        if not self.confirm(self, "Re-encode – Findling",
+                            "Encode every file again with the current model?\n\nThe index is emptied first and "
+                            "filled again as files are read; this can take as long as the first indexing did."):
+            return
         self.backend.reencode()
         self.reencode_button.hide()
         self.banner.hide()
+
+    def _on_model_switched(self, info) -> None:
+        self.statusBar().showMessage(f"The index now uses {info.name}.", 8000)
+        self._update_counts()
 
     def _on_folders_changed(self) -> None:
         self._update_empty_state()
@@ -359,7 +372,7 @@ class MainWindow(ResultActions, QMainWindow):
 
     def show_folders(self) -> FoldersDialog:
         if self.folders_dialog is None:
-            self.folders_dialog = FoldersDialog(self.backend, chooser=self.chooser, parent=self)
+            self.folders_dialog = FoldersDialog(self.backend, chooser=self.chooser, confirm=self.confirm, parent=self)
         self.folders_dialog.refresh()
         self.folders_dialog.show()
         self.folders_dialog.raise_()

@@ -43,6 +43,9 @@ from engine import (
     SUPPORTED_SUFFIXES,
     Store,
     Watcher,
+    effective_patterns,
+    reencode_beside,
+    swap_in,
 )
 
 log = logging.getLogger(__name__)
@@ -54,10 +57,10 @@ EncoderFactory = Callable[[Config], Encoder]
 class Job:
     """One unit of work for the indexing worker."""
 
-    kind: str  # "sync" | "apply" | "reindex" | "remove_folder" | "exclude" | "reencode" | "stop"
+    kind: str  # "sync" | "apply" | "reindex" | "remove_folder" | "prune" | "reencode" | "switch_model" | "stop"
     changes: tuple[FileChange, ...] = ()
     path: Path | None = None
-    pattern: str = ""
+    model: str | None = None  # for "switch_model": the folder or name chosen, None for the default order
 
 
 @dataclass
@@ -86,6 +89,7 @@ class IndexWorker(QObject):
     file_failed = Signal(str, str)  # path, reason (failed or skipped)
     finished = Signal(object)  # the last Progress of a job ("done" or "cancelled")
     folders_changed = Signal()
+    model_switched = Signal(object)  # ModelInfo of the model the index now uses
 
     def __init__(self, config: Config, encoder_factory: EncoderFactory, *, paused: bool = False) -> None:
         super().__init__()
@@ -101,6 +105,8 @@ class IndexWorker(QObject):
         self._store: Store | None = None
         self._indexer: Indexer | None = None
         self._watcher = None
+        self.on_swap: Callable[[Config], None] | None = None
+        """Called on this thread, holding ``MODEL_LOCK``, right after a model switch is swapped in."""
 
     # ------------------------------------------------------------ from any thread
     def submit(self, job: Job) -> None:
@@ -209,8 +215,11 @@ class IndexWorker(QObject):
             self._restart_watcher()
             self.folders_changed.emit()
             return
-        if job.kind == "exclude" and job.pattern:
-            self._exclude(job)
+        if job.kind == "prune" and job.path is not None:
+            self._prune(job.path)
+            return
+        if job.kind == "switch_model":
+            self._switch(job.model)
             return
         if self._indexer is None:  # waiting for a re-encode after a model mismatch
             return
@@ -223,18 +232,41 @@ class IndexWorker(QObject):
             store.delete_files([job.path])  # forget it, so unchanged content is read and encoded again
             self._run(lambda cancel: self._indexer.apply([FileChange(ChangeKind.ADDED, job.path)], cancel=cancel))
 
-    def _exclude(self, job: Job) -> None:
-        self.config = replace(self.config, exclude_patterns=self.config.exclude_patterns + (job.pattern,))
-        if job.path is not None:
-            gone = [p for p in self._store.file_states() if p == job.path or job.path in p.parents]
-            self._store.delete_files(gone)
-        if self._indexer is not None:
-            self._make_indexer()
+    def _prune(self, folder: Path) -> None:
+        """Drop a folder that a new exclude pattern hides from the index at once, and watch with the pattern."""
+        self._store.delete_files([folder])
         self._restart_watcher()
         self.folders_changed.emit()
 
-    def _run(self, make_job: Callable[..., object]) -> None:
-        """Drive one indexer generator to its end, relaying progress and problems."""
+    def _switch(self, choice: str | None) -> None:
+        """Re-encode beside the index while searches go on, then swap and hand the search thread the news."""
+        config = replace(self.config, model=choice)
+        encoder = load_model(self._factory, config)
+        last = self._run(lambda cancel: reencode_beside(self._store, encoder, config=self.config, cancel=cancel),
+                         finish=False)
+        if last.phase != "re-encoding" or self._stop.is_set():
+            return  # cancelled: the file beside the index stays, and the next switch resumes it
+        self.progress.emit(replace(last, phase="swapping"))
+        try:
+            with MODEL_LOCK:  # no search runs across the swap
+                swap_in(self._store, choice=choice)
+                if self.on_swap is not None:
+                    self.on_swap(config)
+        except BaseException:
+            self.finished.emit(replace(last, phase="failed"))
+            raise
+        self.finished.emit(replace(last, phase="done"))
+        self.config, self.encoder = config, encoder
+        self._make_indexer()
+        self._restart_watcher()
+        self.model_switched.emit(encoder.info)
+
+    def _run(self, make_job: Callable[..., object], *, finish: bool = True) -> Progress:
+        """Drive one indexer generator to its end, relaying progress and problems; returns the last progress.
+
+        ``finished`` is emitted at the end, or with ``finish=False`` only when the job was cancelled or
+        failed (the caller has more to do and emits it itself).
+        """
         self._token = CancelToken()
         if self._paused:
             self._token.pause()
@@ -250,7 +282,9 @@ class IndexWorker(QObject):
             last = replace(last, phase="failed")
             raise
         finally:
-            self.finished.emit(last)
+            if finish or last.phase in ("cancelled", "failed"):
+                self.finished.emit(last)
+        return last
 
     def _report_problems(self, p: Progress, seen: _Seen) -> None:
         new = p.failed + p.skipped - seen.problems
@@ -266,7 +300,8 @@ class IndexWorker(QObject):
         if not folders:
             return
         try:
-            self._watcher = Watcher(folders, on_changes=self._on_changes, patterns=self.config.exclude_patterns,
+            patterns = effective_patterns(self.config, self._store)
+            self._watcher = Watcher(folders, on_changes=self._on_changes, patterns=patterns,
                                     debounce_seconds=self.config.debounce_seconds, suffixes=SUPPORTED_SUFFIXES)
             self._watcher.start()
         except Exception:  # e.g. the system's limit on watches: indexing still works, only live updates stop

@@ -15,12 +15,14 @@ from .errors import (
     QueryError,
     StoreError,
 )
+from .exclusions import add_patterns, check_pattern, effective_patterns, folder_pattern, remove_patterns, why_not_indexed
 from .extract import SUPPORTED_SUFFIXES, is_supported
 from .indexer import CancelToken, Indexer, Progress
 from .query import Query, parse_query
 from .records import ChangeKind, Chunk, EncodedChunk, ExtractedText, FileChange, PageSpan, SearchHit, TokenMatch
 from .searcher import MODES, Searcher
 from .store import FileState, Store
+from .switch import already_active, chosen_config, reencode_beside, swap_in, switch_model
 from .watcher import Watcher
 
 __all__ = [
@@ -28,7 +30,9 @@ __all__ = [
     "IndexLocked", "ModelError", "ModelMismatch", "QueryError", "StoreError", "CancelToken", "Indexer",
     "Progress", "Query", "parse_query", "ChangeKind", "Chunk", "EncodedChunk", "ExtractedText", "FileChange",
     "PageSpan", "SearchHit", "TokenMatch", "MODES", "Searcher", "FileState", "Store", "load_encoder",
-    "SUPPORTED_SUFFIXES", "is_supported", "Watcher",
+    "SUPPORTED_SUFFIXES", "is_supported", "Watcher", "add_patterns", "check_pattern", "effective_patterns",
+    "folder_pattern", "remove_patterns", "why_not_indexed", "already_active", "chosen_config", "switch_model",
+    "reencode_beside", "swap_in",
 ]
 
 

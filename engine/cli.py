@@ -17,6 +17,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from .cli_settings import add_exclude_parser, add_model_use_options, model_use
 from .config import Config
 from .dbfile import WriterLock, damaged, explain
 from .errors import FindlingError
@@ -25,6 +26,7 @@ from .query import parse_date, parse_query
 from .records import SearchHit
 from .searcher import MODES, Searcher
 from .store import Store
+from .switch import chosen_config, next_path
 
 log = logging.getLogger("findling")
 
@@ -103,16 +105,19 @@ def _parser() -> argparse.ArgumentParser:
 
     add_eval_parser(sub)
     add_passkey_parser(sub)
+    add_exclude_parser(sub)
 
     t = sub.add_parser("train", help="the training package: `train run RECIPE`, `train adapt FOLDER`, "
                        "`train convert MODEL` (see `findling train -h`)", add_help=False)
     t.add_argument("rest", nargs=argparse.REMAINDER)
     t.set_defaults(func=_train)
 
-    m = sub.add_parser("model", help="which model is used and where it came from; `model download NAME`")
+    m = sub.add_parser("model", help="which model is used and where it came from; `model download NAME`; "
+                                     "`model use PATH_OR_NAME` re-encodes the index with another model")
     _model_opt(m)
-    m.add_argument("action", nargs="?", choices=["show", "download"], default="show")
-    m.add_argument("name", nargs="?", help="hub name to download (only with `download`)")
+    m.add_argument("action", nargs="?", choices=["show", "download", "use"], default="show")
+    m.add_argument("name", nargs="?", help="hub name to download, or the model folder or name to use")
+    add_model_use_options(m)
     m.set_defaults(func=_model)
     return p
 
@@ -141,10 +146,11 @@ def _open_store(config: Config) -> Store:
     return Store(config.db_path)
 
 
-def _encoder(config: Config):
+def _encoder(config: Config, store: Store):
+    """The model given with --model or FINDLING_MODEL, else the one chosen with `findling model use`."""
     from .models import load_announced
 
-    return load_announced(config)
+    return load_announced(chosen_config(config, store))
 
 
 # ----------------------------------------------------------------- folders
@@ -200,7 +206,7 @@ def _index(args, config: Config) -> int:
             if not store.folders():
                 print("no folders to index; add one with `findling folders add PATH`", file=sys.stderr)
                 return 1
-            enc = _encoder(config)
+            enc = _encoder(config, store)
             if args.reencode:
                 store.reset_vectors()
             indexer = Indexer(store, enc, config=config)
@@ -287,7 +293,7 @@ def _watch(args, config: Config) -> int:
         if not store.folders():
             print("no folders to watch; add one with `findling folders add PATH`", file=sys.stderr)
             return 1
-        indexer = Indexer(store, _encoder(config), config=config)
+        indexer = Indexer(store, _encoder(config, store), config=config)
 
         def first_sync() -> None:
             _summary(_drive(indexer.sync(), quiet=False))
@@ -306,7 +312,7 @@ def _search(args, config: Config) -> int:
         before=parse_date(args.before) if args.before else None,
     )
     with _open_store(config) as store:
-        enc = _encoder(config)
+        enc = _encoder(config, store)
         t0 = time.monotonic()
         hits = Searcher(store, enc).search(query, k=args.k, mode=args.mode)
         elapsed = time.monotonic() - t0
@@ -345,6 +351,9 @@ def _status(args, config: Config) -> int:
     print(f"chunks: {st['chunks']}; tokens: {st['tokens']:,}; stored vectors: {st['vectors']:,}")
     for s in problems:
         print(f"  {s.status}: {s.path}: {s.reason}")
+    if next_path(config.db_path).exists():
+        print(f"an unfinished model switch waits in {next_path(config.db_path)}; `findling model use` with the "
+              "same model continues it (another model starts afresh)")
     return 0
 
 
@@ -358,6 +367,11 @@ def _model(args, config: Config) -> int:
         path = models.download_model(args.name, config=config)
         print(f"downloaded {args.name} to {path}")
         return 0
+    if args.action == "use":
+        return model_use(args, config)
+    if config.db_path.exists():
+        with _open_store(config) as store:
+            config = chosen_config(config, store)
     enc = models.load_encoder(config)
     info = enc.info
     print(f"model: {info.name}\nsource: {info.source}\npath: {info.path}\ndim: {info.dim}\n"

@@ -25,11 +25,12 @@ from .chunker import MAX_CHUNK_TOKENS, chunk_text
 from .config import Config
 from .encoder import Encoder
 from .errors import ExtractionError, FileVanished
+from .exclusions import effective_patterns
 from .extract import extract
 from .records import ChangeKind, Chunk, EncodedChunk, ExtractedText, FileChange
 from .reconcile import file_digest, scan_folder
 from .store import FileRecord, Store
-from .walk import format_size
+from .walk import format_size, is_excluded
 
 log = logging.getLogger(__name__)
 
@@ -130,18 +131,27 @@ class Indexer:
             if not folder.is_dir():
                 log.warning("watched folder %s is missing; its files stay in the index until it returns", folder)
                 continue
-            result = scan_folder(self.store, folder, patterns=self.config.exclude_patterns,
+            result = scan_folder(self.store, folder, patterns=self.exclude_patterns(),
                                  max_file_bytes=self.config.max_file_bytes)
             changes.extend(result.changes)
             unchanged += result.unchanged
         yield from self.apply(changes, cancel=cancel, unchanged=unchanged, start=start)
 
+    def exclude_patterns(self) -> tuple[str, ...]:
+        """The patterns in effect: the settings' defaults and the user's, read from the index each time."""
+        return effective_patterns(self.config, self.store)
+
     def apply(self, changes: Sequence[FileChange], *, cancel: CancelToken | None = None,
               unchanged: int = 0, start: float | None = None) -> Iterator[Progress]:
-        """Apply file changes: deletions and moves first, then (re-)index in batches."""
+        """Apply file changes: deletions and moves first, then (re-)index in batches.
+
+        A change to a path that an exclude pattern now hides drops it from the index instead (a watcher
+        started before the pattern was added still reports it).
+        """
         start = time.monotonic() if start is None else start
-        p = Progress("indexing", files_total=len(changes), unchanged=unchanged)
         folders = self.store.folders()
+        changes = _hide_excluded(changes, folders, self.exclude_patterns())
+        p = Progress("indexing", files_total=len(changes), unchanged=unchanged)
         to_index: list[Path] = []
         for ch in changes:
             if ch.kind is ChangeKind.DELETED:
@@ -334,6 +344,19 @@ def owning_folder(path: Path, folders: Sequence[Path]) -> Path | None:
             if best is None or len(folder.parts) > len(best.parts):
                 best = folder
     return best
+
+
+def _hide_excluded(changes: Sequence[FileChange], folders: list[Path], patterns: Sequence[str]) -> list[FileChange]:
+    """``changes`` with every change to an excluded path turned into its deletion."""
+    out = []
+    for ch in changes:
+        folder = owning_folder(ch.path, folders)
+        if ch.kind is not ChangeKind.DELETED and folder is not None and is_excluded(ch.path, root=folder,
+                                                                                      patterns=patterns):
+            out += [FileChange(ChangeKind.DELETED, p) for p in (ch.old_path, ch.path) if p is not None]
+        else:
+            out.append(ch)
+    return out
 
 
 def _bare(path: Path, folder: Path) -> FileRecord:

@@ -141,7 +141,8 @@ def resolve_model(config: Config) -> ResolvedModel:
         try:
             return _user_candidate(config.model)
         except (ValueError, LookupError, OSError) as exc:
-            raise _no_model([f"{config.model} (given with --model or FINDLING_MODEL): {exc}"], user=config.model)
+            given = "given with --model, FINDLING_MODEL or `findling model use`"
+            raise _no_model([f"{config.model} ({given}): {exc}"], user=config.model)
     for label, candidate in ((TARGET_MODEL + " from the Hugging Face cache", _cache_candidate),
                              (f"bundled model {bundled.BUNDLED_NAME}", lambda: _bundled_candidate(config))):
         try:

@@ -22,7 +22,7 @@ from .sqlite_lib import Database
 from .dbfile import WriterLock, check_health, explain, guarded
 from .encoder import ModelInfo
 from .errors import ModelMismatch, StoreError
-from .records import EncodedChunk
+from .records import Chunk, EncodedChunk
 from .schema import SCHEMA_VERSION, VECTOR_LAYOUT, migrations
 
 log = logging.getLogger(__name__)
@@ -463,3 +463,78 @@ class Store:
     @guarded
     def integrity_check(self) -> str:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+    # ------------------------------------------- settings kept in the index, and copying to another index
+    # The user's exclude patterns and chosen model live in ``meta`` so the CLI, the app and the watcher
+    # read the same ones. The methods after them serve ``engine.switch`` (re-encoding into a new file).
+    @guarded
+    def exclude_patterns(self) -> tuple[str, ...]:
+        """The user's exclude patterns (the defaults in ``Config`` are not included)."""
+        try:
+            patterns = json.loads(self.meta("exclude_patterns", "[]") or "[]")
+        except ValueError:
+            return ()
+        return tuple(p for p in patterns if isinstance(p, str))
+
+    @guarded
+    def set_exclude_patterns(self, patterns: Sequence[str]) -> None:
+        self.set_meta("exclude_patterns", json.dumps(list(dict.fromkeys(patterns)), ensure_ascii=False))
+
+    def model_choice(self) -> str | None:
+        """The model folder or hub name chosen with ``findling model use`` (None: the default order)."""
+        return self.meta("model_choice") or None
+
+    @guarded
+    def set_model_choice(self, choice: str | None) -> None:
+        if choice:
+            self.set_meta("model_choice", choice)
+        else:
+            self.conn.execute("DELETE FROM meta WHERE key = 'model_choice'")
+
+    @guarded
+    def file_records(self) -> list[FileRecord]:
+        """Every file row as a ``FileRecord`` (what a copy into another index needs)."""
+        rows = self.conn.execute(
+            "SELECT path, folder, size, mtime, hash, status, reason, title, kind FROM files ORDER BY path")
+        return [FileRecord(path_from_db(r[0]), path_from_db(r[1]), r[2], r[3], r[4], r[5], r[6], r[7] or "",
+                           r[8] or "") for r in rows]
+
+    @guarded
+    def chunks_of(self, path: Path) -> list[Chunk]:
+        """A file's chunks in order, with their text (no vectors)."""
+        rows = self.conn.execute(
+            "SELECT c.ordinal, c.text, c.char_start, c.char_end, c.token_count, c.page FROM chunks c"
+            " JOIN files f ON f.id = c.file_id WHERE f.path = ? ORDER BY c.ordinal", (path_to_db(path),))
+        return [Chunk(*r) for r in rows]
+
+    @guarded
+    def last_ids(self) -> tuple[int, int]:
+        """The highest file and chunk ids ever handed out here (AUTOINCREMENT's counters)."""
+        seq = dict(self.conn.execute("SELECT name, seq FROM sqlite_sequence WHERE name IN ('files', 'chunks')"))
+        return int(seq.get("files", 0)), int(seq.get("chunks", 0))
+
+    @guarded
+    def continue_ids_after(self, files: int, chunks: int) -> None:
+        """New rows get ids above ``files``/``chunks``: a copy that replaces an index never reuses its ids."""
+        with self.db.atomic():
+            for name, floor in (("files", files), ("chunks", chunks)):
+                if self.conn.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = ?",
+                                     (floor, name)).rowcount == 0:
+                    self.conn.execute("INSERT INTO sqlite_sequence(name, seq) VALUES (?, ?)", (name, floor))
+
+    @guarded
+    def replace_contents_with(self, source: "Store") -> None:
+        """Make this index a copy of ``source`` in one transaction (SQLite's backup API).
+
+        Other connections, in this process or another, see the old contents or the new ones, never a mix;
+        the file is not renamed, so its -wal and -shm files stay its own. The caller holds the writer lock.
+        """
+        self.lock_for_writing()
+        source.checkpoint()
+        source.conn.backup(self.conn)
+        self.checkpoint()
+
+    @guarded
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the file and truncate it (best effort while others read)."""
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()

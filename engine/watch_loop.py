@@ -28,7 +28,7 @@ def run_watch(indexer: Indexer, *, config: Config, report: Callable[[Progress], 
     """
     stop = stop or threading.Event()
     changes: queue.Queue[list[FileChange]] = queue.Queue()
-    watcher = Watcher(indexer.store.folders(), on_changes=changes.put, patterns=config.exclude_patterns,
+    watcher = Watcher(indexer.store.folders(), on_changes=changes.put, patterns=indexer.exclude_patterns(),
                       debounce_seconds=config.debounce_seconds, suffixes=SUPPORTED_SUFFIXES)
     with watcher:
         if on_watching is not None:

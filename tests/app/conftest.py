@@ -32,6 +32,23 @@ class Opened(list):
         return True
 
 
+class Asked(list):
+    """Answers the window's confirmation questions with ``answer`` and records their texts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = True
+
+    def __call__(self, parent, title: str, text: str) -> bool:
+        self.append(text)
+        return self.answer
+
+
+@pytest.fixture
+def asked() -> Asked:
+    return Asked()
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> QSettings:
     return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
@@ -62,13 +79,13 @@ def opened() -> Opened:
 
 
 @pytest.fixture
-def make_window(backend, settings, opened, qtbot):
+def make_window(backend, settings, opened, asked, qtbot):
     """A window over ``backend``; ``folders`` are added before the backend starts."""
 
     def make(*folders: Path, wait_index: bool = True, chooser=lambda parent: "") -> MainWindow:
         for folder in folders:
             backend.add_folder(folder)
-        window = MainWindow(backend, settings=settings, opener=opened, chooser=chooser)
+        window = MainWindow(backend, settings=settings, opener=opened, chooser=chooser, confirm=asked)
         qtbot.addWidget(window)
         window.show()
         backend.start()

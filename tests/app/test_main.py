@@ -16,7 +16,7 @@ def test_arguments_build_the_config(tmp_path):
     assert args.add_folder == ["a", "b"] and args.wait_index == 300.0 and args.view == "results"
 
 
-@pytest.mark.parametrize("view", ["results", "preview", "folders"])
+@pytest.mark.parametrize("view", ["results", "preview", "folders", "exclusions", "model"])
 def test_screenshot_writes_a_png(tmp_path, docs, view, qapp):
     out = tmp_path / "shots" / f"{view}.png"
     code = main(["--home", str(tmp_path / "home"), "--add-folder", str(docs), "--wait-index", "60",

@@ -9,6 +9,7 @@ from PySide6.QtGui import QGuiApplication
 
 from app.highlight import EXACT
 from app.window import MainWindow
+from engine import Store
 from tests.app.conftest import WAIT_MS, backend_of_another_model, search
 
 
@@ -179,16 +180,22 @@ def test_reindex_this_file_encodes_it_again(make_window, docs, qtbot):
     assert blocker.args[0].indexed == 1
 
 
-def test_exclude_this_folder_drops_its_files(make_window, docs, qtbot, settings):
+def test_exclude_this_folder_drops_its_files(make_window, docs, qtbot, settings, config):
     window = make_window(docs)
     paths = search(qtbot, window, "csv json module")
     row = paths.index(docs / "notes" / "csv.md")
     window.results.setCurrentIndex(window.model.index(row))
     with qtbot.waitSignal(window.backend.folders_changed, timeout=WAIT_MS):
         window.exclude_current_folder()
-    assert settings.value("index/extra_excludes", type=list) == ["notes/"]
+    assert settings.value("index/extra_excludes") is None  # kept in the index, where the CLI sees it too
+    with Store(config.db_path) as other:
+        assert other.exclude_patterns() == ("notes/**",)
     paths = search(qtbot, window, "csv json module")
     assert paths and all(docs / "notes" not in p.parents for p in paths)
+    (docs / "notes" / "more.md").write_text("CSV and JSON module notes")  # the watcher honours it too
+    (docs / "csv-too.md").write_text("CSV module again")
+    qtbot.waitUntil(lambda: docs / "csv-too.md" in search(qtbot, window, "csv module"), timeout=WAIT_MS)
+    assert docs / "notes" / "more.md" not in window.backend.store.file_states()
 
 
 def test_results_appear_while_indexing(make_window, docs, qtbot):
@@ -225,9 +232,9 @@ def test_esc_on_an_empty_box_clears_the_chips(make_window, docs, qtbot):
     assert not window.filter_bar.filters().active
 
 
-def test_model_mismatch_banner_reencodes(make_backend, make_window, backend, docs, config, settings, qtbot):
+def test_model_mismatch_banner_reencodes(make_backend, make_window, backend, docs, config, settings, asked, qtbot):
     other = backend_of_another_model(make_backend, docs, qtbot)
-    window = MainWindow(other, settings=settings)
+    window = MainWindow(other, settings=settings, confirm=asked)
     qtbot.addWidget(window)
     window.show()
     other.start()
@@ -236,6 +243,11 @@ def test_model_mismatch_banner_reencodes(make_backend, make_window, backend, doc
     qtbot.keyClicks(window.search_box, "tomatoes")
     qtbot.waitUntil(lambda: window.query_error.isVisible(), timeout=WAIT_MS)
     assert "re-encode" in window.query_error.text()
+    asked.answer = False  # "no" leaves everything as it is
+    qtbot.mouseClick(window.reencode_button, Qt.MouseButton.LeftButton)
+    assert len(asked) == 1 and "Encode every file again" in asked[0]
+    assert window.reencode_button.isVisible()
+    asked.answer = True
     with qtbot.waitSignal(other.index_finished, timeout=WAIT_MS):
         qtbot.mouseClick(window.reencode_button, Qt.MouseButton.LeftButton)
     assert not window.reencode_button.isVisible()
