@@ -66,15 +66,16 @@ def student_scores(head: Head, queries: list[np.ndarray], candidates: list[list[
     """``[batch, candidates]`` MaxSim scores; missing candidates (short tuples) score ``-inf``."""
     n = max(len(c) for c in candidates)
     flat_docs = [d for c in candidates for d in c]
-    doc_tokens = head(torch.from_numpy(np.concatenate(flat_docs).astype(np.float32)))
-    q_tokens = head(torch.from_numpy(np.concatenate(queries).astype(np.float32)))
+    device = next(head.parameters()).device
+    doc_tokens = head(torch.from_numpy(np.concatenate(flat_docs).astype(np.float32)).to(device))
+    q_tokens = head(torch.from_numpy(np.concatenate(queries).astype(np.float32)).to(device))
     lmax_d = max(len(d) for d in flat_docs)
     lmax_q = max(len(q) for q in queries)
     dim = doc_tokens.shape[1]
     docs = doc_tokens.new_zeros((len(queries), n, lmax_d, dim))
-    dmask = torch.zeros((len(queries), n, lmax_d), dtype=torch.bool)
+    dmask = torch.zeros((len(queries), n, lmax_d), dtype=torch.bool, device=device)
     qs = q_tokens.new_zeros((len(queries), lmax_q, dim))
-    qmask = torch.zeros((len(queries), lmax_q), dtype=torch.bool)
+    qmask = torch.zeros((len(queries), lmax_q), dtype=torch.bool, device=device)
     pos = 0
     for b, c in enumerate(candidates):
         for j, d in enumerate(c):
@@ -97,8 +98,11 @@ def student_scores(head: Head, queries: list[np.ndarray], candidates: list[list[
 def fit(head: Head, tuples: list[dict], queries: FeatureSet, passages: FeatureSet, out: Path,
         s: FitSettings, *, log=print) -> Head:
     """Train ``head`` in place on ``tuples`` (each with ``query_index``, ``positive``, ``negatives``, ``scores``)."""
+    from training.runtime import pick_device
+
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.pt"
+    head.to(pick_device())
     optimizers = _optimizer(head, s)
     step, history = 0, []
     rng = np.random.default_rng(s.seed)
@@ -121,7 +125,7 @@ def fit(head: Head, tuples: list[dict], queries: FeatureSet, passages: FeatureSe
         log_p = torch.log_softmax(scores, dim=-1)
         if s.loss == "kl":
             n = scores.shape[1]
-            teacher = torch.full((len(batch), n), float("-inf"))
+            teacher = torch.full((len(batch), n), float("-inf"), device=scores.device)
             for b, t in enumerate(batch):
                 teacher[b, : len(t["scores"])] = torch.tensor(t["scores"], dtype=torch.float32)
             target = torch.softmax(teacher / s.temperature, dim=-1)
@@ -147,4 +151,4 @@ def fit(head: Head, tuples: list[dict], queries: FeatureSet, passages: FeatureSe
             torch.save({"head": head.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
                         "step": step, "history": history}, tmp)
             tmp.replace(checkpoint)
-    return head
+    return head.cpu()

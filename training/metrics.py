@@ -14,13 +14,14 @@ from training.features import FeatureSet
 
 
 def maxsim_matrix(queries: Sequence[np.ndarray], docs: FeatureSet, *, project: Callable | None = None,
-                  block_tokens: int = 1 << 20) -> np.ndarray:
+                  max_cells: int = 1 << 27) -> np.ndarray:
     """``[n_queries, n_docs]`` MaxSim scores; ``project`` maps raw cached vectors to the scored space."""
     n_docs = len(docs)
     scores = np.zeros((len(queries), n_docs), dtype=np.float32)
     q_all = np.concatenate(queries).astype(np.float32)
     q_starts = np.cumsum([0] + [len(q) for q in queries])
     lengths = docs.lengths()
+    block_tokens = max(int(lengths.max(initial=1)), max_cells // max(len(q_all), 1))  # bounds the sims block
     doc = 0
     while doc < n_docs:
         end, tokens = doc, 0

@@ -1,0 +1,119 @@
+"""Score heads on a BEIR set in seconds, over cached backbone vectors: for comparing training choices.
+
+    python -m training.probe ../shared/data/scifact --work /tmp/probe --head pca --head work/head.pt
+
+The corpus and the queries are encoded once by the frozen backbone (framed as the engine frames them, each
+record cut at the backbone's document length) and kept in ``--work``; every later run only applies the heads.
+Printed per head: MaxSim nDCG@10 and Recall@100, BM25 over the same records (SQLite FTS5, the engine's
+tokenizer), and the reciprocal-rank fusion of the two at the engine's ``RRF_K``. These figures are for
+choosing between heads; the figures the project reports come from ``findling eval`` (chunking, the store and
+the searcher included). Evaluation sets are only ever measured here, never trained on.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from training import features as feats
+from training.head import Head, from_pylate, pca_map
+from training.metrics import maxsim_matrix, ndcg_at_k, recall_at_k
+from training.pairs import _Bm25Pool
+
+DEPTH = 100
+
+
+def _normalised(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def load_set(folder: Path, split: str = "test"):
+    from engine.evaluate import load_beir
+
+    data = load_beir(folder, split=split)
+    doc_ids = [d.id for d in data.docs]
+    bodies = {d.id: d.body for d in data.docs}
+    query_ids = [q for q in sorted(data.queries) if data.qrels.get(q)]
+    position = {d: i for i, d in enumerate(doc_ids)}
+    relevant = [{position[d]: g for d, g in data.qrels[q].items() if d in position and g > 0} for q in query_ids]
+    return [bodies[d] for d in doc_ids], [data.queries[q] for q in query_ids], relevant
+
+
+def bm25_scores(docs: list[str], queries: list[str]) -> np.ndarray:
+    """Rank-derived scores (higher is better) for the top ``DEPTH`` BM25 hits; the rest score -1."""
+    pool = _Bm25Pool(docs)
+    try:
+        scores = np.full((len(queries), len(docs)), -1.0, dtype=np.float32)
+        for row, q in enumerate(queries):
+            for rank, pid in enumerate(pool.top(q, DEPTH)):
+                scores[row, pid] = DEPTH - rank
+    finally:
+        pool.close()
+    return scores
+
+
+def rrf(*lanes: np.ndarray, k: int = 60, depth: int = DEPTH) -> np.ndarray:
+    fused = np.zeros_like(lanes[0])
+    for lane in lanes:
+        order = np.argsort(-lane, axis=1, kind="stable")[:, :depth]
+        for row in range(len(lane)):
+            valid = order[row][lane[row, order[row]] > -1]
+            fused[row, valid] += 1.0 / (k + np.arange(len(valid)) + 1)
+    return fused
+
+
+def projector(spec: str, passages: feats.FeatureSet):
+    """``raw`` (no head), ``pca`` (the PCA head at 48), a ``head.pt`` file or a PyLate model folder."""
+    if spec == "raw":
+        return _normalised
+    if spec.startswith("pca"):
+        dim = int(spec[3:] or 48)
+        rng = np.random.default_rng(0)
+        rows = np.sort(rng.choice(len(passages.vectors), size=min(200_000, len(passages.vectors)), replace=False))
+        weight, bias = pca_map(np.asarray(passages.vectors[rows]), dim)
+        return lambda x: _normalised(np.asarray(x, np.float32) @ weight.T + bias)
+    path = Path(spec)
+    head = Head.load(path) if path.is_file() else from_pylate(path)
+    return head.project
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.probe", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset", type=Path)
+    parser.add_argument("--work", type=Path, required=True, help="folder for the cached backbone vectors")
+    parser.add_argument("--head", action="append", default=[], help="raw, pca, pcaN, head.pt or a model folder")
+    parser.add_argument("--model", type=Path, help="PyLate model folder of the backbone (default: bundled)")
+    args = parser.parse_args(argv)
+    from training.runtime import configure_threads
+
+    configure_threads()
+    docs, queries, relevant = load_set(args.dataset)
+    cache = args.work / args.dataset.name
+    model_dir = args.model
+    if model_dir is None:
+        from engine import bundled
+
+        model_dir = bundled.assemble(args.work / "models")
+    model = feats.load_backbone_model(model_dir)
+    q = feats.cached_features(model, queries, is_query=True, folder=cache, name="queries")
+    p = feats.cached_features(model, docs, is_query=False, folder=cache, name="corpus")
+    bm25 = bm25_scores(docs, queries)
+    results = {"dataset": args.dataset.name, "queries": len(queries), "docs": len(docs),
+               "bm25": round(ndcg_at_k(bm25, relevant), 4), "heads": {}}
+    for spec in args.head or ["raw", "pca"]:
+        project = projector(spec, p)
+        scores = maxsim_matrix([project(np.asarray(q.text(i))) for i in range(len(q))], p, project=project)
+        results["heads"][spec] = {"maxsim": round(ndcg_at_k(scores, relevant), 4),
+                                  "recall@100": round(recall_at_k(scores, relevant), 4),
+                                  "hybrid": round(ndcg_at_k(rrf(scores, bm25), relevant), 4)}
+        print(spec, results["heads"][spec], flush=True)
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
