@@ -7,6 +7,12 @@ cached backbone vectors through the head, scores candidates by MaxSim and compar
   the student's (softmax of scores), as in the mxbai-edge-colbert recipe.
 * ``contrastive``: cross-entropy with the positive as the target.
 
+``candidates`` says what each query is scored against: ``tuple`` (its own positive and negatives, with the
+teacher scores stored in the tuple) or ``batch`` (every candidate of every tuple in the batch, so each query
+also meets the other queries' passages as easy and random negatives; the teacher is then MaxSim over the
+normalised wide backbone vectors, computed on the fly). The student compresses 384 dims into 48, and what it
+must learn most is to keep unrelated passages low; the 16 BM25 candidates of a tuple alone never show it those.
+
 Optimisers: ``adamw``, or ``muon`` (torch's Muon for the weight matrices, AdamW for biases) when torch has it.
 A checkpoint (head, optimiser, step, RNG) is written every ``checkpoint_every`` steps and at the end; a run
 started again with the same output folder resumes from it.
@@ -37,6 +43,7 @@ class FitSettings:
     warmup: float = 0.05
     max_doc_tokens: int = 256  # candidates are cut to this many tokens while training (cost), not at search
     ce_weight: float = 0.0  # with loss "kl": add this much cross-entropy on the positive (in-domain labels)
+    candidates: str = "tuple"  # "tuple": a query's own candidates; "batch": every candidate in the batch
     checkpoint_every: int = 100
     seed: int = 0
 
@@ -95,6 +102,69 @@ def student_scores(head: Head, queries: list[np.ndarray], candidates: list[list[
     return scores.masked_fill(~present, float("-inf"))
 
 
+def _padded(tokens: torch.Tensor, lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[n, max_len, dim]`` zero-padded rows of the back-to-back ``tokens`` and the ``[n, max_len]`` mask."""
+    n, width = len(lengths), max(lengths)
+    out = tokens.new_zeros((n, width, tokens.shape[1]))
+    mask = torch.zeros((n, width), dtype=torch.bool, device=tokens.device)
+    pos = 0
+    for i, length in enumerate(lengths):
+        out[i, :length] = tokens[pos:pos + length]
+        mask[i, :length] = True
+        pos += length
+    return out, mask
+
+
+def maxsim_all(q: torch.Tensor, qmask: torch.Tensor, d: torch.Tensor, dmask: torch.Tensor) -> torch.Tensor:
+    """``[B, N]`` MaxSim of every query ``q`` ``[B, Lq, dim]`` against every document ``d`` ``[N, Ld, dim]``."""
+    sims = torch.einsum("bqd,ntd->bnqt", q, d).masked_fill(~dmask[None, :, None, :], -1e4)
+    return (sims.max(dim=-1).values * qmask[:, None, :]).sum(-1)
+
+
+def batch_scores(head: Head, batch: list[dict], queries: FeatureSet, passages: FeatureSet, max_doc_tokens: int
+                 ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """Student and teacher ``[B, N]`` scores over the batch's distinct candidates, and each query's positive."""
+    ids = sorted({p for t in batch for p in [t["positive"], *t["negatives"]]})
+    where = {p: i for i, p in enumerate(ids)}
+    device = next(head.parameters()).device
+    raw_d = [np.asarray(passages.text(p))[:max_doc_tokens] for p in ids]
+    raw_q = [np.asarray(queries.text(t["query_index"])) for t in batch]
+    flat_d = torch.from_numpy(np.concatenate(raw_d).astype(np.float32)).to(device)
+    flat_q = torch.from_numpy(np.concatenate(raw_q).astype(np.float32)).to(device)
+    d_len, q_len = [len(d) for d in raw_d], [len(q) for q in raw_q]
+    with torch.no_grad():
+        tq, qmask = _padded(torch.nn.functional.normalize(flat_q, dim=-1), q_len)
+        td, dmask = _padded(torch.nn.functional.normalize(flat_d, dim=-1), d_len)
+        teacher = maxsim_all(tq, qmask, td, dmask)
+    sq, _ = _padded(head(flat_q), q_len)
+    sd, _ = _padded(head(flat_d), d_len)
+    return maxsim_all(sq, qmask, sd, dmask), teacher, [where[t["positive"]] for t in batch]
+
+
+def _kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    log_p = torch.log_softmax(student / temperature, dim=-1)
+    target = torch.softmax(teacher / temperature, dim=-1)
+    return (target * (torch.log(target.clamp_min(1e-12)) - log_p.clamp_min(-1e4))).sum(-1).mean()
+
+
+def _tuple_loss(head: Head, batch: list[dict], queries: FeatureSet, passages: FeatureSet,
+                s: FitSettings) -> torch.Tensor:
+    """The loss over each query's own candidates, against the teacher scores stored in the tuples."""
+    qv = [np.asarray(queries.text(t["query_index"])) for t in batch]
+    cands = [[np.asarray(passages.text(p))[: s.max_doc_tokens] for p in [t["positive"], *t["negatives"]]]
+             for t in batch]
+    scores = student_scores(head, qv, cands)
+    if s.loss != "kl":
+        return -torch.log_softmax(scores / s.temperature, dim=-1)[:, 0].mean()
+    teacher = torch.full(scores.shape, float("-inf"), device=scores.device)
+    for b, t in enumerate(batch):
+        teacher[b, : len(t["scores"])] = torch.tensor(t["scores"], dtype=torch.float32)
+    loss = _kl(scores, teacher, s.temperature)
+    if s.ce_weight:
+        loss = loss - s.ce_weight * torch.log_softmax(scores / s.temperature, dim=-1)[:, 0].mean()
+    return loss
+
+
 def fit(head: Head, tuples: list[dict], queries: FeatureSet, passages: FeatureSet, out: Path,
         s: FitSettings, *, log=print) -> Head:
     """Train ``head`` in place on ``tuples`` (each with ``query_index``, ``positive``, ``negatives``, ``scores``)."""
@@ -118,22 +188,15 @@ def fit(head: Head, tuples: list[dict], queries: FeatureSet, passages: FeatureSe
     started = time.time()
     while step < s.steps:
         batch = [tuples[i] for i in rng.choice(len(tuples), size=min(s.batch, len(tuples)), replace=False)]
-        qv = [np.asarray(queries.text(t["query_index"])) for t in batch]
-        cands = [[np.asarray(passages.text(p))[: s.max_doc_tokens] for p in [t["positive"], *t["negatives"]]]
-                 for t in batch]
-        scores = student_scores(head, qv, cands) / s.temperature
-        log_p = torch.log_softmax(scores, dim=-1)
-        if s.loss == "kl":
-            n = scores.shape[1]
-            teacher = torch.full((len(batch), n), float("-inf"), device=scores.device)
-            for b, t in enumerate(batch):
-                teacher[b, : len(t["scores"])] = torch.tensor(t["scores"], dtype=torch.float32)
-            target = torch.softmax(teacher / s.temperature, dim=-1)
-            loss = (target * (torch.log(target.clamp_min(1e-12)) - log_p.clamp_min(-1e4))).sum(-1).mean()
-            if s.ce_weight:
-                loss = loss - s.ce_weight * log_p[:, 0].mean()
+        if s.candidates == "batch":
+            student, teacher, positives = batch_scores(head, batch, queries, passages, s.max_doc_tokens)
+            loss = _kl(student, teacher, s.temperature) if s.loss == "kl" else student.new_zeros(())
+            if s.loss != "kl" or s.ce_weight:
+                ce = torch.nn.functional.cross_entropy(student / s.temperature,
+                                                       torch.tensor(positives, device=student.device))
+                loss = loss + (s.ce_weight if s.loss == "kl" else 1.0) * ce
         else:
-            loss = -log_p[:, 0].mean()
+            loss = _tuple_loss(head, batch, queries, passages, s)
         for opt, lrs in zip(optimizers, base_lrs):
             for g, lr in zip(opt.param_groups, lrs):
                 g["lr"] = lr * _lr_factor(step, s)
