@@ -251,6 +251,9 @@ class PyLateEncoder:
             if bars:
                 hf_logging.enable_progress_bar()
         model.eval()
+        from engine.local_attention import use_windowed_attention
+
+        use_windowed_attention(model)  # ModernBERT's local layers over windows: long chunks in linear time
         return model
 
     def _encode(self, texts: list[str], *, queries: bool, batch_size: int) -> list[np.ndarray]:

@@ -147,19 +147,13 @@ def _save_colbert(backbone: Path, folder: Path, heads: list, *, do_lower_case: b
     return folder
 
 
-def build_edge_model(folder: Path | str, *, seed: int = 0) -> Path:
-    """A random model with the layout of mxbai-edge-colbert-v0-17m, saved in PyLate's format at ``folder``."""
-    import torch
-    from pylate.models import Dense
-    from transformers import AutoTokenizer, ModernBertConfig, ModernBertModel
+def edge_backbone_config(*, vocab_size: int, pad_token_id: int, cls_token_id: int, sep_token_id: int):
+    """A ``ModernBertConfig`` of the Ettin-17m shape behind mxbai-edge-colbert-v0-17m: 7 layers, hidden 256
+    (MLP 384), 4 heads, a 128-token local window with a global layer every third layer, rotary positions."""
+    from transformers import ModernBertConfig
 
-    folder = Path(folder)
-    backbone = _backbone_folder(folder)
-    build_bpe_tokenizer(backbone)
-    tokenizer = AutoTokenizer.from_pretrained(str(backbone))
-    torch.manual_seed(seed)
-    config = ModernBertConfig(
-        vocab_size=len(tokenizer),
+    return ModernBertConfig(
+        vocab_size=vocab_size,
         hidden_size=256,
         intermediate_size=384,
         num_hidden_layers=7,
@@ -167,11 +161,30 @@ def build_edge_model(folder: Path | str, *, seed: int = 0) -> Path:
         local_attention=128,
         global_attn_every_n_layers=3,
         max_position_embeddings=7999,
+        pad_token_id=pad_token_id,
+        cls_token_id=cls_token_id,
+        sep_token_id=sep_token_id,
+        bos_token_id=cls_token_id,
+        eos_token_id=sep_token_id,
+    )
+
+
+def build_edge_model(folder: Path | str, *, seed: int = 0) -> Path:
+    """A random model with the layout of mxbai-edge-colbert-v0-17m, saved in PyLate's format at ``folder``."""
+    import torch
+    from pylate.models import Dense
+    from transformers import AutoTokenizer, ModernBertModel
+
+    folder = Path(folder)
+    backbone = _backbone_folder(folder)
+    build_bpe_tokenizer(backbone)
+    tokenizer = AutoTokenizer.from_pretrained(str(backbone))
+    torch.manual_seed(seed)
+    config = edge_backbone_config(
+        vocab_size=len(tokenizer),
         pad_token_id=tokenizer.pad_token_id,
         cls_token_id=tokenizer.cls_token_id,
         sep_token_id=tokenizer.sep_token_id,
-        bos_token_id=tokenizer.cls_token_id,
-        eos_token_id=tokenizer.sep_token_id,
     )
     ModernBertModel(config).save_pretrained(str(backbone), safe_serialization=True)
     heads = [
