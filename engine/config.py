@@ -74,6 +74,11 @@ class Config:
     threads: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     """Torch threads for encoding."""
 
+    encoder_precision: str = "auto"
+    """Arithmetic of the encoder's backbone: "auto" (int8 where torch has a quantised CPU engine, else fp32),
+    "fp32" (PyLate's own output, the reference), "int8" or "bf16". Lossy choices are held to a per-token cosine
+    of at least 0.99 against fp32; see README "Measured" and ``engine/fast_encoder.py``."""
+
     debounce_seconds: float = 0.5
     """Quiet time after the last event for a file before the watcher re-indexes it."""
 
