@@ -200,6 +200,7 @@ def collect(args) -> list[Result]:
 
     from engine.config import Config
     from engine.models import load_encoder
+    from engine.pylate_encoder import _quiet_transformers
 
     quick = getattr(args, "quick", False)
     files = getattr(args, "files", None) or (6 if quick else 40)
@@ -214,6 +215,7 @@ def collect(args) -> list[Result]:
         print(f"sample: {sum(1 for p in root.rglob('*') if p.is_file())} files, model {encoder.info.name}, "
               f"{config.threads} threads, default precision {getattr(encoder, 'precision', 'fp32')}")
         texts, tokens, chunk_t = peer_chunks(root, encoder, config)
+        _quiet_transformers()  # its weight-loading report lists MiniLM's unused keys on stderr
         model = models.ColBERT(str(encoder.folder), device="cpu", local_files_only=True,
                                document_length=encoder.info.max_tokens)
         model.encode(texts[:1], is_query=False, show_progress_bar=False)  # load and warm outside the timing

@@ -27,6 +27,7 @@ from typing import Literal
 import numpy as np
 
 from engine.encoder import ModelInfo
+from engine.errors import ModelError
 from engine.pylate_encoder import PyLateEncoder
 
 logger = logging.getLogger(__name__)
@@ -119,7 +120,8 @@ class DirectEncoder(PyLateEncoder):
     def __init__(self, folder: Path | str, info: ModelInfo, *, threads: int = 1, batch_tokens: int = 8192,
                  precision: Precision = "auto") -> None:
         if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+            raise ModelError(f"unknown encoder precision {precision!r}: use one of {', '.join(PRECISIONS)} "
+                             "(FINDLING_PRECISION or Config.encoder_precision)")
         super().__init__(folder, info, threads=threads, batch_tokens=batch_tokens)
         self.requested = precision
         self.precision = choose_precision() if precision == "auto" else precision

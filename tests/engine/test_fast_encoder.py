@@ -119,7 +119,9 @@ def test_a_non_linear_head_is_not_folded():
 
 
 def test_precision_is_checked_and_auto_resolves(tiny_model_dir):
-    with pytest.raises(ValueError, match="precision"):
+    from engine.errors import ModelError
+
+    with pytest.raises(ModelError, match="FINDLING_PRECISION"):
         make_direct(tiny_model_dir, max_tokens=512, precision="fp8")
     assert choose_precision() in PRECISIONS[1:]
     assert make_direct(tiny_model_dir, max_tokens=512, precision="auto").precision == choose_precision()
@@ -156,3 +158,13 @@ def test_bundled_model_in_bf16_keeps_fidelity(tmp_path):
     queries = ["Where is the 2023 tax report?", "csv reader"]
     assert min_cosine(encoder.encode_documents(docs), ref.encode(docs, is_query=False)) >= MIN_COSINE
     assert min_cosine(encoder.encode_queries(queries), ref.encode(queries, is_query=True)) >= MIN_COSINE
+
+
+def test_precision_comes_from_the_settings_or_the_environment(monkeypatch, tmp_path):
+    from engine.config import Config
+
+    monkeypatch.setenv("FINDLING_PRECISION", "bf16")
+    assert Config.default(data_dir=tmp_path).encoder_precision == "bf16"
+    assert Config.default(data_dir=tmp_path, encoder_precision="fp32").encoder_precision == "fp32"
+    monkeypatch.delenv("FINDLING_PRECISION")
+    assert Config.default(data_dir=tmp_path).encoder_precision == "auto"
