@@ -74,6 +74,11 @@ class Config:
     threads: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     """Torch threads for encoding."""
 
+    encoder_precision: str = "auto"
+    """Arithmetic of the encoder's backbone: "auto" (int8 where torch has a quantised CPU engine, else fp32),
+    "fp32" (PyLate's own output, the reference), "int8" or "bf16"; ``FINDLING_PRECISION`` sets it. Lossy choices are held to a per-token cosine
+    of at least 0.99 against fp32; see README "Measured" and ``engine/fast_encoder.py``."""
+
     debounce_seconds: float = 0.5
     """Quiet time after the last event for a file before the watcher re-indexes it."""
 
@@ -87,9 +92,13 @@ class Config:
 
     @classmethod
     def default(cls, **overrides) -> "Config":
-        """The default settings, with ``FINDLING_MODEL`` from the environment and ``overrides`` applied."""
+        """The default settings, with ``FINDLING_MODEL`` and ``FINDLING_PRECISION`` from the environment and
+        ``overrides`` applied."""
         cfg = cls()
         env_model = os.environ.get("FINDLING_MODEL")
         if env_model and "model" not in overrides:
             cfg = replace(cfg, model=env_model)
+        env_precision = os.environ.get("FINDLING_PRECISION")
+        if env_precision and "encoder_precision" not in overrides:
+            cfg = replace(cfg, encoder_precision=env_precision)
         return replace(cfg, **overrides) if overrides else cfg

@@ -1,7 +1,9 @@
 """The encoder seam: token vectors for queries and documents.
 
-``Encoder`` is the narrow interface the rest of the engine sees. PyLate sits behind ``PyLateEncoder``;
-a faster runtime or a test fake is a new class, never a flag.
+``Encoder`` is the narrow interface the rest of the engine sees. PyLate sits behind ``PyLateEncoder`` (PyLate's
+own ``encode``, fp32: the reference); ``DirectEncoder`` (``engine/fast_encoder.py``, the default) runs the same
+model directly, with its head folded into one matrix and int8 or bf16 arithmetic where chosen. A faster runtime
+or a test fake is a new class, never a flag.
 
 Row contract (what the store and the MaxSim alignment rely on):
   * ``encode_documents(texts)[i]`` is float32 ``[n_i, dim]``, one row per kept document token, and

@@ -194,14 +194,14 @@ def max_tokens(folder: Path) -> int:
 
 
 def load_encoder(config: Config) -> Encoder:
-    """Resolve the model and wrap it in a ``PyLateEncoder`` (the network itself loads on first encode).
+    """Resolve the model and wrap it in a ``DirectEncoder`` (the network itself loads on first encode).
 
     Hugging Face libraries are put in offline mode first: loading a model never touches the network
     (only ``download_model`` does, on explicit request).
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from engine.pylate_encoder import PyLateEncoder
+    from engine.fast_encoder import DirectEncoder
 
     resolved = resolve_model(config)
     for line in resolved.tried:
@@ -210,7 +210,8 @@ def load_encoder(config: Config) -> Encoder:
         logger.info(resolved.note)  # callers show ModelInfo.note to the user
     info = model_info(resolved, config=config)
     try:
-        return PyLateEncoder(resolved.path, info, threads=config.threads, batch_tokens=config.encode_batch_tokens)
+        return DirectEncoder(resolved.path, info, threads=config.threads, batch_tokens=config.encode_batch_tokens,
+                             precision=config.encoder_precision)
     except (OSError, ValueError) as exc:
         raise _no_model([*resolved.tried, f"{resolved.name} at {resolved.path}: tokenizer failed to load: {exc}"])
 

@@ -1,0 +1,270 @@
+"""Indexing throughput: Findling's ``Indexer`` end to end against PyLate's default ``ColBERT.encode``.
+
+    python bench/run.py --only indexing [--quick]
+    python bench/indexing.py [--quick] [--files N] [--pdf NAME|none] [--pdf-pages N] [--threads T]
+
+Data: a fixed sample of ``../shared/data/folders`` (every k-th python-docs file in sorted order, ``--files`` of
+them, plus one R manual, ``--pdf``, R-data.pdf by default, whole or its first ``--pdf-pages``), copied into a
+temporary folder; ``--quick``: 6 files and the PDF's first 6 pages. Same model
+(the one ``load_encoder`` picks: the bundled MiniLM here), same texts, same torch threads on both sides.
+
+* peer: extract and chunk with the engine, then ``models.ColBERT(folder).encode(texts, is_query=False)`` with its
+  default batch size (32) in fp32, on the distinct chunk texts;
+* ours: ``Indexer.sync()`` over the sample folder into a temporary index (scan, hash, extract, chunk, encode,
+  write), with the default encoder (``DirectEncoder``, precision "auto").
+
+Both sides count the same tokens (the chunks' token counts) and exclude model loading. Throughput is printed
+per wall-clock second and per CPU second of this process: the machines this runs on are shared, and the CPU
+figure is the steadier one. Then each lever alone on a slice of the chunks (token-budget batches, the direct
+runtime in fp32, int8, bf16 where the CPU has it), with the per-token cosine of every path against the fp32
+reference vectors (min and mean; target min >= 0.99).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import Result, print_table, ratio  # noqa: E402
+
+logger = logging.getLogger(__name__)
+FOLDERS = ROOT.parent / "shared" / "data" / "folders"
+PEER = "PyLate ColBERT.encode (bs 32, fp32)"
+MIN_COSINE = 0.99
+
+
+@dataclass
+class Timed:
+    """Seconds of wall clock and of this process's CPU for one measured step."""
+
+    wall: float = 0.0
+    cpu: float = 0.0
+
+    def __enter__(self) -> "Timed":
+        self._w, self._c = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall += time.perf_counter() - self._w
+        self.cpu += time.process_time() - self._c
+
+
+def sample_files(*, files: int, pdf: str | None) -> list[Path]:
+    """Every k-th python-docs file (sorted) up to ``files`` of them, plus the named R manual."""
+    docs = sorted(p for p in (FOLDERS / "python-docs").rglob("*") if p.is_file())
+    step = max(1, len(docs) // max(files, 1))
+    chosen = docs[::step][:files]
+    if pdf:
+        chosen.append(FOLDERS / "r-manuals" / pdf)
+    return chosen
+
+
+def copy_sample(paths: list[Path], dest: Path, *, pdf_pages: int | None) -> Path:
+    """The sample laid out under ``dest/sample`` (the indexer needs one folder to watch); a PDF is cut to its
+    first ``pdf_pages`` pages when that is set."""
+    root = dest / "sample"
+    for path in paths:
+        target = root / path.relative_to(FOLDERS)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".pdf" and pdf_pages:
+            _first_pages(path, target, pdf_pages)
+        else:
+            shutil.copyfile(path, target)
+    return root
+
+
+def _first_pages(source: Path, target: Path, pages: int) -> None:
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    for page in PdfReader(source).pages[:pages]:
+        writer.add_page(page)
+    with open(target, "wb") as f:
+        writer.write(f)
+
+
+def peer_chunks(root: Path, encoder, config) -> tuple[list[str], int, Timed]:
+    """Extract and chunk every file of ``root`` with the engine: distinct chunk texts, their tokens, the time."""
+    from engine.chunker import chunk_text
+    from engine.extract import extract
+    from engine.indexer import chunk_limit
+
+    limit = chunk_limit(encoder, config)
+    texts: dict[str, int] = {}
+    with Timed() as t:
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            try:
+                doc = extract(path, config=config)
+            except Exception as exc:  # the peer skips what the engine would record as failed
+                logger.info("peer skips %s: %s", path, exc)
+                continue
+            for c in chunk_text(doc, encoder.tokenizer, max_tokens=limit, overlap=config.chunk_overlap_tokens):
+                texts.setdefault(c.text, c.token_count)
+    return list(texts), sum(texts.values()), t
+
+
+def run_peer(model, texts: list[str]) -> tuple[list[np.ndarray], Timed]:
+    """PyLate's default document encode, as a user of PyLate would call it."""
+    with Timed() as t:
+        out = model.encode(texts, is_query=False, show_progress_bar=False)
+    return [np.asarray(v, dtype=np.float32) for v in out], t
+
+
+def run_ours(root: Path, config) -> tuple[int, Timed, float, object]:
+    """The real ``Indexer`` end to end into a new index; tokens encoded, time, seconds spent writing, encoder."""
+    from engine.indexer import Indexer
+    from engine.models import load_encoder
+    from engine.store import Store
+
+    encoder = load_encoder(config)
+    encoder.encode_documents(["warm up: the model loads on first use"])
+    store = Store(config.db_path)
+    store.add_folder(root)
+    writes = Timed()
+    write_files = store.write_files
+
+    def timed_write(batch):
+        with writes:
+            write_files(batch)
+
+    store.write_files = timed_write  # measure the write share without touching the engine
+    try:
+        with Timed() as t:
+            last = Indexer(store, encoder, config=config).run_to_end()
+    finally:
+        store.close()
+    if last.failed:
+        logger.warning("%d files failed: %s", last.failed, last.errors)
+    return last.tokens_encoded, t, writes.wall, encoder
+
+
+def cosines(ours: list[np.ndarray], ref: list[np.ndarray]) -> tuple[float, float]:
+    """Min and mean per-token cosine of two lists of L2-normalised ``[n_i, dim]`` matrices."""
+    per_token = np.concatenate([(a * b).sum(axis=1) for a, b in zip(ours, ref) if len(a)])
+    return float(per_token.min()), float(per_token.mean())
+
+
+def lever_encoders(encoder, config) -> dict[str, object]:
+    """One encoder per lever, on the same folder as ``encoder``."""
+    from engine.fast_encoder import DirectEncoder
+    from engine.pylate_encoder import PyLateEncoder
+
+    kw = dict(threads=config.threads, batch_tokens=config.encode_batch_tokens)
+    levers = {"token-budget batches (PyLateEncoder fp32)": PyLateEncoder(encoder.folder, encoder.info, **kw)}
+    for precision in ("fp32", "int8", "bf16"):
+        if precision == "bf16" and not _native_bf16():
+            print("bf16: skipped, this CPU has no native bf16 (torch would emulate it)")
+            continue
+        levers[f"direct runtime, folded head, {precision}"] = DirectEncoder(
+            encoder.folder, encoder.info, precision=precision, **kw)
+    return levers
+
+
+def _native_bf16() -> bool:
+    import torch
+
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def measure_levers(encoder, config, model, texts: list[str], tokens: int) -> list[Result]:
+    """Each lever alone on ``texts``: tokens/s (CPU) against the peer on the same slice, and fidelity."""
+    ref, peer_t = run_peer(model, texts)
+    results = []
+    for name, lever in lever_encoders(encoder, config).items():
+        lever.encode_documents(texts[:1])  # load outside the timing
+        with Timed() as t:
+            vectors = lever.encode_documents(texts)
+        low, mean = cosines(vectors, ref)
+        print(f"{name:<46} {tokens / t.cpu:8.0f} tok/CPU-s  x{peer_t.cpu / t.cpu:4.2f}  "
+              f"cosine min {low:.4f} mean {mean:.5f}")
+        results.append(Result(f"lever: {name}", tokens / t.cpu, "tok/CPU-s", PEER, tokens / peer_t.cpu,
+                              ratio(tokens / t.cpu, tokens / peer_t.cpu), f"cos min >= {MIN_COSINE}",
+                              low >= MIN_COSINE))
+    return results
+
+
+def collect(args) -> list[Result]:
+    """Run the sample through the peer and through the Indexer; return throughput, ratio and fidelity."""
+    from pylate import models
+
+    from engine.config import Config
+    from engine.models import load_encoder
+    from engine.pylate_encoder import _quiet_transformers
+
+    quick = getattr(args, "quick", False)
+    files = getattr(args, "files", None) or (6 if quick else 40)
+    pdf = getattr(args, "pdf", None) or "R-data.pdf"
+    pdf_pages = getattr(args, "pdf_pages", None) or (6 if quick else None)
+    with tempfile.TemporaryDirectory(prefix="findling-bench-") as tmp:
+        tmp_path = Path(tmp)
+        config = Config(data_dir=tmp_path / "home", **_threads(args))
+        root = copy_sample(sample_files(files=files, pdf=None if pdf == "none" else pdf), tmp_path,
+                           pdf_pages=pdf_pages)
+        encoder = load_encoder(config)
+        print(f"sample: {sum(1 for p in root.rglob('*') if p.is_file())} files, model {encoder.info.name}, "
+              f"{config.threads} threads, default precision {getattr(encoder, 'precision', 'fp32')}")
+        texts, tokens, chunk_t = peer_chunks(root, encoder, config)
+        _quiet_transformers()  # its weight-loading report lists MiniLM's unused keys on stderr
+        model = models.ColBERT(str(encoder.folder), device="cpu", local_files_only=True,
+                               document_length=encoder.info.max_tokens)
+        model.encode(texts[:1], is_query=False, show_progress_bar=False)  # load and warm outside the timing
+        ref, encode_t = run_peer(model, texts)
+        peer = Timed(chunk_t.wall + encode_t.wall, chunk_t.cpu + encode_t.cpu)
+        print(f"peer: {len(texts)} chunks, {tokens} tokens; extract+chunk {chunk_t.wall:.1f} s wall "
+              f"({100 * chunk_t.wall / peer.wall:.1f}% of the peer), encode {encode_t.wall:.1f} s")
+        ours_tokens, ours_t, write_s, ours_encoder = run_ours(root, replace(config, data_dir=tmp_path / "ours"))
+        print(f"ours: {ours_tokens} tokens in {ours_t.wall:.1f} s wall, {ours_t.cpu:.1f} s CPU "
+              f"(writing {write_s:.2f} s)")
+        picks = sorted(set(np.linspace(0, len(texts) - 1, num=min(32, len(texts)), dtype=int).tolist()))
+        low, mean = cosines(ours_encoder.encode_documents([texts[i] for i in picks]), [ref[i] for i in picks])
+        print(f"fidelity of the default path vs fp32 reference: per-token cosine min {low:.4f} mean {mean:.5f}")
+        results = [
+            _throughput("indexing, end to end (wall)", tokens, ours_t.wall, peer.wall, "tok/s"),
+            _throughput("indexing, end to end (CPU)", tokens, ours_t.cpu, peer.cpu, "tok/CPU-s"),
+            Result("indexing fidelity: min per-token cosine", low, "cosine", "fp32 reference", 1.0, low,
+                   f">= {MIN_COSINE}", low >= MIN_COSINE),
+        ]
+        lever_texts = texts[:: max(1, len(texts) // (6 if quick else 24))]
+        lever_tokens = sum(encoder.tokenizer.count_document_tokens(lever_texts))
+        results += measure_levers(encoder, config, model, lever_texts, lever_tokens)
+    return results
+
+
+def _throughput(name: str, tokens: int, ours_s: float, peer_s: float, unit: str) -> Result:
+    value, peer_value = tokens / ours_s, tokens / peer_s
+    r = ratio(value, peer_value)
+    return Result(name, value, unit, PEER, peer_value, r, ">= 3x peer", r is not None and r >= 3.0)
+
+
+def _threads(args) -> dict:
+    threads = getattr(args, "threads", None)
+    return {"threads": threads} if threads else {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="6 files and 6 PDF pages: a smoke run")
+    parser.add_argument("--files", type=int, help="python-docs files in the sample (default 40)")
+    parser.add_argument("--pdf", help="R manual in the sample, or 'none' (default R-data.pdf)")
+    parser.add_argument("--pdf-pages", type=int, help="cut the PDF to its first N pages (default: whole)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: the engine's, all cores)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    results = collect(args)
+    print_table(results)
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
