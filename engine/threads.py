@@ -10,17 +10,21 @@ free core picks up (``engine.maxsim``):
 * ``single_threaded_blas()``: numpy's BLAS limited to one thread for the duration of a block of calls;
 * ``torch_threads(n)``: torch's intra-op threads of the calling thread set to ``n`` for a block of calls
   (query encoding), then put back. Nothing is imported: if torch is not loaded there is nothing to limit.
+  Threads that already ran torch code (an indexer that loaded its model) keep their own count; torch also
+  takes ``n`` as the start value of a thread whose first torch operation falls inside the block.
 
 ``default_threads()`` is how many cores this process may run on.
 """
 from __future__ import annotations
 
+import ctypes
 import functools
+import itertools
 import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
@@ -34,26 +38,29 @@ def default_threads() -> int:
 
 
 class _BlasLimit:
-    """One thread for numpy's BLAS while any caller is inside ``single_threaded_blas``; put back after the last."""
+    """One thread for the BLAS libraries while any caller is inside ``single_threaded_blas``; put back after
+    the last one leaves, whichever thread that is. ``libs`` holds a ``(get, set)`` pair per library."""
 
-    def __init__(self, controller) -> None:
-        self._controller = controller
+    def __init__(self, libs: list[tuple[Callable[[], int], Callable[[int], object]]]) -> None:
+        self._libs = libs
         self._guard = threading.Lock()
         self._users = 0
-        self._limiter = None
+        self._before: list[int] = []
 
     def enter(self) -> None:
         with self._guard:
             self._users += 1
             if self._users == 1:
-                self._limiter = self._controller.limit(limits=1)
+                self._before = [get() for get, _ in self._libs]
+                for _, set_threads in self._libs:
+                    set_threads(1)
 
     def exit(self) -> None:
         with self._guard:
             self._users -= 1
-            if self._users == 0 and self._limiter is not None:
-                self._limiter.restore_original_limits()
-                self._limiter = None
+            if self._users == 0:
+                for (_, set_threads), n in zip(self._libs, self._before):
+                    set_threads(n)
 
 
 @functools.lru_cache(maxsize=1)
@@ -64,15 +71,34 @@ def _blas_limit() -> _BlasLimit | None:
     except ImportError:  # an optional speed-up: without it BLAS keeps its own thread count
         log.debug("threadpoolctl is not installed; BLAS keeps its own thread count")
         return None
-    return _BlasLimit(ThreadpoolController().select(user_api="blas"))
+    libs = []
+    for lib in ThreadpoolController().select(user_api="blas").lib_controllers:
+        pair = _openblas_calls(lib.filepath) if lib.internal_api == "openblas" else None
+        # OpenBLAS through its own symbols: threadpoolctl lets only one thread change it (its "controlling
+        # thread"), and the thread that leaves last here need not be the one that came first
+        libs.append(pair or (lambda lib=lib: lib.num_threads, lib.set_num_threads))
+    return _BlasLimit(libs)
+
+
+def _openblas_calls(path: str):
+    """``(get, set)`` thread-count functions of the OpenBLAS at ``path`` (any symbol affix), or None."""
+    dll = ctypes.CDLL(path)
+    for prefix, suffix in itertools.product(("", "scipy_"), ("", "64_", "_64")):
+        get = getattr(dll, f"{prefix}openblas_get_num_threads{suffix}", None)
+        set_threads = getattr(dll, f"{prefix}openblas_set_num_threads{suffix}", None)
+        if get is not None and set_threads is not None:
+            set_threads.argtypes, set_threads.restype = [ctypes.c_int], None
+            return get, set_threads
+    return None
 
 
 @contextmanager
 def single_threaded_blas() -> Iterator[None]:
-    """numpy's BLAS on one thread inside the block; nested and concurrent blocks restore it once, at the end.
+    """numpy's BLAS on one thread inside the block; nested and overlapping blocks (any threads) restore it
+    once, when the last one ends.
 
-    The limit is process-wide (OpenBLAS has one thread count); it only ever lowers a thread count, so a
-    concurrent caller is slowed at worst, never given wrong results.
+    The limit is process-wide (OpenBLAS with its own threads has one thread count): other numpy code running
+    meanwhile is slowed at worst, never given other results.
     """
     limit = _blas_limit()
     if limit is None:
