@@ -10,8 +10,9 @@ free core picks up (``engine.maxsim``):
 * ``single_threaded_blas()``: numpy's BLAS limited to one thread for the duration of a block of calls;
 * ``torch_threads(n)``: torch's intra-op threads of the calling thread set to ``n`` for a block of calls
   (query encoding), then put back. Nothing is imported: if torch is not loaded there is nothing to limit.
-  Threads that already ran torch code (an indexer that loaded its model) keep their own count; torch also
-  takes ``n`` as the start value of a thread whose first torch operation falls inside the block.
+  Threads that already ran torch code (an indexer that loaded its model) keep their own count; but torch
+  fixes a thread's count at its first parallel operation from a process-wide value, which is ``n`` during
+  the block, so a thread whose first torch operation falls inside a query's encoding starts with ``n``.
 
 ``default_threads()`` is how many cores this process may run on.
 """

@@ -121,10 +121,12 @@ def test_searches_next_to_an_encoding_thread_leave_its_threads_alone(store, fake
     Indexer(store, fake_encoder, config=config).run_to_end()
     searcher = Searcher(store, fake_encoder, threads=2)
     expected = [h.path for h in searcher.search("water the basil", k=3)]
-    stop, seen = threading.Event(), []
+    stop, loaded, seen = threading.Event(), threading.Event(), []
 
     def encode_loop():  # what the indexing worker does: torch on 2 threads, over and over
         torch.set_num_threads(2)
+        seen.append(torch.get_num_threads())  # its model loaded and ran before (torch fixes the count then)
+        loaded.set()
         x = torch.randn(256, 256)
         while not stop.is_set():
             x = torch.tanh(x @ x) / 16
@@ -132,6 +134,7 @@ def test_searches_next_to_an_encoding_thread_leave_its_threads_alone(store, fake
 
     t = threading.Thread(target=encode_loop)
     t.start()
+    loaded.wait(10)
     try:
         answers = [[h.path for h in searcher.search("water the basil", k=3)] for _ in range(5)]
     finally:
