@@ -3,6 +3,11 @@
 Modes: ``maxsim`` (semantic, late interaction), ``bm25`` (the store's FTS5 keyword index) and ``hybrid``
 (reciprocal-rank fusion of the two file rankings). Each hit carries the MaxSim alignment: for each query
 token, the document token it matched and how strongly, so a front end can highlight and explain.
+
+Threads: a search usually runs while an indexer keeps every core busy encoding. The query is encoded on
+``query_threads`` torch threads (default 1: a 32-token query gains little from more, and a multi-threaded
+operation waits for its slowest thread, which waits for a core), and exact MaxSim runs on ``threads``
+workers that each use single-threaded BLAS and take blocks as cores come free (``engine.threads``).
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from .maxsim import maxsim_alignment, maxsim_scores
 from .query import Query, fts_expression, parse_query, phrase_expression
 from .records import SearchHit, TokenMatch
 from .store import ChunkRow, Store
+from .threads import default_threads, torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +45,12 @@ class _Ranked:
 class Searcher:
     """Answers queries over one store with one encoder. Not thread-safe: one per thread."""
 
-    def __init__(self, store: Store, encoder: Encoder) -> None:
+    def __init__(self, store: Store, encoder: Encoder, *, threads: int | None = None, query_threads: int = 1) -> None:
         self.store = store
         self.encoder = encoder
         self.matrix = TokenMatrix(encoder.info.dim)
+        self.threads = threads or default_threads()
+        self.query_threads = query_threads
 
     def search(self, query: str | Query, *, k: int = 10, mode: Mode = "hybrid") -> list[SearchHit]:
         q = parse_query(query) if isinstance(query, str) else query
@@ -54,7 +62,8 @@ class Searcher:
         qvec = None
         lanes: dict[str, list[_Ranked]] = {}
         if mode in ("maxsim", "hybrid") and q.text:
-            qvec = self.encoder.encode_queries([q.text])[0]
+            with torch_threads(self.query_threads):
+                qvec = self.encoder.encode_queries([q.text])[0]
             lanes["maxsim"] = self._maxsim_lane(qvec, allowed, depth=max(k * 4, 50))
         if mode in ("bm25", "hybrid"):
             lanes["bm25"] = self._bm25_lane(q, allowed, depth=max(k * 4, 50))
@@ -92,7 +101,7 @@ class Searcher:
         m = self.matrix
         if not len(m.chunk_ids):
             return []
-        scores = maxsim_scores(qvec, m.tokens, m.starts)
+        scores = maxsim_scores(qvec, m.tokens, m.starts, threads=self.threads)
         keep = m.alive if allowed is None else allowed
         scores = np.where(keep, scores, -np.inf)
         return _best_per_file(scores, m.file_ids, m.chunk_ids, depth)

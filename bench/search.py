@@ -1,0 +1,239 @@
+"""Search speed: exact MaxSim against a plain matrix product and PyTorch's obvious MaxSim, and query latency
+while an encoder keeps the cores busy.
+
+    python bench/run.py --only search [--quick]
+    python bench/search.py [--quick] [--json]
+
+1. Kernel, on one set of arrays (random unit vectors, 48 dims, chunks of 16-512 tokens, 1M tokens, a 32-token
+   query), every rep running each contender once in turn, medians compared:
+   * floor: the plain product ``tokens @ q.T`` ``[1M, 48] x [48, 32]``, the faster of numpy and torch
+     (default threads): no chunk maxima at all, so no MaxSim can beat it by more than cache effects;
+   * peer: PyTorch's straightforward MaxSim, the faster of ``torch.mm`` then ``scatter_reduce(amax)`` by
+     chunk id, and chunks padded to ``[C, 512, 48]`` then einsum, mask, max (padding built outside the clock);
+   * ours: ``engine.maxsim.maxsim_scores`` as the searcher calls it. All three are checked to agree.
+2. Latency: a real ``Searcher`` (hybrid mode, the default) over a real index file holding 1M synthetic token
+   vectors, the bundled model encoding each query. p95 over the query list idle, then again while a second
+   encoder of the same model (own instance, own thread, the app's thread count), as the app's indexing worker
+   has, encodes 480-token documents in a loop in the same process. That load is a busy encode loop, not
+   a full ``Indexer``: it does not write to the index, so the searcher never has to load new vectors.
+
+``--quick`` shrinks the arrays to 100k tokens and the query list, for a smoke run.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = str(Path(__file__).resolve().parent.parent)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from bench.common import Result, machine_summary, print_json, print_table, ratio  # noqa: E402
+
+DIM, QUERY_TOKENS, MAX_CHUNK = 48, 32, 512
+QUERIES = [
+    "read and write csv files", "R data import export", "how to install packages", "regular expression syntax",
+    "unit testing with mocks", "plot a histogram", "linear regression model", "open a file for writing",
+    "asynchronous tasks and event loop", "sort a list of dictionaries", "date and time formatting",
+    "command line arguments parsing", "memory management and garbage collection", "matrix multiplication",
+    "string formatting with f-strings", "logging configuration", "socket server example", "factor levels",
+    "json encoder decoder", "thread pool executor",
+]
+
+
+def corpus(n_tokens: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random unit vectors float32 ``[N, 48]``, chunk ``starts`` and ``lengths`` (16-512 tokens) ``[C]``."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(16, MAX_CHUNK + 1, size=n_tokens // 16 + 1)
+    lengths = lengths[np.cumsum(lengths) <= n_tokens]
+    tokens = rng.standard_normal((int(lengths.sum()), DIM), dtype=np.float32)
+    tokens /= np.linalg.norm(tokens, axis=1, keepdims=True)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    return tokens, starts, lengths
+
+
+def unit_queries(n: int, *, seed: int = 1) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        q = rng.standard_normal((QUERY_TOKENS, DIM), dtype=np.float32)
+        out.append(q / np.linalg.norm(q, axis=1, keepdims=True))
+    return out
+
+
+# --------------------------------------------------------------------------------------------- kernel
+def contenders(tokens: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> dict:
+    """name -> ``f(q) -> scores [C]`` for the floor (two), PyTorch's MaxSim (two) and ours."""
+    import torch
+
+    from engine.maxsim import maxsim_scores
+    from engine.threads import default_threads
+
+    t_tokens = torch.from_numpy(tokens)
+    chunk_of_row = torch.from_numpy(np.repeat(np.arange(len(starts)), lengths))[:, None]
+    padded = torch.zeros((len(starts), MAX_CHUNK, DIM))
+    pad_mask = torch.zeros((len(starts), MAX_CHUNK), dtype=torch.bool)
+    for i, (s, n) in enumerate(zip(starts.tolist(), lengths.tolist())):
+        padded[i, :n], pad_mask[i, :n] = t_tokens[s : s + n], True
+    threads = default_threads()
+
+    def torch_scatter(q):
+        sims = torch.mm(t_tokens, torch.from_numpy(q).T)  # [N, m]
+        best = torch.full((len(starts), q.shape[0]), -torch.inf)
+        best.scatter_reduce_(0, chunk_of_row.expand(-1, q.shape[0]), sims, "amax")
+        return best.sum(1).numpy()
+
+    def torch_padded(q):
+        sims = torch.einsum("md,cld->clm", torch.from_numpy(q), padded)  # [C, L, m]
+        return sims.masked_fill(~pad_mask[..., None], -torch.inf).amax(1).sum(1).numpy()
+
+    return {
+        "floor numpy": lambda q: tokens @ q.T,
+        "floor torch": lambda q: torch.mm(t_tokens, torch.from_numpy(q).T),
+        "torch mm+scatter_reduce": torch_scatter,
+        "torch padded einsum": torch_padded,
+        "ours": lambda q: maxsim_scores(q, tokens, starts, threads=threads),
+    }
+
+
+def time_interleaved(fns: dict, queries: list[np.ndarray], reps: int) -> dict[str, list[float]]:
+    """Milliseconds per call of each function, the functions taking turns within every rep."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for f in fns.values():
+        f(queries[0])  # warm: page in, thread pools up
+    for r in range(reps):
+        q = queries[r % len(queries)]
+        for name, f in fns.items():
+            t0 = time.perf_counter()
+            f(q)
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def check_agree(fns: dict, q: np.ndarray) -> None:
+    ours = fns["ours"](q)
+    for name in ("torch mm+scatter_reduce", "torch padded einsum"):
+        np.testing.assert_allclose(fns[name](q), ours, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def kernel_results(n_tokens: int, reps: int) -> list[Result]:
+    tokens, starts, lengths = corpus(n_tokens)
+    fns = contenders(tokens, starts, lengths)
+    queries = unit_queries(4)
+    check_agree(fns, queries[0])
+    med = {name: statistics.median(t) for name, t in time_interleaved(fns, queries, reps).items()}
+    for name, ms in med.items():
+        print(f"  {name:<26} median {ms:8.1f} ms", file=sys.stderr)
+    floor_name = min(("floor numpy", "floor torch"), key=med.get)
+    peer_name = min(("torch mm+scatter_reduce", "torch padded einsum"), key=med.get)
+    size = f"{len(tokens) / 1e6:.2g}M tok"
+    ours = med["ours"]
+    return [
+        Result(f"exact MaxSim {size} vs matmul floor", ours, "ms", f"{floor_name} [32,48]x[N,48]", med[floor_name],
+               ratio(ours, med[floor_name]), "<= 2x peer", ours <= 2 * med[floor_name]),
+        Result(f"exact MaxSim {size} vs PyTorch MaxSim", ours, "ms", peer_name, med[peer_name],
+               ratio(ours, med[peer_name]), "<= 1x peer", ours <= med[peer_name]),
+    ]
+
+
+# -------------------------------------------------------------------------------------------- latency
+def build_index(home: Path, n_tokens: int, info) -> Path:
+    """An index file of synthetic chunks (short texts, random unit vectors) for ``info``'s model."""
+    from engine.records import Chunk, EncodedChunk
+    from engine.store import FileRecord, Store
+
+    tokens, starts, lengths = corpus(n_tokens, seed=7)
+    db = home / "index.sqlite"
+    with Store(db) as store:
+        store.bind_model(info, chunk_settings={"max_chunk_tokens": 480})
+        folder = home / "docs"
+        store.add_folder(folder)
+        batch = []
+        for i, (s, n) in enumerate(zip(starts.tolist(), lengths.tolist())):
+            text = f"synthetic chunk {i} about topic {i % 97}"
+            chunk = Chunk(ordinal=0, text=text, char_start=0, char_end=len(text), token_count=n)
+            record = FileRecord(path=folder / f"f{i}.txt", folder=folder, size=n, mtime=0.0, hash=None,
+                                status="indexed")
+            batch.append((record, [EncodedChunk(chunk, tokens[s : s + n])]))
+            if len(batch) == 500:
+                store.write_files(batch)
+                batch = []
+        store.write_files(batch)
+    return db
+
+
+def encode_loop(encoder, stop: threading.Event, started: threading.Event) -> None:
+    """Encode 480-token documents in batches until ``stop``: the indexing worker's CPU load."""
+    words = " ".join(QUERIES).split()
+    doc = " ".join(words[i % len(words)] for i in range(400))
+    while not stop.is_set():
+        encoder.encode_documents([doc] * 8)
+        started.set()
+
+
+def latencies(searcher, queries: list[str]) -> list[float]:
+    out = []
+    for text in queries:
+        t0 = time.perf_counter()
+        searcher.search(text, k=10, mode="hybrid")
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
+def latency_results(n_tokens: int, rounds: int) -> list[Result]:
+    from engine import Config, Searcher, Store, load_encoder
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Config(data_dir=Path(tmp))
+        encoder = load_encoder(config)
+        build_index(Path(tmp), n_tokens, encoder.info)
+        with Store(Path(tmp) / "index.sqlite") as store:
+            searcher = Searcher(store, encoder)
+            queries = QUERIES * rounds
+            latencies(searcher, QUERIES[:3])  # warm: model loaded, matrix read
+            idle = latencies(searcher, queries)
+            stop, started = threading.Event(), threading.Event()
+            loader = threading.Thread(target=encode_loop, args=(load_encoder(config), stop, started), daemon=True)
+            loader.start()
+            started.wait(600)
+            try:
+                busy = latencies(searcher, queries)
+            finally:
+                stop.set()
+                loader.join()
+    p95_idle, p95_busy = np.percentile(idle, 95), np.percentile(busy, 95)
+    print(f"  search idle p50 {np.median(idle):.1f} p95 {p95_idle:.1f} ms; during encoding p50 "
+          f"{np.median(busy):.1f} p95 {p95_busy:.1f} ms ({len(queries)} queries each)", file=sys.stderr)
+    size = f"{n_tokens / 1e6:.2g}M tok"
+    return [Result(f"search p95 {size}, busy encode thread", float(p95_busy), "ms", "same searches, idle",
+                   float(p95_idle), ratio(p95_busy, p95_idle), "<= 1.5x peer", p95_busy <= 1.5 * p95_idle)]
+
+
+def collect(args) -> list[Result]:
+    quick = getattr(args, "quick", False)
+    n_tokens = 100_000 if quick else 1_000_000
+    results = kernel_results(n_tokens, reps=5 if quick else 15)
+    results += latency_results(n_tokens, rounds=1 if quick else 2)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--json", action="store_true", help="print one JSON list of result objects")
+    args = parser.parse_args(argv)
+    print(machine_summary(), file=sys.stderr)
+    results = collect(args)
+    (print_json if args.json else print_table)(results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
