@@ -73,7 +73,9 @@ def _blas_limit() -> _BlasLimit | None:
         log.debug("threadpoolctl is not installed; BLAS keeps its own thread count")
         return None
     libs = []
-    for lib in ThreadpoolController().select(user_api="blas").lib_controllers:
+    loaded = ThreadpoolController().select(user_api="blas").lib_controllers
+    # numpy's own BLAS (its wheel bundles one); another loaded later (scipy's, say) is not ours to change
+    for lib in [lib for lib in loaded if "numpy" in lib.filepath] or loaded:
         pair = _openblas_calls(lib.filepath) if lib.internal_api == "openblas" else None
         # OpenBLAS through its own symbols: threadpoolctl lets only one thread change it (its "controlling
         # thread"), and the thread that leaves last here need not be the one that came first

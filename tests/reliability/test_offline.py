@@ -75,7 +75,7 @@ SCRIPT = textwrap.dedent("""
 
     report["add"] = run("folders", "add", docs)
     report["index"] = run("index", "--quiet", "--model", tiny)
-    report["search"] = run("search", "glaciers and rivers", "--json", "--model", tiny)
+    report["search"] = run("search", "glaciers feed rivers", "--json", "--model", tiny)
     report["queries"] = {q: run("search", q, "--model", tiny) for q in json.loads(sys.argv[7])}
     report["default-model"] = run("model")
     report["default-add"] = run("folders", "add", docs, home=home + "-default")
