@@ -27,7 +27,7 @@ def model_card(recipe: dict, recipe_path: Path, seconds: float) -> str:
 ## Data
 {data}
 
-## Scores (nDCG@10, `findling eval`)
+## Scores (nDCG@10; each row says how it was measured)
 | what | score |
 |---|---|
 {table}
