@@ -125,6 +125,14 @@ def pca_map(vectors: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
     return weight.astype(np.float32), (-weight @ mean).astype(np.float32)
 
 
+def sampled_pca(vectors: np.ndarray, dim: int, *, rows: int = 200_000, seed: int = 0
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """``pca_map`` over at most ``rows`` token vectors drawn with a fixed seed (in file order, for mmaps)."""
+    rng = np.random.default_rng(seed)
+    picked = np.sort(rng.choice(len(vectors), size=min(rows, len(vectors)), replace=False))
+    return pca_map(np.asarray(vectors[picked]), dim)
+
+
 def read_config(folder: Path) -> dict:
     return json.loads((folder / "config.json").read_text())
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from training.features import FeatureSet
 from training.metrics import maxsim_matrix, ndcg_at_k, recall_at_k
-from training.pairs import TupleSet, _Bm25Pool
+from training.pairs import TupleSet, bm25_rank_scores
 
 
 def evaluate_heads(tuples: TupleSet, queries: FeatureSet, passages: FeatureSet,
@@ -28,14 +28,7 @@ def evaluate_heads(tuples: TupleSet, queries: FeatureSet, passages: FeatureSet,
         scores = maxsim_matrix(qv, passages, project=project)
         results[name] = {"ndcg@10": round(ndcg_at_k(scores, relevant, 10), 4),
                          "recall@100": round(recall_at_k(scores, relevant, 100), 4)}
-    pool = _Bm25Pool(tuples.passages)
-    try:
-        scores = np.full((len(test), len(tuples.passages)), -1.0, dtype=np.float32)
-        for row, t in enumerate(test):
-            for rank, pid in enumerate(pool.top(t["query"], 100)):
-                scores[row, pid] = 100 - rank
-    finally:
-        pool.close()
+    scores = bm25_rank_scores(tuples.passages, [t["query"] for t in test])
     results["bm25"] = {"ndcg@10": round(ndcg_at_k(scores, relevant, 10), 4),
                        "recall@100": round(recall_at_k(scores, relevant, 100), 4)}
     return results

@@ -140,6 +140,21 @@ def build_tuples(pairs: Sequence[Pair], *, negatives: int = 15, held_out: float 
     return TupleSet(passages, tuples)
 
 
+def bm25_rank_scores(passages: Sequence[str], queries: Sequence[str], *, depth: int = 100):
+    """``[queries, passages]`` scores from BM25 ranks (``depth - rank`` for the top ``depth``, -1 elsewhere)."""
+    import numpy as np
+
+    pool = _Bm25Pool(passages)
+    try:
+        scores = np.full((len(queries), len(passages)), -1.0, dtype=np.float32)
+        for row, query in enumerate(queries):
+            for rank, pid in enumerate(pool.top(query, depth)):
+                scores[row, pid] = depth - rank
+    finally:
+        pool.close()
+    return scores
+
+
 class _Bm25Pool:
     """An in-memory FTS5 table over the pool, with the engine's tokenizer, for BM25 negatives."""
 

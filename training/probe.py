@@ -18,16 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from training import features as feats
-from training.head import Head, from_pylate, pca_map
+from training.head import Head, from_pylate, sampled_pca
 from training.metrics import maxsim_matrix, ndcg_at_k, recall_at_k
-from training.pairs import _Bm25Pool
+from training.pairs import bm25_rank_scores
+from training.score import _normalise
 
 DEPTH = 100
-
-
-def _normalised(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def load_set(folder: Path, split: str = "test"):
@@ -40,19 +36,6 @@ def load_set(folder: Path, split: str = "test"):
     position = {d: i for i, d in enumerate(doc_ids)}
     relevant = [{position[d]: g for d, g in data.qrels[q].items() if d in position and g > 0} for q in query_ids]
     return [bodies[d] for d in doc_ids], [data.queries[q] for q in query_ids], relevant
-
-
-def bm25_scores(docs: list[str], queries: list[str]) -> np.ndarray:
-    """Rank-derived scores (higher is better) for the top ``DEPTH`` BM25 hits; the rest score -1."""
-    pool = _Bm25Pool(docs)
-    try:
-        scores = np.full((len(queries), len(docs)), -1.0, dtype=np.float32)
-        for row, q in enumerate(queries):
-            for rank, pid in enumerate(pool.top(q, DEPTH)):
-                scores[row, pid] = DEPTH - rank
-    finally:
-        pool.close()
-    return scores
 
 
 def rrf(*lanes: np.ndarray, k: int = 60, depth: int = DEPTH) -> np.ndarray:
@@ -68,13 +51,11 @@ def rrf(*lanes: np.ndarray, k: int = 60, depth: int = DEPTH) -> np.ndarray:
 def projector(spec: str, passages: feats.FeatureSet):
     """``raw`` (no head), ``pca`` (the PCA head at 48), a ``head.pt`` file or a PyLate model folder."""
     if spec == "raw":
-        return _normalised
+        return _normalise
     if spec.startswith("pca"):
         dim = int(spec[3:] or 48)
-        rng = np.random.default_rng(0)
-        rows = np.sort(rng.choice(len(passages.vectors), size=min(200_000, len(passages.vectors)), replace=False))
-        weight, bias = pca_map(np.asarray(passages.vectors[rows]), dim)
-        return lambda x: _normalised(np.asarray(x, np.float32) @ weight.T + bias)
+        weight, bias = sampled_pca(passages.vectors, dim)
+        return lambda x: _normalise(np.asarray(x, np.float32) @ weight.T + bias)
     path = Path(spec)
     head = Head.load(path) if path.is_file() else from_pylate(path)
     return head.project
@@ -101,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     model = feats.load_backbone_model(model_dir)
     q = feats.cached_features(model, queries, is_query=True, folder=cache, name="queries")
     p = feats.cached_features(model, docs, is_query=False, folder=cache, name="corpus")
-    bm25 = bm25_scores(docs, queries)
+    bm25 = bm25_rank_scores(docs, queries, depth=DEPTH)
     results = {"dataset": args.dataset.name, "queries": len(queries), "docs": len(docs),
                "bm25": round(ndcg_at_k(bm25, relevant), 4), "heads": {}}
     for spec in args.head or ["raw", "pca"]:

@@ -13,13 +13,12 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 
 from training import features as feats
 from training import pairs as pairs_mod
 from training import pseudo, score
 from training.fit import FitSettings, fit
-from training.head import Head, pca_map
+from training.head import Head, sampled_pca
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -127,9 +126,7 @@ def new_head(recipe: dict, p: feats.FeatureSet, width: int, model_dir: Path) -> 
         return from_pylate(model_dir)
     head = Head(width, spec.get("dim", 48), kind=spec.get("kind", "ffn"), mid=spec.get("mid"))
     if spec.get("warm_start", "pca") == "pca":
-        rng = np.random.default_rng(0)
-        rows = rng.choice(len(p.vectors), size=min(200_000, len(p.vectors)), replace=False)
-        weight, bias = pca_map(np.asarray(p.vectors[np.sort(rows)]), head.dim)
+        weight, bias = sampled_pca(p.vectors, head.dim)
         head.warm_start(weight, bias)
     return head
 
