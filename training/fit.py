@@ -44,6 +44,8 @@ class FitSettings:
     max_doc_tokens: int = 256  # candidates are cut to this many tokens while training (cost), not at search
     ce_weight: float = 0.0  # with loss "kl": add this much cross-entropy on the positive (in-domain labels)
     candidates: str = "tuple"  # "tuple": a query's own candidates; "batch": every candidate in the batch
+    token_weight: float = 0.0  # with "batch": add this much per-query-token KL (see ``_token_kl``)
+    token_temperature: float = 0.05  # the softmax temperature of that token-level loss (cosine units)
     checkpoint_every: int = 100
     seed: int = 0
 
@@ -115,15 +117,23 @@ def _padded(tokens: torch.Tensor, lengths: list[int]) -> tuple[torch.Tensor, tor
     return out, mask
 
 
-def maxsim_all(q: torch.Tensor, qmask: torch.Tensor, d: torch.Tensor, dmask: torch.Tensor) -> torch.Tensor:
-    """``[B, N]`` MaxSim of every query ``q`` ``[B, Lq, dim]`` against every document ``d`` ``[N, Ld, dim]``."""
+def maxsim_all(q: torch.Tensor, qmask: torch.Tensor, d: torch.Tensor, dmask: torch.Tensor, *,
+               per_token: bool = False) -> torch.Tensor:
+    """``[B, N]`` MaxSim of every query ``q`` ``[B, Lq, dim]`` against every document ``d`` ``[N, Ld, dim]``.
+
+    With ``per_token`` the ``[B, N, Lq]`` best similarity of each query token (0 at padding) instead of the sum.
+    """
     sims = torch.einsum("bqd,ntd->bnqt", q, d).masked_fill(~dmask[None, :, None, :], -1e4)
-    return (sims.max(dim=-1).values * qmask[:, None, :]).sum(-1)
+    best = sims.max(dim=-1).values * qmask[:, None, :]
+    return best if per_token else best.sum(-1)
 
 
-def batch_scores(head: Head, batch: list[dict], queries: FeatureSet, passages: FeatureSet, max_doc_tokens: int
-                 ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-    """Student and teacher ``[B, N]`` scores over the batch's distinct candidates, and each query's positive."""
+def batch_scores(head: Head, batch: list[dict], queries: FeatureSet, passages: FeatureSet, max_doc_tokens: int,
+                 *, per_token: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """Student and teacher ``[B, N]`` scores over the batch's distinct candidates, and each query's positive.
+
+    With ``per_token`` the scores are ``[B, N, Lq]`` per query token (see ``maxsim_all``).
+    """
     ids = sorted({p for t in batch for p in [t["positive"], *t["negatives"]]})
     where = {p: i for i, p in enumerate(ids)}
     device = next(head.parameters()).device
@@ -135,16 +145,31 @@ def batch_scores(head: Head, batch: list[dict], queries: FeatureSet, passages: F
     with torch.no_grad():
         tq, qmask = _padded(torch.nn.functional.normalize(flat_q, dim=-1), q_len)
         td, dmask = _padded(torch.nn.functional.normalize(flat_d, dim=-1), d_len)
-        teacher = maxsim_all(tq, qmask, td, dmask)
+        teacher = maxsim_all(tq, qmask, td, dmask, per_token=per_token)
     sq, _ = _padded(head(flat_q), q_len)
     sd, _ = _padded(head(flat_d), d_len)
-    return maxsim_all(sq, qmask, sd, dmask), teacher, [where[t["positive"]] for t in batch]
+    return (maxsim_all(sq, qmask, sd, dmask, per_token=per_token), teacher,
+            [where[t["positive"]] for t in batch])
 
 
 def _kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
     log_p = torch.log_softmax(student / temperature, dim=-1)
     target = torch.softmax(teacher / temperature, dim=-1)
     return (target * (torch.log(target.clamp_min(1e-12)) - log_p.clamp_min(-1e4))).sum(-1).mean()
+
+
+def _token_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Each query token's KL over the candidates: its best match in each candidate, teacher against student.
+
+    ``student`` and ``teacher`` are ``[B, N, Lq]`` (``maxsim_all(..., per_token=True)``); padded query tokens are
+    0 in the teacher everywhere and are left out. A score-level KL only sees the sum over query tokens; this
+    tells the student which of its token matches carried the teacher's ranking.
+    """
+    valid = teacher.abs().sum(1) > 0  # [B, Lq]
+    log_p = torch.log_softmax(student / temperature, dim=1)
+    target = torch.softmax(teacher / temperature, dim=1)
+    per = (target * (torch.log(target.clamp_min(1e-12)) - log_p)).sum(1)  # [B, Lq]
+    return per[valid].mean()
 
 
 def _tuple_loss(head: Head, batch: list[dict], queries: FeatureSet, passages: FeatureSet,
@@ -189,8 +214,14 @@ def fit(head: Head, tuples: list[dict], queries: FeatureSet, passages: FeatureSe
     while step < s.steps:
         batch = [tuples[i] for i in rng.choice(len(tuples), size=min(s.batch, len(tuples)), replace=False)]
         if s.candidates == "batch":
-            student, teacher, positives = batch_scores(head, batch, queries, passages, s.max_doc_tokens)
+            student, teacher, positives = batch_scores(head, batch, queries, passages, s.max_doc_tokens,
+                                                       per_token=bool(s.token_weight))
+            token_loss = _token_kl(student, teacher, s.token_temperature) if s.token_weight else None
+            if token_loss is not None:
+                student, teacher = student.sum(-1), teacher.sum(-1)
             loss = _kl(student, teacher, s.temperature) if s.loss == "kl" else student.new_zeros(())
+            if token_loss is not None:
+                loss = loss + s.token_weight * token_loss
             if s.loss != "kl" or s.ce_weight:
                 ce = torch.nn.functional.cross_entropy(student / s.temperature,
                                                        torch.tensor(positives, device=student.device))

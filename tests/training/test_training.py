@@ -128,10 +128,12 @@ def test_pairs_from_jsonl_skips_short_passages(tmp_path):
     assert [p.query for p in pairs] == ["what is green"]
 
 
-def test_in_batch_candidates_lower_the_loss(toy_set, tmp_path):
+@pytest.mark.parametrize("token_weight", [0.0, 1.0])
+def test_in_batch_candidates_lower_the_loss(toy_set, tmp_path, token_weight):
     tuples, q, p = toy_set
     head = Head(q.vectors.shape[1], 16, kind="ffn", mid=32)
-    settings = FitSettings(steps=30, batch=8, lr=3e-3, checkpoint_every=30, warmup=0.0, candidates="batch")
+    settings = FitSettings(steps=30, batch=8, lr=3e-3, checkpoint_every=30, warmup=0.0, candidates="batch",
+                           token_weight=token_weight)
     fit(head, tuples.split("train"), q, p, tmp_path / "fit", settings, log=lambda *_: None)
     history = __import__("torch").load(tmp_path / "fit" / "checkpoint.pt", weights_only=False)["history"]
     assert np.mean(history[-8:]) < np.mean(history[:8]), history
@@ -154,3 +156,24 @@ def test_batch_maxsim_equals_the_reference_on_random_vectors():
     np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5)
     # by hand: the first query against the one-token document is the sum of its tokens' dot products
     np.testing.assert_allclose(ours[0, 1], float((qs[0] @ ds[1].T).sum()), rtol=1e-5)
+    per_token = maxsim_all(q, qmask, d, dmask, per_token=True).numpy()
+    assert per_token.shape == (2, 3, 5)
+    np.testing.assert_allclose(per_token.sum(-1), ours, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(per_token[0, :, 3:], 0.0)  # the first query has 3 tokens: the rest is padding
+    np.testing.assert_allclose(per_token[1, 2], (qs[1] @ ds[2].T).max(axis=1), rtol=1e-5)
+
+
+def test_token_kl_is_zero_for_the_teacher_itself_and_ignores_padding():
+    import torch
+
+    from training.fit import _token_kl
+
+    rng = np.random.default_rng(5)
+    teacher = torch.from_numpy(rng.uniform(0.1, 0.9, size=(2, 4, 3)).astype(np.float32))
+    teacher[1, :, 2] = 0.0  # the second query's third token is padding
+    assert float(_token_kl(teacher.clone(), teacher, 0.05)) == pytest.approx(0.0, abs=1e-6)
+    student = teacher.clone()
+    student[1, :, 2] = torch.tensor([5.0, -5.0, 0.0, 1.0])  # noise at the padded position changes nothing
+    assert float(_token_kl(student, teacher, 0.05)) == pytest.approx(0.0, abs=1e-6)
+    student[0, 0, 0] += 0.3  # a real token's ranking of the candidates changes: the loss rises
+    assert float(_token_kl(student, teacher, 0.05)) > 1e-3
