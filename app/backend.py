@@ -26,6 +26,7 @@ from engine import (
     effective_patterns,
     folder_pattern,
     load_encoder,
+    normal_folder,
     remove_patterns,
     why_not_indexed,
 )
@@ -197,7 +198,7 @@ class Backend(QObject):
 
     def add_folder(self, path: Path | str) -> Path:
         """Watch a folder and index it; raises ``ValueError`` with a message for the user."""
-        folder = Path(path).expanduser().absolute()
+        folder = normal_folder(path)
         if not folder.is_dir():
             raise ValueError(f"{folder} is not a folder.")
         data = self.config.data_dir.absolute()

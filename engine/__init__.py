@@ -21,7 +21,7 @@ from .indexer import CancelToken, Indexer, Progress
 from .query import Query, parse_query
 from .records import ChangeKind, Chunk, EncodedChunk, ExtractedText, FileChange, PageSpan, SearchHit, TokenMatch
 from .searcher import MODES, Searcher
-from .store import FileState, Store
+from .store import FileState, Store, normal_folder
 from .switch import already_active, chosen_config, reencode_beside, swap_in, switch_model
 from .watcher import Watcher
 
@@ -29,7 +29,8 @@ __all__ = [
     "TARGET_MODEL", "Config", "Encoder", "ModelInfo", "Tokenizer", "ExtractionError", "FindlingError",
     "IndexLocked", "ModelError", "ModelMismatch", "QueryError", "StoreError", "CancelToken", "Indexer",
     "Progress", "Query", "parse_query", "ChangeKind", "Chunk", "EncodedChunk", "ExtractedText", "FileChange",
-    "PageSpan", "SearchHit", "TokenMatch", "MODES", "Searcher", "FileState", "Store", "load_encoder",
+    "PageSpan", "SearchHit", "TokenMatch", "MODES", "Searcher", "FileState", "Store", "normal_folder",
+    "load_encoder",
     "SUPPORTED_SUFFIXES", "is_supported", "Watcher", "add_patterns", "check_pattern", "effective_patterns",
     "folder_pattern", "remove_patterns", "why_not_indexed", "already_active", "chosen_config", "switch_model",
     "reencode_beside", "swap_in",

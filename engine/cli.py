@@ -25,7 +25,7 @@ from .indexer import CancelToken, Indexer, Progress
 from .query import parse_date, parse_query
 from .records import SearchHit
 from .searcher import MODES, Searcher
-from .store import Store
+from .store import Store, normal_folder
 from .switch import chosen_config, next_path
 
 log = logging.getLogger("findling")
@@ -157,7 +157,7 @@ def _encoder(config: Config, store: Store):
 def _folders_add(args, config: Config) -> int:
     with _open_store(config) as store:
         for raw in args.paths:
-            path = Path(raw).expanduser().absolute()
+            path = normal_folder(raw)
             if not path.is_dir():
                 print(f"findling: {path} is not a folder", file=sys.stderr)
                 return 2

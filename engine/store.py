@@ -51,6 +51,11 @@ def _utf8(text: str | None) -> str | None:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
+def normal_folder(path: Path | str) -> Path:
+    """``path`` made absolute with ``~``, ``.`` and ``..`` folded (lexically, links kept as written)."""
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
 def encode_vectors(vectors: np.ndarray) -> bytes:
     """float32 ``[n, dim]`` -> BLOB (``VECTOR_LAYOUT``)."""
     return np.ascontiguousarray(vectors, dtype="<f2").tobytes()
@@ -232,12 +237,16 @@ class Store:
             log.warning("the folder list backup %s was not written: %s", self.folders_backup, exc)
 
     @guarded
-    def add_folder(self, path: Path) -> None:
+    def add_folder(self, path: Path) -> Path:
+        """Watch ``path``, kept absolute with ``.`` and ``..`` folded away (as the walker reports file paths:
+        a folder written ``docs/../docs`` would otherwise own none of its files). Returns the path kept."""
+        folder = normal_folder(path)
         with self.db.atomic():
             self.conn.execute(
-                "INSERT OR IGNORE INTO folders(path, added_at) VALUES (?, ?)", (path_to_db(path), time.time())
+                "INSERT OR IGNORE INTO folders(path, added_at) VALUES (?, ?)", (path_to_db(folder), time.time())
             )
         self._save_folder_list()
+        return folder
 
     @guarded
     def remove_folder(self, path: Path) -> int:

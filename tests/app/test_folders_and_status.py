@@ -84,3 +84,10 @@ def test_pausing_shows_at_once_in_the_status_bar(qtbot):
     assert bar.progress_label.text().endswith("· paused")
     bar.show_progress(Progress("done", files_total=10, indexed=10))
     assert not bar.cancel_button.isVisibleTo(bar)
+
+
+def test_a_folder_given_with_dot_dot_is_indexed(make_window, docs, qtbot, monkeypatch):
+    monkeypatch.chdir(docs / "notes")
+    window = make_window(Path("..") / ".." / docs.name)  # as `findling-gui --add-folder ../../docs` gets it
+    dialog = window.show_folders()
+    assert [dialog.folders.item(0, c).text() for c in range(2)] == [str(docs), "4"]

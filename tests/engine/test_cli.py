@@ -37,6 +37,20 @@ def test_folders_index_search_status(tmp_path, docs, fake_models, capsys):
     assert "4 indexed" in capsys.readouterr().out
 
 
+def test_a_folder_written_with_dot_dot_indexes_its_files(tmp_path, docs, fake_models, capsys, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.chdir(docs)
+    roundabout = Path("..") / docs.name / "." / "notes" / ".."  # the docs folder, the long way round
+    assert run(home, "folders", "add", roundabout) == 0
+    assert run(home, "index", "--quiet") == 0
+    assert run(home, "folders", "list") == 0
+    listed = capsys.readouterr().out
+    assert str(docs) in listed and ".." not in listed
+    assert "4 indexed" in listed
+    assert run(home, "search", "read and write CSV files", "--json", "-k", "1") == 0
+    assert json.loads(capsys.readouterr().out)["results"][0]["path"] == str(docs / "notes" / "csv.md")
+
+
 def test_bad_date_is_a_clear_error(tmp_path, docs, fake_models, capsys):
     home = tmp_path / "home"
     run(home, "folders", "add", docs)
