@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Result, machine_summary, print_json, print_table  # noqa: E402
 
-MODULES = ["indexing", "long_chunks", "search", "storage"]
+MODULES = ["indexing", "long_chunks", "search", "storage", "candidates"]
 
 
 def main(argv: list[str] | None = None) -> int:

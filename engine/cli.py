@@ -17,6 +17,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from . import codec as codecs
 from .cli_settings import add_exclude_parser, add_model_use_options, model_use
 from .config import Config
 from .dbfile import WriterLock, damaged, explain
@@ -29,6 +30,7 @@ from .store import Store, normal_folder
 from .switch import chosen_config, next_path
 
 log = logging.getLogger("findling")
+CODEC_CHOICES = ("auto",) + codecs.NAMES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--reencode", action="store_true", help="drop all vectors and encode again (after a model change)")
     i.add_argument("--rebuild", action="store_true", help="move the index aside and build a new one from the files")
     i.add_argument("--quiet", action="store_true", help="no progress bar")
+    i.add_argument("--codec", choices=CODEC_CHOICES,
+                   help="how token vectors are stored, kept in the index: auto (the default: float16 until the "
+                        "index is big enough, then residual), fp16, residual (14 bytes a token at 48 dims) or "
+                        "compact (6 bytes)")
     i.set_defaults(func=_index)
 
     w = sub.add_parser("watch", help="index, then keep the index in step with the folders until Ctrl+C")
@@ -210,11 +216,30 @@ def _index(args, config: Config) -> int:
             if args.reencode:
                 store.reset_vectors()
             indexer = Indexer(store, enc, config=config)
+            if args.codec:
+                _set_codec(store, args.codec, config)
             last = _drive(indexer.sync(cancel=_sigterm_token()), quiet=args.quiet)
     finally:
         lock.release()
     _summary(last)
     return 0 if last.phase == "done" else 1
+
+
+def _set_codec(store: Store, choice: str, config: Config) -> None:
+    """Record the vector format asked for and convert the stored vectors now where that applies."""
+    store.set_codec_choice(choice)
+    current = store.codec.name
+    if choice == codecs.FP16 and current != codecs.FP16:
+        store.convert_vectors(codecs.Fp16Codec(store.dim or 0))
+        print("vectors stored as float16 again, with the compressed values; `findling index --reencode` "
+              "restores the model's full precision", file=sys.stderr)
+    elif choice not in ("auto", codecs.FP16) and current not in (codecs.FP16, choice):
+        store.convert_vectors(store.train_codec(choice))
+        print(f"vectors re-coded from {current} to {choice}", file=sys.stderr)
+    elif store.compress_if_due(min_tokens=config.codec_min_tokens) is None and current == codecs.FP16 \
+            and choice != codecs.FP16:
+        print(f"vectors stay float16 until the index holds {config.codec_min_tokens:,} token vectors "
+              f"(now {store.token_count():,})", file=sys.stderr)
 
 
 def _move_aside(config: Config) -> None:
@@ -349,6 +374,7 @@ def _status(args, config: Config) -> int:
     print(f"model: {model.get('name', 'none yet')} ({model.get('source', '-')}, dim {model.get('dim', '-')})")
     print(f"folders: {st['folders']}; files: " + (", ".join(f"{n} {k}" for k, n in sorted(st["files"].items())) or "0"))
     print(f"chunks: {st['chunks']}; tokens: {st['tokens']:,}; stored vectors: {st['vectors']:,}")
+    print(f"vector format: {st['codec']} (chosen: {st['codec_choice']}), {st['vector_bytes'] / 1e6:.1f} MB")
     for s in problems:
         print(f"  {s.status}: {s.path}: {s.reason}")
     if next_path(config.db_path).exists():

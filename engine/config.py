@@ -79,6 +79,11 @@ class Config:
     "fp32" (PyLate's own output, the reference), "int8" or "bf16"; ``FINDLING_PRECISION`` sets it. Lossy choices are held to a per-token cosine
     of at least 0.99 against fp32; see README "Measured" and ``engine/fast_encoder.py``."""
 
+    codec_min_tokens: int = 262_144
+    """Token vectors a float16 index must hold before its vectors are compressed (centroids need a sample to be
+    trained on, and below this exact search over float32 is fast anyway); see README "Storage and compression".
+    Which format: ``findling index --codec auto|fp16|residual|compact``, kept in the index."""
+
     debounce_seconds: float = 0.5
     """Quiet time after the last event for a file before the watcher re-indexes it."""
 

@@ -315,6 +315,9 @@ class Indexer:
             del known[text]
         it = iter(vectors)
         self.store.write_files([(item.record, [EncodedChunk(c, next(it)) for c in item.chunks]) for item in batch])
+        if self.store.compress_if_due(min_tokens=self.config.codec_min_tokens):
+            log.info("the index passed %d token vectors: its vectors are now stored compressed (%s)",
+                     self.config.codec_min_tokens, self.store.codec.name)
         yield replace(p, files_done=p.files_done + len(batch), indexed=p.indexed + len(batch))
 
 

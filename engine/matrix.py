@@ -13,6 +13,7 @@ import logging
 
 import numpy as np
 
+from .codec import FP16
 from .store import Store, decode_vectors
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,11 @@ class TokenMatrix:
         row = self.rows
         pending = 0
         source = store.iter_vectors(None if not len(self.chunk_ids) else new_ids.tolist())
+        codec = store.codec
+        fp16 = codec.name == FP16
         for chunk_id, file_id, blob in source:
-            vec = decode_vectors(blob, self.dim)
+            # float16 is widened as it is copied in; a compressed index (exact search asked for) is decoded
+            vec = decode_vectors(blob, self.dim) if fp16 else codec.decode(blob, len(blob) // codec.bytes_per_token)
             ids.append(chunk_id)
             files.append(file_id)
             starts.append(row + pending)

@@ -5,8 +5,16 @@ Tables
   folders   watched folders
   files     one row per file seen: path, size, mtime, content hash, status, failure reason
   chunks    token-bounded slices of a file's text: ordinal, character span, page, token count, text
-  vectors   one BLOB per chunk: float16 little-endian, row-major ``[n_tokens, dim]`` (see ``VECTOR_LAYOUT``)
+  vectors   one BLOB per chunk in the index's vector format (``meta.vector_codec``, ``engine.codec``): float16
+            little-endian row-major ``[n_tokens, dim]`` (``VECTOR_LAYOUT``, every index from before version 2),
+            or centroid ids then residual codes
+  codec     the compressed format's arrays by name (centroids, codebooks, dimension order), little-endian;
+            empty for float16
   chunks_fts  FTS5 over chunks.text (external content, kept in step by triggers)
+
+Version 2 added ``codec`` and ``meta.stored_tokens`` (the stored token vectors, kept by triggers on ``vectors``,
+so the searcher and the indexer read the index size without a scan); an index from version 1 opens as it is
+(float16, no codec rows, its count taken once).
 
 Chunk ids come from AUTOINCREMENT, so an id is never reused: the in-memory search matrix relies on that.
 """
@@ -14,7 +22,7 @@ from __future__ import annotations
 
 from .sqlite_lib import Database, Migrations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 VECTOR_LAYOUT = "float16-le row-major [n_tokens, dim]"
 
 migrations = Migrations("findling")
@@ -72,6 +80,23 @@ def m001_initial(db: Database) -> None:
         END;
         CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
             INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        END;
+        """
+    ):
+        db.execute(statement)
+
+
+@migrations()
+def m002_vector_codec(db: Database) -> None:
+    for statement in _statements(
+        """
+        CREATE TABLE codec (name TEXT PRIMARY KEY, data BLOB NOT NULL);
+        INSERT OR REPLACE INTO meta(key, value) SELECT 'stored_tokens', COALESCE(SUM(n_tokens), 0) FROM vectors;
+        CREATE TRIGGER vectors_ai AFTER INSERT ON vectors BEGIN
+            UPDATE meta SET value = CAST(value AS INTEGER) + new.n_tokens WHERE key = 'stored_tokens';
+        END;
+        CREATE TRIGGER vectors_ad AFTER DELETE ON vectors BEGIN
+            UPDATE meta SET value = CAST(value AS INTEGER) - old.n_tokens WHERE key = 'stored_tokens';
         END;
         """
     ):

@@ -1,8 +1,13 @@
-"""Search: encode the query, score every chunk by exact MaxSim, rank files by their best chunk.
+"""Search: encode the query, score chunks by MaxSim, rank files by their best chunk.
 
 Modes: ``maxsim`` (semantic, late interaction), ``bm25`` (the store's FTS5 keyword index) and ``hybrid``
 (reciprocal-rank fusion of the two file rankings). Each hit carries the MaxSim alignment: for each query
 token, the document token it matched and how strongly, so a front end can highlight and explain.
+
+Exact or candidate search, by the index's format and size: a float16 index, or a compressed one with fewer
+than ``candidate_min_tokens`` token vectors, is scored exactly over one in-memory float32 matrix
+(``engine.matrix``); a larger compressed index goes through candidate search (``engine.candidates``:
+inverted lists per centroid, then exact MaxSim over the decoded candidates), which keeps no float copy.
 
 Threads: a search usually runs while an indexer keeps every core busy encoding. The query is encoded on
 ``query_threads`` torch threads (default 1: a 32-token query gains little from more, and a multi-threaded
@@ -18,6 +23,8 @@ from typing import Literal
 
 import numpy as np
 
+from .candidates import CandidateIndex, CandidateSettings
+from .codec import FP16
 from .encoder import Encoder
 from .errors import ModelMismatch
 from .matrix import TokenMatrix
@@ -32,6 +39,8 @@ log = logging.getLogger(__name__)
 Mode = Literal["maxsim", "bm25", "hybrid"]
 MODES: tuple[str, ...] = ("hybrid", "maxsim", "bm25")
 RRF_K = 60
+CANDIDATE_MIN_TOKENS = 262_144
+"""A compressed index this big or bigger is searched through candidates; see README "Storage and compression"."""
 _MARKER = re.compile(r"^\[[A-Za-z0-9_]+\]$")
 
 
@@ -45,12 +54,17 @@ class _Ranked:
 class Searcher:
     """Answers queries over one store with one encoder. Not thread-safe: one per thread."""
 
-    def __init__(self, store: Store, encoder: Encoder, *, threads: int | None = None, query_threads: int = 1) -> None:
+    def __init__(self, store: Store, encoder: Encoder, *, threads: int | None = None, query_threads: int = 1,
+                 candidate_min_tokens: int = CANDIDATE_MIN_TOKENS,
+                 candidates: CandidateSettings = CandidateSettings()) -> None:
         self.store = store
         self.encoder = encoder
-        self.matrix = TokenMatrix(encoder.info.dim)
+        self.index: TokenMatrix | CandidateIndex = TokenMatrix(encoder.info.dim)
         self.threads = threads or default_threads()
         self.query_threads = query_threads
+        self.candidate_min_tokens = candidate_min_tokens
+        self.candidate_settings = candidates
+        self._index_key: tuple | None = None
 
     def search(self, query: str | Query, *, k: int = 10, mode: Mode = "hybrid") -> list[SearchHit]:
         q = parse_query(query) if isinstance(query, str) else query
@@ -80,30 +94,46 @@ class Searcher:
             )
 
     # ---------------------------------------------------------------- lanes
+    def _refresh(self) -> None:
+        """Bring the index up to date; pick exact or candidate search when the format or the size class changed."""
+        generation = self.store.generation()
+        if self.index.generation == generation:
+            return
+        self._check_model()
+        codec = self.store.codec
+        exact = codec.name == FP16 or self.store.token_count() < self.candidate_min_tokens
+        key = (id(codec), exact)
+        if key != self._index_key:
+            self.index = (TokenMatrix(self.encoder.info.dim) if exact
+                          else CandidateIndex(codec, settings=self.candidate_settings))
+            self._index_key = key
+            log.debug("search over %s: %s", codec.name, "exact" if exact else "candidates")
+        self.index.refresh(self.store)
+
     def _allowed_chunks(self, q: Query) -> np.ndarray | None:
-        """Boolean mask over the matrix' chunks that pass the filters, or None for all."""
-        if self.matrix.generation != self.store.generation():
-            self._check_model()
-        self.matrix.refresh(self.store)
+        """Boolean mask over the index' chunks that pass the filters, or None for all."""
+        self._refresh()
         if not q.has_filters and not q.phrases:
             return None
-        mask = self.matrix.alive.copy()
+        mask = self.index.alive.copy()
         if q.has_filters:
             files = self.store.filtered_file_ids(folders=q.dirs, suffixes=q.exts, after=q.after, before=q.before)
-            mask &= np.isin(self.matrix.file_ids, np.fromiter(files, dtype=np.int64, count=len(files)))
+            mask &= np.isin(self.index.file_ids, np.fromiter(files, dtype=np.int64, count=len(files)))
         if q.phrases:
             hits = self.store.fts_search(phrase_expression(q), limit=1_000_000)
             ids = np.array([h[0] for h in hits], dtype=np.int64)
-            mask &= np.isin(self.matrix.chunk_ids, ids)
+            mask &= np.isin(self.index.chunk_ids, ids)
         return mask
 
     def _maxsim_lane(self, qvec: np.ndarray, allowed: np.ndarray | None, *, depth: int) -> list[_Ranked]:
-        m = self.matrix
+        m = self.index
         if not len(m.chunk_ids):
             return []
-        scores = maxsim_scores(qvec, m.tokens, m.starts, threads=self.threads)
-        keep = m.alive if allowed is None else allowed
-        scores = np.where(keep, scores, -np.inf)
+        if isinstance(m, CandidateIndex):
+            scores = m.search(self.store, qvec, allowed, depth=depth, threads=self.threads)
+        else:
+            scores = maxsim_scores(qvec, m.tokens, m.starts, threads=self.threads)
+            scores = np.where(m.alive if allowed is None else allowed, scores, -np.inf)
         return _best_per_file(scores, m.file_ids, m.chunk_ids, depth)
 
     def _bm25_lane(self, q: Query, allowed: np.ndarray | None, *, depth: int) -> list[_Ranked]:
@@ -112,7 +142,7 @@ class Searcher:
             return []
         rows = self.store.fts_search(expr, limit=depth * 20)
         if allowed is not None:
-            ok = set(self.matrix.chunk_ids[allowed].tolist())
+            ok = set(self.index.chunk_ids[allowed].tolist())
             rows = [r for r in rows if r[0] in ok]
         seen: set[int] = set()
         out = []
@@ -134,7 +164,7 @@ class Searcher:
             if row is None:  # deleted between ranking and now
                 continue
             alignment: tuple[TokenMatch, ...] = ()
-            index = self._matrix_index(r.chunk_id)
+            index = self._index_position(r.chunk_id)
             if qvec is not None and index is not None:
                 alignment = self._align(qvec, labels, row, index)
             hits.append(SearchHit(
@@ -145,13 +175,16 @@ class Searcher:
             ))
         return hits
 
-    def _matrix_index(self, chunk_id: int) -> int | None:
-        ids = self.matrix.chunk_ids  # ascending: the store never reuses or back-fills ids
+    def _index_position(self, chunk_id: int) -> int | None:
+        ids = self.index.chunk_ids  # ascending: the store never reuses or back-fills ids
         i = int(np.searchsorted(ids, chunk_id))
-        return i if i < len(ids) and ids[i] == chunk_id and self.matrix.alive[i] else None
+        return i if i < len(ids) and ids[i] == chunk_id and self.index.alive[i] else None
 
     def _align(self, qvec: np.ndarray, labels: list[str], row: ChunkRow, index: int) -> tuple[TokenMatch, ...]:
-        doc = self.matrix.chunk_vectors(index)
+        if isinstance(self.index, TokenMatrix):
+            doc = self.index.chunk_vectors(index)
+        else:  # decoded from the stored codes: the hit's own row, nothing kept in memory
+            doc = self.store.read_vectors([row.chunk_id]).get(row.chunk_id, np.zeros((0, self.index.dim)))
         spans = self.encoder.tokenizer.document_spans(row.text)
         if len(spans) != len(doc) or len(labels) != len(qvec):
             log.debug("alignment skipped for chunk %d: %d spans for %d vectors", row.chunk_id, len(spans), len(doc))

@@ -19,6 +19,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 from .sqlite_lib import Database
 
+from . import codec as codecs
 from .dbfile import WriterLock, check_health, explain, guarded
 from .encoder import ModelInfo
 from .errors import ModelMismatch, StoreError
@@ -57,7 +58,7 @@ def normal_folder(path: Path | str) -> Path:
 
 
 def encode_vectors(vectors: np.ndarray) -> bytes:
-    """float32 ``[n, dim]`` -> BLOB (``VECTOR_LAYOUT``)."""
+    """float32 ``[n, dim]`` -> float16 BLOB (``VECTOR_LAYOUT``; ``Store.codec`` says which format an index uses)."""
     return np.ascontiguousarray(vectors, dtype="<f2").tobytes()
 
 
@@ -139,8 +140,11 @@ class Store:
             self.db = Database(conn, execute_plugins=False)
             migrations.apply(self.db)
             self._set_meta_default("schema_version", str(SCHEMA_VERSION))
+            self.conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version' AND CAST(value AS INTEGER) < ?",
+                              (str(SCHEMA_VERSION), SCHEMA_VERSION))
             self._set_meta_default("vector_layout", VECTOR_LAYOUT)
             self._set_meta_default("generation", "0")
+            self._codec: tuple[str | None, codecs.Codec] | None = None
         except StoreError:
             conn.close()
             raise
@@ -206,6 +210,8 @@ class Store:
             )
         new = {"name": info.name, "fingerprint": info.fingerprint, "dim": info.dim, "source": info.source}
         with self.db.atomic():
+            if ident and ident.get("fingerprint") != info.fingerprint:
+                self._drop_codec()  # centroids live in the old model's space
             self.set_meta("model", json.dumps(new))
             self.set_meta("chunk_settings", json.dumps(chunk_settings, sort_keys=True))
 
@@ -217,6 +223,7 @@ class Store:
             self.conn.execute("DELETE FROM chunks")
             self.conn.execute("UPDATE files SET status = 'stale', hash = NULL, n_chunks = 0, n_tokens = 0")
             self.conn.execute("DELETE FROM meta WHERE key = 'model'")
+            self._drop_codec()  # the next model trains its own centroids
             self._bump()
 
     # -------------------------------------------------------------- folders
@@ -294,14 +301,23 @@ class Store:
         return FileState(r[0], path_from_db(r[1]), r[2], r[3], r[4], r[5], r[6], r[7]) if r else None
 
     @guarded
-    def write_files(self, batch: Sequence[tuple[FileRecord, Sequence[EncodedChunk]]]) -> None:
-        """Swap in new chunks and vectors for each file, all in one transaction (all or nothing)."""
+    def write_files(self, batch: Sequence[tuple[FileRecord, Sequence[EncodedChunk]]], *,
+                    blobs: Sequence[bytes] | None = None) -> None:
+        """Swap in new chunks and vectors for each file, all in one transaction (all or nothing).
+
+        The vectors are encoded in this index's format (``codec``) first, outside the transaction. ``blobs``:
+        the chunks' vectors already in that format, one per chunk in order (copied from an index of the same
+        format); each chunk's ``vectors`` then only needs its number of rows.
+        """
+        if blobs is None:
+            blobs = self.codec.encode_many([enc.vectors for _r, chunks in batch for enc in chunks])
+        blobs = iter(blobs)
         with self.db.atomic():
             for record, chunks in batch:
-                self._write_file(record, chunks)
+                self._write_file(record, chunks, [next(blobs) for _ in chunks])
             self._bump()
 
-    def _write_file(self, record: FileRecord, chunks: Sequence[EncodedChunk]) -> None:
+    def _write_file(self, record: FileRecord, chunks: Sequence[EncodedChunk], blobs: Sequence[bytes] = ()) -> None:
         key = path_to_db(record.path)
         self.conn.execute("DELETE FROM files WHERE path = ?", (key,))  # cascades to chunks and vectors
         n_tokens = sum(c.chunk.token_count for c in chunks)
@@ -313,7 +329,7 @@ class Store:
              time.time()),
         )
         file_id = cur.lastrowid
-        for enc in chunks:
+        for enc, blob in zip(chunks, blobs):
             c = enc.chunk
             cur = self.conn.execute(
                 "INSERT INTO chunks(file_id, ordinal, char_start, char_end, page, token_count, text)"
@@ -322,7 +338,7 @@ class Store:
             )
             self.conn.execute(
                 "INSERT INTO vectors(chunk_id, n_tokens, data) VALUES (?,?,?)",
-                (cur.lastrowid, int(enc.vectors.shape[0]), encode_vectors(enc.vectors)),
+                (cur.lastrowid, int(enc.vectors.shape[0]), blob),
             )
 
     @guarded
@@ -373,9 +389,138 @@ class Store:
         return [path_from_db(r[0]) for r in rows]
 
     # -------------------------------------------------------------- vectors
+    @property
+    def codec(self) -> codecs.Codec:
+        """The format of this index's vector BLOBs (``engine.codec``); follows a change made by another
+        connection. An index without ``meta.vector_codec`` is float16."""
+        raw = self.meta("vector_codec")
+        if self._codec is None or self._codec[0] != raw:
+            arrays = {} if raw is None else self._codec_arrays()
+            self._codec = (raw, codecs.load(raw, arrays, dim=self.dim or 0))
+        return self._codec[1]
+
+    @guarded
+    def _codec_arrays(self) -> dict[str, bytes]:
+        return {name: bytes(data) for name, data in self.conn.execute("SELECT name, data FROM codec")}
+
+    @guarded
+    def convert_vectors(self, new: codecs.Codec, *, batch: int = 256) -> int:
+        """Rewrite every chunk's vectors in the format ``new``, in one transaction; returns the tokens rewritten.
+
+        Nothing is encoded by the model again: each BLOB is decoded and encoded. From a compressed format the
+        decoded vectors are what the index already held, so going back to float16 does not restore the
+        model's full precision (``findling index --reencode`` does).
+        """
+        self.lock_for_writing()
+        old = self.codec
+        tokens, last = 0, -1
+        with self.db.atomic():
+            while True:
+                rows = self.conn.execute("SELECT chunk_id, n_tokens, data FROM vectors WHERE chunk_id > ?"
+                                         " ORDER BY chunk_id LIMIT ?", (last, batch)).fetchall()
+                if not rows:
+                    break
+                blobs = new.encode_many([old.decode(r[2], r[1]) for r in rows])
+                self.conn.executemany("UPDATE vectors SET data = ? WHERE chunk_id = ?",
+                                      [(b, r[0]) for b, r in zip(blobs, rows)])
+                tokens += sum(r[1] for r in rows)
+                last = rows[-1][0]
+            self.conn.execute("DELETE FROM codec")
+            if new.name == codecs.FP16:
+                self.conn.execute("DELETE FROM meta WHERE key = 'vector_codec'")
+            else:
+                self.conn.executemany("INSERT INTO codec(name, data) VALUES (?, ?)", list(new.arrays().items()))
+                self.set_meta("vector_codec", json.dumps(new.describe(), sort_keys=True))
+            self.set_meta("vector_layout", codecs.LAYOUTS[new.name])
+            self._bump()
+        self._codec = None
+        log.info("vectors of %s rewritten as %s (%d tokens)", self.path, new.name, tokens)
+        return tokens
+
+    @guarded
+    def sample_vectors(self, n: int, *, seed: int = 0) -> np.ndarray:
+        """About ``n`` decoded token vectors (float32 ``[<= n, dim]``): whole random chunks, then random rows."""
+        rng = np.random.default_rng(seed)
+        rows = np.array(self.conn.execute("SELECT chunk_id, n_tokens FROM vectors").fetchall(), dtype=np.int64)
+        if not len(rows):
+            return np.zeros((0, self.dim or 0), dtype=np.float32)
+        rows = rows[rng.permutation(len(rows))]
+        picked = rows[: int(np.searchsorted(np.cumsum(rows[:, 1]), 2 * n)) + 1, 0]
+        codec = self.codec
+        parts = [codec.decode(blob, nt) for _c, nt, blob in self._blobs(picked.tolist())]
+        x = np.concatenate(parts)
+        return x[np.sort(rng.choice(len(x), size=n, replace=False))] if len(x) > n else x
+
+    def _blobs(self, chunk_ids: Sequence[int], *, batch: int = 900) -> Iterator[tuple[int, int, bytes]]:
+        ids = sorted(int(i) for i in chunk_ids)
+        for i in range(0, len(ids), batch):
+            part = ids[i : i + batch]
+            yield from self.conn.execute(f"SELECT chunk_id, n_tokens, data FROM vectors WHERE chunk_id IN"
+                                         f" ({','.join('?' * len(part))}) ORDER BY chunk_id", part)
+
+    @guarded
+    def read_vectors(self, chunk_ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """Decoded float32 ``[n, dim]`` vectors of the given chunks (missing ones are left out), one row each."""
+        codec = self.codec
+        return {cid: codec.decode(blob, n) for cid, n, blob in self._blobs(chunk_ids)}
+
+    @guarded
+    def read_codes(self, chunk_ids: Sequence[int]) -> list[tuple[int, int, bytes]]:
+        """``(chunk_id, n_tokens, blob)`` of the given chunks in chunk-id order, as stored."""
+        return list(self._blobs(chunk_ids))
+
+    @guarded
+    def vector_bytes(self) -> int:
+        """Bytes of the stored vector payload: every BLOB plus the codec's arrays."""
+        data = self.conn.execute("SELECT COALESCE(SUM(length(data)), 0) FROM vectors").fetchone()[0]
+        return data + self.conn.execute("SELECT COALESCE(SUM(length(data)), 0) FROM codec").fetchone()[0]
+
+    def compress_if_due(self, *, min_tokens: int) -> str | None:
+        """Train and apply the compressed format ``codec_choice`` asks for, once this float16 index holds
+        ``min_tokens`` token vectors; returns the new format's name, or None when nothing changed.
+
+        ``auto`` (the default) and ``residual`` mean ``residual``; ``compact`` means ``compact``; ``fp16``
+        never compresses. The centroids are trained once and kept: later tokens go to their nearest one.
+        """
+        choice = self.codec_choice()
+        if choice == codecs.FP16 or self.codec.name != codecs.FP16 or self.token_count() < min_tokens:
+            return None
+        name = codecs.RESIDUAL if choice == "auto" else choice
+        self.convert_vectors(self.train_codec(name))
+        return name
+
+    def train_codec(self, name: str, *, seed: int = 0) -> codecs.Codec:
+        """A codec ``name`` fitted on a sample of this index's token vectors (not applied: ``convert_vectors``)."""
+        spec = codecs.CodecSpec.named(name, self.dim or 0)
+        if spec.name == codecs.FP16:
+            return codecs.Fp16Codec(self.dim or 0)
+        sample = self.sample_vectors(codecs.sample_size(spec), seed=seed)
+        return codecs.train(sample, spec=spec, seed=seed)
+
+    @guarded
+    def codec_choice(self) -> str:
+        """The vector format asked for with ``findling index --codec`` (``auto`` unless set)."""
+        return self.meta("codec_choice") or "auto"
+
+    @guarded
+    def set_codec_choice(self, choice: str) -> None:
+        if choice not in ("auto",) + codecs.NAMES:
+            raise ValueError(f"unknown vector format {choice!r}; use auto, {', '.join(codecs.NAMES)}")
+        self.set_meta("codec_choice", choice)
+
+    def _drop_codec(self) -> None:
+        """Back to float16 with no trained arrays (inside the caller's transaction, with no vectors left)."""
+        self.conn.execute("DELETE FROM codec")
+        self.conn.execute("DELETE FROM meta WHERE key = 'vector_codec'")
+        self.set_meta("vector_layout", VECTOR_LAYOUT)
+
     @guarded
     def vector_count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+
+    def token_count(self) -> int:
+        """Stored token vectors (kept in ``meta`` by triggers: no scan)."""
+        return int(self.meta("stored_tokens", "0") or 0)
 
     @guarded
     def chunk_ids(self) -> np.ndarray:
@@ -459,7 +604,8 @@ class Store:
         chunks, tokens = self.conn.execute("SELECT COUNT(*), COALESCE(SUM(token_count), 0) FROM chunks").fetchone()
         stored = self.conn.execute("SELECT COALESCE(SUM(n_tokens), 0) FROM vectors").fetchone()[0]
         return {"files": counts, "chunks": chunks, "tokens": tokens, "vectors": stored,
-                "folders": len(self.folders()), "model": self.model_identity(),
+                "folders": len(self.folders()), "model": self.model_identity(), "codec": self.codec.name,
+                "codec_choice": self.codec_choice(), "vector_bytes": self.vector_bytes(),
                 "db_bytes": self.path.stat().st_size if self.path.exists() else 0}
 
     @guarded

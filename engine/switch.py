@@ -144,6 +144,7 @@ def _fill(active: Store, nxt: Store, encoder: Encoder, *, config: Config, cancel
     nxt.bind_model(encoder.info, chunk_settings={"max_chunk_tokens": max_tokens,
                                                  "overlap": config.chunk_overlap_tokens})
     nxt.continue_ids_after(*active.last_ids())
+    nxt.set_codec_choice(active.codec_choice())
     folders = active.folders()
     for folder in set(nxt.folders()) - set(folders):
         nxt.remove_folder(folder)
@@ -172,9 +173,11 @@ def _fill(active: Store, nxt: Store, encoder: Encoder, *, config: Config, cancel
         tokens += sum(c.token_count for c in chunks)
         if tokens >= 4 * config.encode_batch_tokens or len(batch) >= 256:
             p = _write(nxt, encoder, batch, p)
+            nxt.compress_if_due(min_tokens=config.codec_min_tokens)  # the new model trains its own centroids
             batch, tokens = [], 0
             yield replace(p, elapsed=time.monotonic() - start, current=record.path)
     p = _write(nxt, encoder, batch, p)
+    nxt.compress_if_due(min_tokens=config.codec_min_tokens)
     yield replace(p, elapsed=time.monotonic() - start, current=None)
 
 
