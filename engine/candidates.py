@@ -114,10 +114,11 @@ class CandidateIndex:
         if not ids:
             return
         positions = np.repeat(np.arange(first, first + len(ids), dtype=np.int32), counts)
-        flat = np.concatenate(cents).astype(np.int64)
+        flat = np.concatenate(cents)  # uint16: the stable sort below is a radix sort
         order = np.argsort(flat, kind="stable")  # by centroid, positions ascending within each
-        bounds = np.searchsorted(flat[order], np.arange(len(self.lists) + 1))
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(flat, minlength=len(self.lists)))])
         sorted_positions = positions[order]
+        del order, positions
         for c in np.flatnonzero(np.diff(bounds)):
             part = sorted_positions[bounds[c]:bounds[c + 1]]
             self.lists[c] = np.concatenate([self.lists[c], part]) if len(self.lists[c]) else part

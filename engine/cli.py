@@ -231,10 +231,12 @@ def _set_codec(store: Store, choice: str, config: Config) -> None:
     current = store.codec.name
     if choice == codecs.FP16 and current != codecs.FP16:
         store.convert_vectors(codecs.Fp16Codec(store.dim or 0))
+        store.vacuum()
         print("vectors stored as float16 again, with the compressed values; `findling index --reencode` "
               "restores the model's full precision", file=sys.stderr)
     elif choice not in ("auto", codecs.FP16) and current not in (codecs.FP16, choice):
         store.convert_vectors(store.train_codec(choice))
+        store.vacuum()
         print(f"vectors re-coded from {current} to {choice}", file=sys.stderr)
     elif store.compress_if_due(min_tokens=config.codec_min_tokens) is None and current == codecs.FP16 \
             and choice != codecs.FP16:

@@ -138,8 +138,10 @@ class ResidualCodec:
         self.bytes_per_token = 2 + self.groups
         # centroids in the reordered space, so decoding adds residuals and undoes the order once
         self._centroids_ordered = self.centroids[:, self.order]
-        self._flat_books = self.codebooks.reshape(self.groups * CODEWORDS, self.sub)
-        self._book_base = (np.arange(self.groups) * CODEWORDS).astype(np.int32)
+        # each codeword as one opaque element of sub * 4 bytes: a 1-D take of those is 4x faster than fancy
+        # indexing rows of a 2-D array, and decoding is most of candidate search's re-ranking
+        self._book_rows = self.codebooks.reshape(self.groups * CODEWORDS, self.sub).view(f"V{4 * self.sub}").ravel()
+        self._book_base = (np.arange(self.groups) * CODEWORDS).astype(np.intp)
 
     # ------------------------------------------------------------ encoding
     def assign(self, vectors: np.ndarray, *, block: int = 4096) -> np.ndarray:
@@ -195,8 +197,10 @@ class ResidualCodec:
         """float32 ``[n, dim]`` unit rows from centroid ids and codes; ``ordered``: leave the dimensions in
         the codec's order (``vectors[:, order]``), which saves a copy when the query is reordered instead."""
         n = len(ids)
-        x = self._flat_books[codes.astype(np.int32) + self._book_base].reshape(n, self.dim)
-        x += self._centroids_ordered[ids]
+        rows = codes.astype(np.intp)
+        rows += self._book_base
+        x = np.take(self._book_rows, rows).view(np.float32).reshape(n, self.dim)
+        x += np.take(self._centroids_ordered, ids, axis=0)
         x /= np.maximum(np.sqrt(np.einsum("ij,ij->i", x, x)), 1e-12)[:, None]
         return x if ordered else x[:, self.inverse]
 

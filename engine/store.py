@@ -487,6 +487,7 @@ class Store:
             return None
         name = codecs.RESIDUAL if choice == "auto" else choice
         self.convert_vectors(self.train_codec(name))
+        self.vacuum()
         return name
 
     def train_codec(self, name: str, *, seed: int = 0) -> codecs.Codec:
@@ -687,6 +688,14 @@ class Store:
         self.lock_for_writing()
         source.checkpoint()
         source.conn.backup(self.conn)
+        self.checkpoint()
+
+    @guarded
+    def vacuum(self) -> None:
+        """Give the pages freed by a conversion back to the file system (one more copy of the index, written
+        through the log; readers carry on). Row ids do not change: every table keys on its own id."""
+        self.lock_for_writing()
+        self.conn.execute("VACUUM")
         self.checkpoint()
 
     @guarded

@@ -77,3 +77,24 @@ def test_rebuild_recovers_from_a_damaged_index(tmp_path, docs, fake_models, caps
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("SELECT COUNT(*) FROM files WHERE status='indexed'").fetchone()[0] == 4
+
+
+def test_index_codec_choice_is_kept_and_converts(tmp_path, docs, fake_models, capsys, monkeypatch):
+    from engine import codec
+    from engine.store import Store
+
+    monkeypatch.setattr(codec, "DEFAULT_CENTROIDS", 8)
+    home = tmp_path / "home"
+    run(home, "folders", "add", docs)
+    assert run(home, "index", "--quiet", "--codec", "compact") == 0
+    assert "stay float16 until" in capsys.readouterr().err  # a small index: nothing to train on yet
+    run(home, "status")
+    assert "vector format: fp16 (chosen: compact)" in capsys.readouterr().out
+    with Store(home / "index.sqlite") as store:
+        store.convert_vectors(store.train_codec("compact"))
+    assert run(home, "search", "read and write CSV files", "--json", "-k", "1") == 0
+    assert json.loads(capsys.readouterr().out)["results"][0]["path"] == str(docs / "notes" / "csv.md")
+    assert run(home, "index", "--quiet", "--codec", "fp16") == 0
+    assert "--reencode" in capsys.readouterr().err
+    run(home, "status")
+    assert "vector format: fp16 (chosen: fp16)" in capsys.readouterr().out
