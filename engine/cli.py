@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--codec", choices=CODEC_CHOICES,
                    help="how token vectors are stored, kept in the index: auto (the default: float16 until the "
                         "index is big enough, then residual), fp16, residual (14 bytes a token at 48 dims) or "
-                        "compact (6 bytes)")
+                        "compact (8 bytes)")
     i.set_defaults(func=_index)
 
     w = sub.add_parser("watch", help="index, then keep the index in step with the folders until Ctrl+C")

@@ -8,7 +8,7 @@ Three formats, named in the store's ``meta.vector_codec`` (an index without that
   product-quantised: the ``dim`` dimensions are cut into ``M`` groups and each group's residual is the
   nearest of 256 codewords (one byte). At 48 dims ``M = 12`` (4 dimensions per byte, 2 bits per dimension),
   so a token costs 2 + 12 = 14 bytes.
-* ``compact``: the same with ``M = 4`` (12 dimensions per byte): 2 + 4 = 6 bytes per token.
+* ``compact``: the same with ``M = 6`` (8 dimensions per byte, 1 bit a dimension): 2 + 6 = 8 bytes per token.
 
 A compressed BLOB is ``[n] uint16`` centroid ids, then ``[n, M] uint8`` codes (``layout`` below). Decoding
 adds the centroid and the codewords and re-normalises, so every decoded vector has unit length like the
@@ -68,14 +68,13 @@ class CodecSpec:
 
     @classmethod
     def named(cls, name: str, dim: int) -> "CodecSpec":
-        """The defaults for ``name`` at ``dim`` dimensions (``residual``: 2 bits a dimension, ``compact``:
-        dim / 12 groups)."""
+        """The defaults for ``name`` at ``dim`` dimensions (``residual``: 2 bits a dimension, ``compact``: 1)."""
         if name == FP16:
             return cls(FP16)
         if name == RESIDUAL:
             return cls(RESIDUAL, centroids=DEFAULT_CENTROIDS, groups=_divisor_near(dim, dim // 4))
         if name == COMPACT:
-            return cls(COMPACT, centroids=DEFAULT_CENTROIDS, groups=_divisor_near(dim, max(1, dim // 12)))
+            return cls(COMPACT, centroids=DEFAULT_CENTROIDS, groups=_divisor_near(dim, max(1, dim // 8)))
         raise ValueError(f"unknown vector codec {name!r}; use one of {', '.join(NAMES)}")
 
 

@@ -36,14 +36,21 @@ def _batch(rng, n_files, prefix="f"):
     return out
 
 
+@pytest.fixture(scope="module")
+def topic_codec():
+    """A residual codec trained once on tokens like the test chunks'."""
+    rng = np.random.default_rng(7)
+    sample = np.concatenate([_chunk_vectors(rng, 100) for _ in range(150)])
+    return C.train(sample, spec=C.CodecSpec(C.RESIDUAL, centroids=256, groups=12))
+
+
 @pytest.fixture
-def compressed(tmp_path):
+def compressed(tmp_path, topic_codec):
     rng = np.random.default_rng(0)
     store = Store(tmp_path / "index.sqlite")
     store.bind_model(ModelInfo("m", "test", "", "fp", DIM, 512), chunk_settings={})
     store.write_files(_batch(rng, 300))
-    sample = store.sample_vectors(20_000)
-    store.convert_vectors(C.train(sample, spec=C.CodecSpec(C.RESIDUAL, centroids=256, groups=12)))
+    store.convert_vectors(topic_codec)
     yield store
     store.close()
 
@@ -146,6 +153,6 @@ def test_searcher_follows_a_conversion_and_picks_exact_below_the_size(store, fak
     Indexer(store, fake_encoder, config=config).run_to_end()
     searcher = Searcher(store, fake_encoder)  # default size: this small index is searched exactly
     first = searcher.search("tomatoes", k=1, mode="maxsim")[0].path
-    store.convert_vectors(C.train(store.sample_vectors(10_000), spec=C.CodecSpec(C.COMPACT, centroids=8, groups=1)))
+    store.convert_vectors(C.train(store.sample_vectors(10_000), spec=C.CodecSpec(C.COMPACT, centroids=8, groups=2)))
     assert searcher.search("tomatoes", k=1, mode="maxsim")[0].path == first
     assert type(searcher.index).__name__ == "TokenMatrix"  # exact, over the decoded vectors

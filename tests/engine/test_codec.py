@@ -60,12 +60,12 @@ def test_residual_round_trip_error_bounds(residual):
 
 
 def test_compact_is_smaller_and_coarser(sample, residual):
-    compact = C.train(sample, spec=C.CodecSpec(C.COMPACT, centroids=128, groups=4), seed=0)
+    compact = C.train(sample, spec=C.CodecSpec(C.COMPACT, centroids=128, groups=6), seed=0)
     x = clustered(3000, seed=1)
-    assert compact.bytes_per_token == 6
+    assert compact.bytes_per_token == 8
     cos_compact = cosines(compact.decode(compact.encode(x), len(x)), x)
     cos_residual = cosines(residual.decode(residual.encode(x), len(x)), x)
-    assert cos_compact.mean() > 0.96  # measured: 0.977
+    assert cos_compact.mean() > 0.97  # measured: 0.984
     assert cos_compact.mean() < cos_residual.mean()
 
 
@@ -122,7 +122,7 @@ def test_load_defaults_to_fp16_and_refuses_newer_formats(residual):
 
 def test_named_specs_follow_the_dimension():
     assert C.CodecSpec.named(C.RESIDUAL, 48).groups == 12
-    assert C.CodecSpec.named(C.COMPACT, 48).groups == 4
+    assert C.CodecSpec.named(C.COMPACT, 48).groups == 6
     assert C.CodecSpec.named(C.RESIDUAL, 128).groups == 32
     assert 128 % C.CodecSpec.named(C.COMPACT, 128).groups == 0
     with pytest.raises(ValueError, match="unknown"):

@@ -52,6 +52,7 @@ def _vectors(store):
 
 
 def test_new_index_is_fp16_with_schema_2(filled):
+    assert filled.conn.execute("PRAGMA page_size").fetchone()[0] == 16384
     assert filled.codec.name == C.FP16
     assert filled.meta("schema_version") == str(SCHEMA_VERSION) == "2"
     assert filled.vector_bytes() == filled.token_count() * 2 * DIM
@@ -97,7 +98,7 @@ def test_writes_after_conversion_use_the_codec(filled, small_codecs):
     filled.write_files(_files(3, seed=9, prefix="new"))
     rows = filled.conn.execute("SELECT v.n_tokens, length(v.data) FROM vectors v JOIN chunks c ON c.id = v.chunk_id"
                                " JOIN files f ON f.id = c.file_id WHERE f.path LIKE '/d/new%'").fetchall()
-    assert len(rows) == 3 and all(size == n * 6 for n, size in rows)
+    assert len(rows) == 3 and all(size == n * 8 for n, size in rows)
     new_ids = [cid for cid in filled.chunk_ids().tolist()][-3:]
     vectors = filled.read_vectors(new_ids)
     originals = [enc.vectors for _r, chunks in _files(3, seed=9, prefix="new") for enc in chunks]
@@ -136,7 +137,7 @@ def test_compress_if_due_follows_the_choice(filled, small_codecs):
 def test_compact_choice_trains_compact(filled, small_codecs):
     filled.set_codec_choice("compact")
     assert filled.compress_if_due(min_tokens=1) == C.COMPACT
-    assert filled.vector_bytes() < filled.token_count() * 7 + 64 * DIM * 4 + 4 * 256 * 12 * 4 + DIM * 4
+    assert filled.vector_bytes() < filled.token_count() * 9 + 64 * DIM * 4 + 6 * 256 * 8 * 4 + DIM * 4
 
 
 def test_reencode_and_a_new_model_drop_the_codec(filled, small_codecs):
@@ -179,6 +180,7 @@ def test_a_version_1_index_opens_and_stays_fp16(tmp_path):
     conn.close()
     with Store(path) as store:
         assert store.meta("schema_version") == "2"
+        assert store.conn.execute("PRAGMA page_size").fetchone()[0] == 4096  # an existing file keeps its pages
         assert store.codec.name == C.FP16
         np.testing.assert_allclose(store.read_vectors([7])[7], v, atol=2e-3)
         assert store.vector_bytes() == 5 * 2 * DIM and store.token_count() == 5
