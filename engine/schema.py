@@ -23,9 +23,6 @@ from __future__ import annotations
 from .sqlite_lib import Database, Migrations
 
 SCHEMA_VERSION = 2
-PAGE_SIZE = 16384
-"""Page size of a new index file. Vector rows are a few kB each; in 4 kB pages a fifth of the vectors table was
-partly filled pages and overflow, in 16 kB pages about a tenth (README "Storage and compression")."""
 VECTOR_LAYOUT = "float16-le row-major [n_tokens, dim]"
 
 migrations = Migrations("findling")

@@ -24,7 +24,7 @@ from .dbfile import WriterLock, check_health, explain, guarded
 from .encoder import ModelInfo
 from .errors import ModelMismatch, StoreError
 from .records import Chunk, EncodedChunk
-from .schema import PAGE_SIZE, SCHEMA_VERSION, VECTOR_LAYOUT, migrations
+from .schema import SCHEMA_VERSION, VECTOR_LAYOUT, migrations
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,6 @@ class Store:
             os.umask(old_umask)
         self.conn = conn
         try:
-            conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new file only; an existing one keeps its own
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=NORMAL")
