@@ -20,7 +20,7 @@ from .extract import SUPPORTED_SUFFIXES, is_supported
 from .indexer import CancelToken, Indexer, Progress
 from .query import Query, parse_query
 from .records import ChangeKind, Chunk, EncodedChunk, ExtractedText, FileChange, PageSpan, SearchHit, TokenMatch
-from .searcher import MODES, Searcher
+from .searcher import DEFAULT_FUSION, MODES, Fusion, Searcher
 from .store import FileState, Store, normal_folder
 from .switch import already_active, chosen_config, reencode_beside, swap_in, switch_model
 from .watcher import Watcher
@@ -29,7 +29,7 @@ __all__ = [
     "TARGET_MODEL", "Config", "Encoder", "ModelInfo", "Tokenizer", "ExtractionError", "FindlingError",
     "IndexLocked", "ModelError", "ModelMismatch", "QueryError", "StoreError", "CancelToken", "Indexer",
     "Progress", "Query", "parse_query", "ChangeKind", "Chunk", "EncodedChunk", "ExtractedText", "FileChange",
-    "PageSpan", "SearchHit", "TokenMatch", "MODES", "Searcher", "FileState", "Store", "normal_folder",
+    "PageSpan", "SearchHit", "TokenMatch", "MODES", "DEFAULT_FUSION", "Fusion", "Searcher", "FileState", "Store", "normal_folder",
     "load_encoder",
     "SUPPORTED_SUFFIXES", "is_supported", "Watcher", "add_patterns", "check_pattern", "effective_patterns",
     "folder_pattern", "remove_patterns", "why_not_indexed", "already_active", "chosen_config", "switch_model",

@@ -33,7 +33,8 @@ from .errors import DatasetError, FindlingError
 from .indexer import Indexer
 from .query import MAX_QUERY_CHARS, Query
 from .records import ExtractedText
-from .searcher import Searcher
+from . import codec as codecs
+from .searcher import DEFAULT_FUSION, FUSION_METHODS, Fusion, Searcher
 from .store import FileRecord, Store
 
 log = logging.getLogger(__name__)
@@ -283,27 +284,74 @@ class EvalReport:
 
 def evaluate_beir(folder: Path | str, encoder: Encoder, *, config: Config, split: str = "test",
                   max_docs: int | None = None, max_queries: int | None = None, keep: bool = False,
+                  codec: str | None = None, index: Path | str | None = None, fusion: Fusion | None = None,
                   on_progress: Progress | None = None) -> EvalReport:
-    """Index the (sub)corpus into a temporary store, search every query in every mode, measure."""
+    """Index the (sub)corpus into a temporary store, search every query in every mode, measure.
+
+    ``codec``: the vector format asked for (``findling index --codec``; default ``auto``, as a user's index).
+    ``index``: an index kept by an earlier run (``keep``) of the same corpus and model, searched instead of
+    building one (nothing is encoded, so the encode speed is not measured); with ``codec`` its vectors are
+    converted to that format first, in place. ``fusion``: the hybrid mode's fusion (default: the engine's).
+    """
     start = time.perf_counter()
     data = subset(load_beir(folder, split=split), max_docs=max_docs, max_queries=max_queries)
-    with temporary_store(keep=keep) as store:
-        build = index_documents(store, encoder, data.docs, config=config, on_progress=on_progress)
-        modes, latency = search_all(Searcher(store, encoder), data)
-        vectors = store.stats()["vectors"]
+    if index is not None:
+        store_cm = reused_store(Path(index), codec=codec)
+    else:
+        store_cm = temporary_store(keep=keep)
+    with store_cm as store:
+        if index is None:
+            if codec:
+                store.set_codec_choice(codec)
+            build = index_documents(store, encoder, data.docs, config=config, on_progress=on_progress)
+        else:
+            build = stored_build(store, config=config)
+        modes, latency = search_all(Searcher(store, encoder, fusion=fusion), data)
+        stats = store.stats()
         nbytes = settled_size(store)
+    vectors = stats["vectors"]
     p50, p95 = _percentiles(latency[LATENCY_K])
     p50_deep, p95_deep = _percentiles(latency[SEARCH_DEPTH])
+    used = fusion or DEFAULT_FUSION
     extra = {"split": split, "n_docs": build.n_docs, "n_queries": len(data.queries), "n_chunks": build.n_chunks,
              "n_tokens": build.n_tokens, "chunk_tokens": build.chunk_tokens, "store_bytes": nbytes,
-             "stored_vectors": vectors, "query_k": LATENCY_K, "query_ms_p50_k100": p50_deep,
+             "stored_vectors": vectors, "vector_format": stats["codec"], "vector_bytes": stats["vector_bytes"],
+             "fusion": {"method": used.method, "weight": used.weight, "rrf_k": used.rrf_k},
+             "query_k": LATENCY_K, "query_ms_p50_k100": p50_deep,
              "query_ms_p95_k100": p95_deep, "elapsed_s": round(time.perf_counter() - start, 2),
-             "store_path": str(store.path) if keep else None}
+             "store_path": str(store.path) if keep or index is not None else None,
+             "reused_index": index is not None}
     return EvalReport(
         dataset=data.name, model=encoder.info.name, modes=modes,
         encode_tokens_per_s=round(build.n_tokens / build.encode_s, 1) if build.encode_s > 0 else 0.0,
         query_ms_p50=p50, query_ms_p95=p95,
         bytes_per_token=round(nbytes / vectors, 2) if vectors else 0.0, extra=extra)
+
+
+@contextmanager
+def reused_store(path: Path, *, codec: str | None = None) -> Iterator[Store]:
+    """An index kept by ``findling eval --keep``, converted to ``codec`` first when it is in another format."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: no index there (make one with `findling eval DATASET --keep`)")
+    store = Store(path)
+    try:
+        if codec and codec != "auto" and store.codec.name != codec:
+            new = codecs.Fp16Codec(store.dim or 0) if codec == codecs.FP16 else store.train_codec(codec)
+            store.convert_vectors(new)
+            store.vacuum()
+        if codec:
+            store.set_codec_choice(codec)
+        yield store
+    finally:
+        store.close()
+
+
+def stored_build(store: Store, *, config: Config) -> BuildStats:
+    """What a reused index holds, as ``BuildStats`` (no encoding time: nothing was encoded)."""
+    st = store.stats()
+    settings = json.loads(store.meta("chunk_settings") or "{}")
+    limit = int(settings.get("max_chunk_tokens", config.max_chunk_tokens or 0))
+    return BuildStats(limit, sum(st["files"].values()), st["chunks"], st["tokens"], 0.0)
 
 
 def search_all(searcher: Searcher, data: BeirSet) -> tuple[dict[str, dict[str, float]], dict[int, list[float]]]:
@@ -334,7 +382,8 @@ def format_report(r: EvalReport) -> str:
              f"{'mode':<8}{'nDCG@10':>10}{'Recall@100':>12}{'MRR@10':>10}"]
     for mode, m in r.modes.items():
         lines.append(f"{mode:<8}{m['ndcg@10']:>10.4f}{m['recall@100']:>12.4f}{m['mrr@10']:>10.4f}")
-    lines.append(f"encode {r.encode_tokens_per_s:,.0f} tokens/s; hybrid query (k={x.get('query_k')}) "
+    speed = "encode not measured (reused index)" if x.get("reused_index") else f"encode {r.encode_tokens_per_s:,.0f} tokens/s"
+    lines.append(f"{speed}; vectors {x.get('vector_format', 'fp16')}; hybrid query (k={x.get('query_k')}) "
                  f"p50 {r.query_ms_p50:.1f} ms, p95 {r.query_ms_p95:.1f} ms; index {r.bytes_per_token:.1f} bytes/token "
                  f"({x.get('store_bytes', 0) / 1e6:.1f} MB); {x.get('elapsed_s')} s in all")
     if x.get("store_path"):
@@ -358,6 +407,14 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-queries", type=int, help="evaluate only the first N queries")
     p.add_argument("--chunk-tokens", type=int, help="chunk size in tokens (default: the engine's default)")
     p.add_argument("--keep", action="store_true", help="keep the temporary index and print where it is")
+    p.add_argument("--codec", choices=("auto",) + codecs.NAMES,
+                   help="vector format of the index (default auto: float16, then residual once big enough)")
+    p.add_argument("--index", metavar="PATH",
+                   help="search an index kept by an earlier --keep run of the same corpus and model instead of "
+                        "building one (with --codec: its vectors are converted to that format first, in place)")
+    p.add_argument("--fusion", choices=FUSION_METHODS, help=f"hybrid fusion (default {DEFAULT_FUSION.method})")
+    p.add_argument("--fusion-weight", type=float,
+                   help=f"MaxSim's share in hybrid fusion, 0-1 (default {DEFAULT_FUSION.weight})")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=eval_command)
 
@@ -368,8 +425,17 @@ def eval_command(args, config: Config) -> int:
     if getattr(args, "chunk_tokens", None):
         config = replace(config, max_chunk_tokens=args.chunk_tokens)
     encoder = load_model(config)
+    fusion = None
+    if getattr(args, "fusion", None) or getattr(args, "fusion_weight", None) is not None:
+        try:
+            fusion = Fusion(method=args.fusion or DEFAULT_FUSION.method,
+                            weight=DEFAULT_FUSION.weight if args.fusion_weight is None else args.fusion_weight)
+        except ValueError as exc:
+            raise DatasetError(str(exc)) from None
     report = evaluate_beir(args.dataset, encoder, config=config, split=args.split, max_docs=args.max_docs,
-                           max_queries=args.max_queries, keep=args.keep, on_progress=progress_printer("encoded"))
+                           max_queries=args.max_queries, keep=args.keep, codec=getattr(args, "codec", None),
+                           index=getattr(args, "index", None), fusion=fusion,
+                           on_progress=progress_printer("encoded"))
     print(json.dumps(report.to_json(), ensure_ascii=False) if args.json else format_report(report))
     return 0
 

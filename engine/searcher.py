@@ -1,7 +1,7 @@
 """Search: encode the query, score chunks by MaxSim, rank files by their best chunk.
 
 Modes: ``maxsim`` (semantic, late interaction), ``bm25`` (the store's FTS5 keyword index) and ``hybrid``
-(reciprocal-rank fusion of the two file rankings). Each hit carries the MaxSim alignment: for each query
+(the two file rankings fused, ``Fusion``: scores scaled per lane and mixed by default). Each hit carries the MaxSim alignment: for each query
 token, the document token it matched and how strongly, so a front end can highlight and explain.
 
 Exact or candidate search, by the index's format and size: a float16 index, or a compressed one with fewer
@@ -45,7 +45,7 @@ _MARKER = re.compile(r"^\[[A-Za-z0-9_]+\]$")
 
 
 @dataclass(frozen=True)
-class _Ranked:
+class Ranked:
     file_id: int
     chunk_id: int
     score: float
@@ -56,8 +56,9 @@ class Searcher:
 
     def __init__(self, store: Store, encoder: Encoder, *, threads: int | None = None, query_threads: int = 1,
                  candidate_min_tokens: int = CANDIDATE_MIN_TOKENS,
-                 candidates: CandidateSettings = CandidateSettings()) -> None:
+                 candidates: CandidateSettings = CandidateSettings(), fusion: Fusion | None = None) -> None:
         self.store = store
+        self.fusion = fusion or DEFAULT_FUSION
         self.encoder = encoder
         self.index: TokenMatrix | CandidateIndex = TokenMatrix(encoder.info.dim)
         self.threads = threads or default_threads()
@@ -68,21 +69,35 @@ class Searcher:
 
     def search(self, query: str | Query, *, k: int = 10, mode: Mode = "hybrid") -> list[SearchHit]:
         q = parse_query(query) if isinstance(query, str) else query
+        lanes, qvec = self._lanes(q, mode=mode, depth=max(k * 4, NORM_DEPTH))
+        if not lanes:
+            return []
+        ranked = fuse(lanes, self.fusion) if len(lanes) > 1 else next(iter(lanes.values()))
+        return self._hits(ranked[:k], q, qvec, lanes)
+
+    def ranked_lanes(self, query: str | Query, *, depth: int, mode: Mode = "hybrid") -> dict[str, list[Ranked]]:
+        """Each lane's file ranking (best chunk per file, ``depth`` files) before fusion: what ``fuse`` takes.
+
+        For measuring fusion methods on kept indexes (``bench/fusion.py``) without searching again per method.
+        """
+        q = parse_query(query) if isinstance(query, str) else query
+        return self._lanes(q, mode=mode, depth=depth)[0]
+
+    def _lanes(self, q: Query, *, mode: str, depth: int) -> tuple[dict[str, list[Ranked]], np.ndarray | None]:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         if not q.text and not q.phrases:
-            return []
+            return {}, None
         allowed = self._allowed_chunks(q)
         qvec = None
-        lanes: dict[str, list[_Ranked]] = {}
+        lanes: dict[str, list[Ranked]] = {}
         if mode in ("maxsim", "hybrid") and q.text:
             with torch_threads(self.query_threads):
                 qvec = self.encoder.encode_queries([q.text])[0]
-            lanes["maxsim"] = self._maxsim_lane(qvec, allowed, depth=max(k * 4, 50))
+            lanes["maxsim"] = self._maxsim_lane(qvec, allowed, depth=depth)
         if mode in ("bm25", "hybrid"):
-            lanes["bm25"] = self._bm25_lane(q, allowed, depth=max(k * 4, 50))
-        ranked = _fuse(lanes) if len(lanes) > 1 else next(iter(lanes.values()), [])
-        return self._hits(ranked[:k], q, qvec, lanes)
+            lanes["bm25"] = self._bm25_lane(q, allowed, depth=depth)
+        return lanes, qvec
 
     def _check_model(self) -> None:
         """Refuse to compare query vectors with document vectors of another model."""
@@ -125,7 +140,7 @@ class Searcher:
             mask &= np.isin(self.index.chunk_ids, ids)
         return mask
 
-    def _maxsim_lane(self, qvec: np.ndarray, allowed: np.ndarray | None, *, depth: int) -> list[_Ranked]:
+    def _maxsim_lane(self, qvec: np.ndarray, allowed: np.ndarray | None, *, depth: int) -> list[Ranked]:
         m = self.index
         if not len(m.chunk_ids):
             return []
@@ -136,7 +151,7 @@ class Searcher:
             scores = np.where(m.alive if allowed is None else allowed, scores, -np.inf)
         return _best_per_file(scores, m.file_ids, m.chunk_ids, depth)
 
-    def _bm25_lane(self, q: Query, allowed: np.ndarray | None, *, depth: int) -> list[_Ranked]:
+    def _bm25_lane(self, q: Query, allowed: np.ndarray | None, *, depth: int) -> list[Ranked]:
         expr = fts_expression(q)
         if not expr:
             return []
@@ -149,12 +164,12 @@ class Searcher:
         for chunk_id, file_id, score in rows:
             if file_id not in seen:
                 seen.add(file_id)
-                out.append(_Ranked(file_id, chunk_id, score))
+                out.append(Ranked(file_id, chunk_id, score))
         return out[:depth]
 
     # ----------------------------------------------------------------- hits
-    def _hits(self, ranked: list[_Ranked], q: Query, qvec: np.ndarray | None,
-              lanes: dict[str, list[_Ranked]]) -> list[SearchHit]:
+    def _hits(self, ranked: list[Ranked], q: Query, qvec: np.ndarray | None,
+              lanes: dict[str, list[Ranked]]) -> list[SearchHit]:
         rows = self.store.chunk_rows([r.chunk_id for r in ranked])
         found_by = {name: {r.file_id for r in lane} for name, lane in lanes.items()}
         labels = self.encoder.tokenizer.query_labels(q.text) if qvec is not None else []
@@ -200,10 +215,10 @@ class Searcher:
         return tuple(out)
 
 
-def _best_per_file(scores: np.ndarray, file_ids: np.ndarray, chunk_ids: np.ndarray, depth: int) -> list[_Ranked]:
+def _best_per_file(scores: np.ndarray, file_ids: np.ndarray, chunk_ids: np.ndarray, depth: int) -> list[Ranked]:
     """Each file scored by its best chunk; the ``depth`` best files, best first."""
     order = np.argsort(-scores, kind="stable")
-    out: list[_Ranked] = []
+    out: list[Ranked] = []
     seen: set[int] = set()
     for i in order:
         if not np.isfinite(scores[i]):
@@ -212,23 +227,73 @@ def _best_per_file(scores: np.ndarray, file_ids: np.ndarray, chunk_ids: np.ndarr
         if f in seen:
             continue
         seen.add(f)
-        out.append(_Ranked(f, int(chunk_ids[i]), float(scores[i])))
+        out.append(Ranked(f, int(chunk_ids[i]), float(scores[i])))
         if len(out) >= depth:
             break
     return out
 
 
-def _fuse(lanes: dict[str, list[_Ranked]]) -> list[_Ranked]:
-    """Reciprocal-rank fusion of file rankings; a file keeps the chunk of the lane that ranked it highest."""
+@dataclass(frozen=True)
+class Fusion:
+    """How ``hybrid`` merges the MaxSim and keyword file rankings.
+
+    * ``rrf``: reciprocal-rank fusion, ``sum w_lane / (rrf_k + rank)``: ranks only, blind to how far ahead a
+      lane's first file is.
+    * ``relative``: each lane's scores min-max scaled over its own list to [0, 1] (a file a lane did not return
+      gets 0), then ``weight * maxsim + (1 - weight) * bm25``. A lane that is sure (one file far ahead) keeps
+      that lead; a lane whose scores are all close moves the order little.
+
+    ``weight`` is the MaxSim lane's share (the keyword lane gets ``1 - weight``). The default was chosen by
+    ``bench/fusion.py`` on SciFact, Cranfield and QMSum (README "Hybrid ranking").
+    """
+
+    method: str = "relative"
+    weight: float = 0.5
+    rrf_k: int = RRF_K
+
+    def __post_init__(self) -> None:
+        if self.method not in FUSION_METHODS:
+            raise ValueError(f"fusion method must be one of {FUSION_METHODS}, not {self.method!r}")
+        if not 0.0 <= self.weight <= 1.0:
+            raise ValueError(f"fusion weight must be within [0, 1], not {self.weight}")
+
+
+FUSION_METHODS = ("rrf", "relative")
+NORM_DEPTH = 50
+DEFAULT_FUSION = Fusion("rrf", 0.5)  # same order as before fusion was configurable; see bench/fusion.py
+
+
+def fuse(lanes: dict[str, list[Ranked]], fusion: Fusion = DEFAULT_FUSION) -> list[Ranked]:
+    """One file ranking from the lanes' (each best first); a file keeps the chunk of the lane that ranked it
+    highest. Ties go to the lower file id, so the order is reproducible."""
     fused: dict[int, float] = {}
-    best: dict[int, tuple[int, _Ranked]] = {}
-    for lane in lanes.values():
-        for rank, r in enumerate(lane):
-            fused[r.file_id] = fused.get(r.file_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+    best: dict[int, tuple[int, Ranked]] = {}
+    for name, lane in lanes.items():
+        share = fusion.weight if name == "maxsim" else 1.0 - fusion.weight
+        for rank, value in enumerate(_lane_values(lane, fusion)):
+            r = lane[rank]
+            fused[r.file_id] = fused.get(r.file_id, 0.0) + share * value
             if r.file_id not in best or rank < best[r.file_id][0]:
                 best[r.file_id] = (rank, r)
     order = sorted(fused, key=lambda f: (-fused[f], f))
-    return [_Ranked(f, best[f][1].chunk_id, fused[f]) for f in order]
+    return [Ranked(f, best[f][1].chunk_id, fused[f]) for f in order]
+
+
+def _lane_values(lane: list[Ranked], fusion: Fusion) -> list[float]:
+    """What each entry of a lane (best first) adds before the lane's share is applied.
+
+    ``relative`` scales between the lane's best score and its score at rank ``NORM_DEPTH`` (or its last, if
+    shorter), clipped at 0 below that: the same files get the same values whether 10 or 100 results were
+    asked for (a search always fetches at least ``NORM_DEPTH`` per lane).
+    """
+    if fusion.method == "rrf":
+        return [1.0 / (fusion.rrf_k + rank + 1) for rank in range(len(lane))]
+    if not lane:
+        return []
+    hi, lo = lane[0].score, lane[min(len(lane), NORM_DEPTH) - 1].score
+    if hi - lo <= 1e-9 * max(abs(hi), 1.0):
+        return [1.0 if r.score >= hi else 0.0 for r in lane]
+    return [max(0.0, (r.score - lo) / (hi - lo)) for r in lane]
 
 
 def make_snippet(text: str, alignment: tuple[TokenMatch, ...], q: Query, *, width: int = 240) -> str:

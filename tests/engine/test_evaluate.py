@@ -226,3 +226,46 @@ def test_module_entry_point_reports_a_missing_dataset(tmp_path, fake_models, cap
     assert code == 2
     assert "corpus.jsonl" in capsys.readouterr().err
 
+
+
+def test_a_kept_index_searched_again_gives_the_same_metrics(beir, fake_encoder, config, tmpdir_here):
+    first = evaluate.evaluate_beir(beir, fake_encoder, config=config, keep=True)
+    kept = Path(first.extra["store_path"])
+    again = evaluate.evaluate_beir(beir, fake_encoder, config=config, index=kept)
+    assert again.modes == first.modes
+    assert (again.extra["n_docs"], again.extra["n_chunks"], again.extra["n_tokens"]) == \
+           (first.extra["n_docs"], first.extra["n_chunks"], first.extra["n_tokens"])
+    assert again.extra["reused_index"] and again.encode_tokens_per_s == 0.0
+    assert kept.is_file()  # a reused index is the caller's: left where it was
+
+
+def test_a_kept_index_converted_to_another_vector_format(tmp_path, fake_encoder, config, tmpdir_here):
+    docs = [(f"d{i}", f"note {i}", " ".join(f"word{(i * 7 + j) % 97} topic{i % 5}" for j in range(40)))
+            for i in range(60)]
+    queries = [(f"q{i}", f"word{(i * 7) % 97} topic{i % 5}") for i in range(10)]
+    root = write_beir(tmp_path / "many", docs=docs, queries=queries, qrels=[(f"q{i}", f"d{i}", 1) for i in range(10)])
+    first = evaluate.evaluate_beir(root, fake_encoder, config=config, keep=True, codec="fp16")
+    assert first.extra["vector_format"] == "fp16"
+    kept = Path(first.extra["store_path"])
+    small = evaluate.evaluate_beir(root, fake_encoder, config=config, index=kept, codec="compact")
+    assert small.extra["vector_format"] == "compact"
+    from engine import Store
+
+    with Store(kept) as store:  # every BLOB now holds the compact codes: centroid id and residual bytes
+        blobs = store.conn.execute("SELECT COALESCE(SUM(length(data)), 0) FROM vectors").fetchone()[0]
+        assert blobs == small.extra["stored_vectors"] * store.codec.bytes_per_token
+        assert store.codec.bytes_per_token < 2 * fake_encoder.info.dim / 4
+    assert small.modes["bm25"] == first.modes["bm25"]  # the keyword lane does not read vectors
+
+
+def test_reusing_a_missing_index_is_a_clear_error(beir, fake_encoder, config, tmp_path):
+    with pytest.raises(DatasetError, match="no index there"):
+        evaluate.evaluate_beir(beir, fake_encoder, config=config, index=tmp_path / "none.sqlite")
+
+
+def test_cli_fusion_options_reach_the_report(beir, config, fake_models, capsys, tmpdir_here):
+    assert run_cli(config, beir, "--json", "--fusion", "rrf", "--fusion-weight", "0.3") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["fusion"] == {"method": "rrf", "weight": 0.3, "rrf_k": 60}
+    with pytest.raises(DatasetError, match="within"):
+        run_cli(config, beir, "--fusion-weight", "1.5")

@@ -1,0 +1,69 @@
+"""Hybrid fusion (``engine.searcher.fuse``): what each method does with lanes whose scores say different things."""
+import pytest
+
+from engine.searcher import NORM_DEPTH, Fusion, Ranked, fuse
+
+
+def lane(*pairs):
+    """``(file_id, score)`` pairs, best first, as a lane returns them."""
+    return [Ranked(f, 100 + f, s) for f, s in pairs]
+
+
+def order(ranked):
+    return [r.file_id for r in ranked]
+
+
+# BM25 is sure of file 1 (far ahead); MaxSim puts 2 just above 1.
+SURE_KEYWORDS = {"bm25": lane((1, 30.0), (2, 6.0), (3, 5.5), (4, 5.0)),
+                 "maxsim": lane((2, 0.80), (1, 0.79), (4, 0.60), (3, 0.59))}
+
+
+def test_rank_fusion_is_blind_to_a_confident_lane():
+    # ranks 1+2 against 2+1: a tie, broken by the lower file id; the confidence of BM25 plays no part
+    ranked = fuse(SURE_KEYWORDS, Fusion("rrf", 0.5))
+    assert order(ranked)[:2] == [1, 2]
+    assert ranked[0].score == pytest.approx(ranked[1].score)
+
+
+def test_relative_fusion_keeps_a_confident_lead():
+    ranked = fuse(SURE_KEYWORDS, Fusion("relative", 0.5))
+    assert order(ranked)[:2] == [1, 2]
+    assert ranked[0].score - ranked[1].score > 0.4  # 1: 0.5 + 0.5 * 0.95; 2: 0.5 * 0.04 + 0.5
+
+
+def test_relative_fusion_lets_a_confident_maxsim_win_over_keywords_that_are_all_alike():
+    lanes = {"bm25": lane((5, 7.1), (6, 7.0), (7, 6.9)), "maxsim": lane((6, 0.9), (7, 0.3), (5, 0.29))}
+    assert order(fuse(lanes, Fusion("relative", 0.5)))[0] == 6
+
+
+@pytest.mark.parametrize("method", ["rrf", "relative"])
+def test_weight_one_or_zero_is_one_lane_alone(method):
+    assert order(fuse(SURE_KEYWORDS, Fusion(method, 1.0))) == [2, 1, 4, 3]
+    assert order(fuse(SURE_KEYWORDS, Fusion(method, 0.0))) == [1, 2, 3, 4]
+
+
+def test_a_file_keeps_the_chunk_of_the_lane_that_ranked_it_highest():
+    lanes = {"bm25": [Ranked(1, 11, 9.0), Ranked(2, 21, 1.0)], "maxsim": [Ranked(2, 22, 0.9), Ranked(1, 12, 0.1)]}
+    chunks = {r.file_id: r.chunk_id for r in fuse(lanes, Fusion("relative", 0.5))}
+    assert chunks == {1: 11, 2: 22}
+
+
+def test_relative_values_do_not_depend_on_how_deep_the_lanes_go():
+    deep = {"bm25": lane(*[(i, 100.0 - i) for i in range(200)]),
+            "maxsim": lane(*[(199 - i, 30.0 - 0.1 * i) for i in range(200)])}
+    shallow = {name: entries[:NORM_DEPTH] for name, entries in deep.items()}
+    f = Fusion("relative", 0.5)
+    top_deep, top_shallow = fuse(deep, f)[:10], fuse(shallow, f)[:10]
+    assert order(top_deep) == order(top_shallow)
+    assert [r.score for r in top_deep] == pytest.approx([r.score for r in top_shallow])
+
+
+def test_a_lane_with_equal_scores_gives_its_files_equal_value():
+    lanes = {"bm25": lane((1, 2.0), (2, 2.0)), "maxsim": lane((2, 0.5), (1, 0.4))}
+    assert order(fuse(lanes, Fusion("relative", 0.5))) == [2, 1]
+
+
+@pytest.mark.parametrize("bad", [{"method": "mean"}, {"weight": -0.1}, {"weight": 1.01}])
+def test_bad_fusion_settings_are_refused_with_the_reason(bad):
+    with pytest.raises(ValueError, match="fusion"):
+        Fusion(**bad)
