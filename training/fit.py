@@ -16,6 +16,9 @@ must learn most is to keep unrelated passages low; the 16 BM25 candidates of a t
 Optimisers: ``adamw``, or ``muon`` (torch's Muon for the weight matrices, AdamW for biases) when torch has it.
 A checkpoint (head, optimiser, step, RNG) is written every ``checkpoint_every`` steps and at the end; a run
 started again with the same output folder resumes from it.
+
+Under ``torchrun`` or ``accelerate launch`` the same call trains one head over all the processes, each on its
+share of every batch (see ``fit`` and ``training.distributed``); one process runs as it always did.
 """
 from __future__ import annotations
 
@@ -27,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from training.distributed import (Group, barrier, broadcast_object, broadcast_parameters, group,
+                                  reduce_gradients, shard)
 from training.features import FeatureSet
 from training.head import Head
 
@@ -190,59 +195,121 @@ def _tuple_loss(head: Head, batch: list[dict], queries: FeatureSet, passages: Fe
     return loss
 
 
+def _step_loss(head: Head, batch: list[dict], queries: FeatureSet, passages: FeatureSet,
+               s: FitSettings) -> torch.Tensor:
+    """The loss of one (shard of a) batch, by ``s.candidates`` and ``s.loss``."""
+    if s.candidates != "batch":
+        return _tuple_loss(head, batch, queries, passages, s)
+    student, teacher, positives = batch_scores(head, batch, queries, passages, s.max_doc_tokens,
+                                               per_token=bool(s.token_weight))
+    token_loss = _token_kl(student, teacher, s.token_temperature) if s.token_weight else None
+    if token_loss is not None:
+        student, teacher = student.sum(-1), teacher.sum(-1)
+    loss = _kl(student, teacher, s.temperature) if s.loss == "kl" else student.new_zeros(())
+    if token_loss is not None:
+        loss = loss + s.token_weight * token_loss
+    if s.loss != "kl" or s.ce_weight:
+        ce = torch.nn.functional.cross_entropy(student / s.temperature,
+                                               torch.tensor(positives, device=student.device))
+        loss = loss + (s.ce_weight if s.loss == "kl" else 1.0) * ce
+    return loss
+
+
+def _resume(checkpoint: Path, head: Head, optimizers: list, g: Group) -> tuple[int, list[float]] | None:
+    """Load the checkpoint, if there is one, into ``head`` and ``optimizers``; returns its step and history.
+
+    Only rank 0 reads the file; the other ranks get its contents over the process group, so they all resume
+    from the same state and the work folder need not be on a disk every machine sees.
+    """
+    saved = None
+    if g.is_main and checkpoint.is_file():
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    saved = broadcast_object(saved, g)
+    if saved is None:
+        return None
+    head.load_state_dict(saved["head"])
+    for opt, state in zip(optimizers, saved["optimizers"]):
+        opt.load_state_dict(state)
+    return saved["step"], saved["history"]
+
+
+def _save_checkpoint(checkpoint: Path, head: Head, optimizers: list, step: int, history: list[float]) -> None:
+    tmp = checkpoint.with_suffix(".tmp")
+    torch.save({"head": head.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
+                "step": step, "history": history}, tmp)
+    tmp.replace(checkpoint)
+
+
 def fit(head: Head, tuples: list[dict], queries: FeatureSet, passages: FeatureSet, out: Path,
         s: FitSettings, *, log=print) -> Head:
-    """Train ``head`` in place on ``tuples`` (each with ``query_index``, ``positive``, ``negatives``, ``scores``)."""
+    """Train ``head`` in place on ``tuples`` (each with ``query_index``, ``positive``, ``negatives``, ``scores``).
+
+    Under ``torchrun``/``accelerate launch`` (``WORLD_SIZE`` > 1) every process runs this same call and they
+    train one head together (see ``training.distributed``):
+
+    * ``s.batch`` stays the *global* batch: every rank draws the same ``s.batch`` tuples from the same seeded
+      generator and keeps every ``world``-th of them (from its rank on), so the shards are disjoint and
+      together are the batch one process would have drawn. More processes share a step; they do not make it
+      bigger (``s.batch`` must be at least the number of processes).
+    * The gradients are averaged over the ranks, weighted by shard size, which makes them the gradient of the
+      global batch's mean loss: with ``candidates="tuple"`` a run over N processes follows the one-process run
+      up to float rounding. The logged and checkpointed loss is the global batch's.
+    * With ``candidates="batch"`` each query meets the candidates of its own rank's shard only (no all-gather):
+      N processes give each query about 1/N of the in-batch negatives of one process, so raise ``s.batch``
+      N-fold to keep them. The per-token loss is likewise averaged over each shard's tokens.
+    * All ranks start from rank 0's head (broadcast), and resume from rank 0's checkpoint. Only rank 0 writes
+      the checkpoint and logs; every rank returns the same trained head.
+    """
     from training.runtime import pick_device
 
-    out.mkdir(parents=True, exist_ok=True)
+    device = pick_device()
+    with group(device) as g:
+        return _fit(head, tuples, queries, passages, out, s, log=log if g.is_main else _quiet, device=device,
+                    g=g)
+
+
+def _quiet(*_args) -> None:
+    """The log of the ranks other than 0."""
+
+
+def _fit(head: Head, tuples: list[dict], queries: FeatureSet, passages: FeatureSet, out: Path, s: FitSettings,
+         *, log, device: str, g: Group) -> Head:
+    if g.is_main:
+        out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.pt"
-    head.to(pick_device())
+    head.to(device)
+    broadcast_parameters(head, g)
     optimizers = _optimizer(head, s)
     step, history = 0, []
     rng = np.random.default_rng(s.seed)
-    if checkpoint.is_file():
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        head.load_state_dict(saved["head"])
-        for opt, state in zip(optimizers, saved["optimizers"]):
-            opt.load_state_dict(state)
-        step, history = saved["step"], saved["history"]
+    resumed = _resume(checkpoint, head, optimizers, g)
+    if resumed is not None:
+        step, history = resumed
         rng = np.random.default_rng(s.seed + step)
         log(f"  resuming at step {step}/{s.steps}")
-    base_lrs = [[g["lr"] for g in opt.param_groups] for opt in optimizers]
+    if g.active:
+        log(f"  {g.world} processes share each batch of {s.batch} tuples")
+    parameters = list(head.parameters())
+    base_lrs = [[pg["lr"] for pg in opt.param_groups] for opt in optimizers]
     started = time.time()
     while step < s.steps:
         batch = [tuples[i] for i in rng.choice(len(tuples), size=min(s.batch, len(tuples)), replace=False)]
-        if s.candidates == "batch":
-            student, teacher, positives = batch_scores(head, batch, queries, passages, s.max_doc_tokens,
-                                                       per_token=bool(s.token_weight))
-            token_loss = _token_kl(student, teacher, s.token_temperature) if s.token_weight else None
-            if token_loss is not None:
-                student, teacher = student.sum(-1), teacher.sum(-1)
-            loss = _kl(student, teacher, s.temperature) if s.loss == "kl" else student.new_zeros(())
-            if token_loss is not None:
-                loss = loss + s.token_weight * token_loss
-            if s.loss != "kl" or s.ce_weight:
-                ce = torch.nn.functional.cross_entropy(student / s.temperature,
-                                                       torch.tensor(positives, device=student.device))
-                loss = loss + (s.ce_weight if s.loss == "kl" else 1.0) * ce
-        else:
-            loss = _tuple_loss(head, batch, queries, passages, s)
+        mine = shard(batch, g) if g.active else batch
+        loss = _step_loss(head, mine, queries, passages, s)
         for opt, lrs in zip(optimizers, base_lrs):
-            for g, lr in zip(opt.param_groups, lrs):
-                g["lr"] = lr * _lr_factor(step, s)
+            for pg, lr in zip(opt.param_groups, lrs):
+                pg["lr"] = lr * _lr_factor(step, s)
             opt.zero_grad()
         loss.backward()
+        value = reduce_gradients(parameters, loss, len(mine) / len(batch), g) if g.active else float(loss.detach())
         torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
         for opt in optimizers:
             opt.step()
-        history.append(float(loss.detach()))
+        history.append(value)
         step += 1
         if step % 20 == 0 or step == s.steps:
             log(f"  step {step}/{s.steps}  loss {np.mean(history[-20:]):.4f}  ({time.time() - started:.0f} s)")
-        if step % s.checkpoint_every == 0 or step == s.steps:
-            tmp = checkpoint.with_suffix(".tmp")
-            torch.save({"head": head.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
-                        "step": step, "history": history}, tmp)
-            tmp.replace(checkpoint)
+        if g.is_main and (step % s.checkpoint_every == 0 or step == s.steps):
+            _save_checkpoint(checkpoint, head, optimizers, step, history)
+    barrier(g)  # every rank returns with the final checkpoint on disk
     return head.cpu()
