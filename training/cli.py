@@ -9,7 +9,9 @@
                                                 a sentence-transformers model as a ColBERT with a new head
 
 The device and thread count come from the environment (FINDLING_DEVICE, FINDLING_THREADS; see
-``training.runtime``).
+``training.runtime``). ``run`` also works under ``torchrun --nproc_per_node N -m training run ...`` or
+``accelerate launch -m training run ...``: rank 0 prepares, all processes fit the head together, rank 0
+exports (see ``training.recipe.main_run``).
 """
 from __future__ import annotations
 
@@ -64,6 +66,11 @@ def _adapt(args, config) -> None:
     from engine.config import Config
     from engine.models import resolve_model
     from training.recipe import main_run
+    from training.runtime import world_size
+
+    if world_size() > 1:  # each process would name its own output folder after the clock and write its recipe
+        raise SystemExit("findling train adapt runs in one process; for several GPUs write a recipe and start "
+                         "`torchrun --nproc_per_node N -m training run RECIPE --work DIR`")
 
     config = config or Config.default()
     if args.model:

@@ -58,6 +58,10 @@ class Group:
 SINGLE = Group()
 
 
+def quiet(*_args) -> None:
+    """The log of the ranks other than 0: one progress report per run, not one per process."""
+
+
 def _check_environment(world: int) -> tuple[int, int]:
     missing = [name for name in LAUNCH_VARIABLES if not os.environ.get(name)]
     if missing:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from training.distributed import (Group, barrier, broadcast_object, broadcast_parameters, group,
-                                  reduce_gradients, shard)
+                                  quiet, reduce_gradients, shard)
 from training.features import FeatureSet
 from training.head import Head
 
@@ -264,12 +264,8 @@ def fit(head: Head, tuples: list[dict], queries: FeatureSet, passages: FeatureSe
 
     device = pick_device()
     with group(device) as g:
-        return _fit(head, tuples, queries, passages, out, s, log=log if g.is_main else _quiet, device=device,
+        return _fit(head, tuples, queries, passages, out, s, log=log if g.is_main else quiet, device=device,
                     g=g)
-
-
-def _quiet(*_args) -> None:
-    """The log of the ranks other than 0."""
 
 
 def _fit(head: Head, tuples: list[dict], queries: FeatureSet, passages: FeatureSet, out: Path, s: FitSettings,

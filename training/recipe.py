@@ -131,14 +131,31 @@ def new_head(recipe: dict, p: feats.FeatureSet, width: int, model_dir: Path) -> 
     return head
 
 
-def main_run(recipe_path: Path, work: Path, *, stop_after: str | None = None) -> Path | None:
-    from training.runtime import configure_threads
+PREPARATION = ("pairs", "features", "score")
 
-    recipe = load_recipe(recipe_path)
-    work.mkdir(parents=True, exist_ok=True)
-    threads = configure_threads()
-    started = time.time()
-    print(f"recipe {recipe_path} -> work folder {work} ({threads} threads)")
+
+def main_run(recipe_path: Path, work: Path, *, stop_after: str | None = None) -> Path | None:
+    """Run the recipe's steps into ``work``; returns the exported model folder (None when stopped earlier).
+
+    Under ``torchrun``/``accelerate launch`` every process runs this same call: rank 0 alone prepares (pairs,
+    backbone features, teacher scores: one process does them all while the others wait at a barrier), then
+    all ranks fit the head together, then rank 0 alone saves, exports and evaluates while the others return
+    None. The others read what rank 0 prepared from ``work``, so on several machines it must be a folder they
+    all see. Preparing first in one process (``--stop-after score``) and launching the rest under torchrun
+    gives the same result, without GPUs idling through the preparation.
+    """
+    from training.distributed import group
+    from training.runtime import pick_device
+
+    with group(pick_device()) as g:
+        return _run(recipe_path, work, stop_after, g)
+
+
+def _prepare(recipe: dict, work: Path, stop_after: str | None) -> tuple | None:
+    """Steps 1-3, each resumed from its files: tuples, query and passage features, the start model's folder.
+
+    None when ``stop_after`` ends the run within them.
+    """
     print("1/6 pairs")
     tuples = step_pairs(recipe, work)
     if stop_after == "pairs":
@@ -153,14 +170,50 @@ def main_run(recipe_path: Path, work: Path, *, stop_after: str | None = None) ->
     step_score(recipe, tuples, q, p, work)
     if stop_after == "score":
         return None
-    print("4/6 fit")
+    return tuples, q, p, model_dir
+
+
+def _prepared_by_rank_0(recipe: dict, work: Path, rank: int) -> tuple:
+    """What ``_prepare`` made on rank 0, read back from ``work`` by another rank (which loads no backbone)."""
+    tuples_file, features = work / "tuples" / "tuples.jsonl", work / "features"
+    ready = tuples_file.is_file() and feats.FeatureSet.exists(features, "queries") \
+        and feats.FeatureSet.exists(features, "passages")
+    tuples = pairs_mod.TupleSet.load(work / "tuples") if ready else None
+    if tuples is None or not all("scores" in t for t in tuples.tuples):
+        raise SystemExit(f"rank {rank}: rank 0 prepared the tuples, features and teacher scores, but this process "
+                         f"does not find them all in {work}: on several machines the work folder must be one they "
+                         "all see (or run --stop-after score first and copy the folder to every machine)")
+    return (tuples, feats.FeatureSet.load(features, "queries"), feats.FeatureSet.load(features, "passages"),
+            start_model(recipe, work))
+
+
+def _run(recipe_path: Path, work: Path, stop_after: str | None, g) -> Path | None:
+    from training.distributed import barrier, broadcast_object, quiet
+    from training.runtime import configure_threads
+
+    say = print if g.is_main else quiet
+    recipe = load_recipe(recipe_path)
+    work.mkdir(parents=True, exist_ok=True)
+    threads = configure_threads()
+    started = time.time()
+    shared = f", rank 0 of {g.world} processes" if g.active else ""
+    say(f"recipe {recipe_path} -> work folder {work} ({threads} threads{shared})")
+    prepared = _prepare(recipe, work, stop_after) if g.is_main else None
+    barrier(g)  # the other ranks wait here while rank 0 prepares
+    if stop_after in PREPARATION:
+        return None
+    tuples, q, p, model_dir = prepared if g.is_main else _prepared_by_rank_0(recipe, work, g.rank)
+    say("4/6 fit")
     head_path = work / "head.pt"
-    if not head_path.is_file():
+    if broadcast_object(not head_path.is_file(), g):  # rank 0's view decides, so all ranks fit or none
         head = new_head(recipe, p, q.vectors.shape[1], model_dir)
         train = [t for t in tuples.tuples if t.get("split", "train") == "train"]
         settings = FitSettings(**recipe.get("fit", {}))
         fit(head, train, q, p, work / "fit", settings)
-        head.save(head_path)
+        if g.is_main:
+            head.save(head_path)
+    if not g.is_main:
+        return None
     head = Head.load(head_path)
     if stop_after == "fit":
         return None

@@ -3,8 +3,9 @@
 * ``FINDLING_DEVICE`` (``cpu``, ``cuda``, ``cuda:1``, ``mps``) overrides the automatic choice (a GPU when torch
   sees one, else the CPU).
 * On the CPU, torch uses one thread per core unless ``FINDLING_THREADS`` or ``OMP_NUM_THREADS`` says otherwise.
-* Under ``accelerate launch`` or ``torchrun`` (several GPUs or machines), ``LOCAL_RANK``/``WORLD_SIZE`` are set
-  and the full-model trainer (``training.fit --full``) hands distribution to the Hugging Face trainer.
+* Under ``accelerate launch`` or ``torchrun`` (several GPUs or machines), ``LOCAL_RANK``/``WORLD_SIZE`` are set:
+  each process takes the GPU of its ``LOCAL_RANK`` (``FINDLING_DEVICE=cuda`` included), and ``training.fit``
+  trains one head over all of them (see ``training.distributed``).
 """
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ import os
 
 def pick_device() -> str:
     wanted = os.environ.get("FINDLING_DEVICE")
+    local_rank = os.environ.get("LOCAL_RANK")
+    if wanted == "cuda" and local_rank is not None and world_size() > 1:
+        return f"cuda:{local_rank}"  # one GPU per process, not every process on the first
     if wanted:
         return wanted
     import torch
 
     if torch.cuda.is_available():
-        local_rank = os.environ.get("LOCAL_RANK")
         return f"cuda:{local_rank}" if local_rank is not None else "cuda"
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return "mps"
@@ -36,4 +39,5 @@ def configure_threads() -> int:
 
 
 def world_size() -> int:
+    """How many processes the launcher started (``WORLD_SIZE``; 1 without a launcher)."""
     return int(os.environ.get("WORLD_SIZE", "1"))

@@ -41,12 +41,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(spec: Path, *, processes: int = 2) -> subprocess.CompletedProcess:
+def launch_module(arguments: list[str], *, processes: int = 2) -> subprocess.CompletedProcess:
+    """``python -m torch.distributed.run --nproc_per_node N -m MODULE ARGS`` on the CPU, on a free port."""
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
     env.update(PYTHONPATH=str(ROOT), FINDLING_DEVICE="cpu", OMP_NUM_THREADS="1", FINDLING_DIST_TIMEOUT="2")
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
-               "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-               "-m", "tests.training.ddp_worker", str(spec)]
+               "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "-m", *arguments]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
 
 
@@ -61,7 +61,7 @@ def two_ranks(toy_set, tmp_path_factory):
     jobs = [{**job, "out": str(root / "fit" / job["name"])} for job in JOBS]
     spec = root / "spec.json"
     spec.write_text(json.dumps({"data": str(root / "data.pt"), "results": str(root / "results"), "jobs": jobs}))
-    done = launch(spec)
+    done = launch_module(["tests.training.ddp_worker", str(spec)])
     assert done.returncode == 0, f"torchrun failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
     results = {job["name"]: [torch.load(root / "results" / f"{job['name']}.rank{r}.pt", weights_only=False)
                              for r in range(2)] for job in JOBS}
@@ -170,3 +170,25 @@ def test_one_process_needs_no_group(monkeypatch):
     with distributed.group("cpu") as g:
         assert g == distributed.SINGLE and not g.active
     assert not torch.distributed.is_initialized()
+
+
+def test_a_recipe_runs_under_torchrun_with_rank_0_preparing_and_exporting(tiny_model_dir, tmp_path):
+    """``torchrun -m training run``: one set of prepared files, one checkpoint, one model, one progress log."""
+    from tests.training.conftest import toy_pairs
+
+    rows = [{"query": pair.query, "passage": pair.passage, "title": ""} for pair in toy_pairs(24)]
+    (tmp_path / "pairs.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    recipe = {"name": "toy", "description": "toy", "start": str(tiny_model_dir), "out": str(tmp_path / "model"),
+              "layout": "full", "seed": 0, "data": [{"kind": "jsonl", "path": "pairs.jsonl"}], "negatives": 4,
+              "teacher": "wide-maxsim", "head": {"kind": "linear", "dim": 16, "warm_start": "none"},
+              "fit": {"steps": 6, "batch": 6, "lr": 0.003, "checkpoint_every": 2}}
+    (tmp_path / "recipe.json").write_text(json.dumps(recipe))
+    done = launch_module(["training", "run", str(tmp_path / "recipe.json"), "--work", str(tmp_path / "work")])
+    assert done.returncode == 0, f"torchrun failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
+    for line in ("1/6 pairs", "4/6 fit", "5/6 export", "2 processes share each batch of 6 tuples"):
+        assert done.stdout.count(line) == 1, (line, done.stdout)
+    assert "rank 0 of 2 processes" in done.stdout
+    assert sorted(p.name for p in (tmp_path / "work" / "fit").iterdir()) == ["checkpoint.pt"]
+    assert (tmp_path / "work" / "head.pt").is_file() and (tmp_path / "model" / "modules.json").is_file()
+    assert not list(tmp_path.glob(".model*")), "a second export was left half done"
+    assert len(torch.load(tmp_path / "work" / "fit" / "checkpoint.pt", weights_only=False)["history"]) == 6
