@@ -71,13 +71,18 @@ def two_ranks(toy_set, tmp_path_factory):
 def one_process(job: dict, data: tuple, out: Path) -> list[dict]:
     """The same job in this process, with rank 0's starting head: what the two ranks should have matched."""
     train, q, p = data
-    phases = []
-    for steps in job["steps"]:
-        torch.manual_seed(job["seed"])  # rank 0's seed (the worker adds 1000 per rank)
-        spec = job.get("head", {})
-        head = Head(q.vectors.shape[1], spec.get("dim", 16), kind=spec.get("kind", "ffn"), mid=spec.get("mid", 32))
-        fit(head, train, q, p, out, FitSettings(**{**job["settings"], "steps": steps}), log=lambda *_: None)
-        phases.append(head.state_dict())
+    phases, threads = [], torch.get_num_threads()
+    torch.set_num_threads(1)  # as each rank runs: the same float summation order in the matrix products
+    try:
+        for steps in job["steps"]:
+            torch.manual_seed(job["seed"])  # rank 0's seed (the worker adds 1000 per rank)
+            spec = job.get("head", {})
+            head = Head(q.vectors.shape[1], spec.get("dim", 16), kind=spec.get("kind", "ffn"),
+                        mid=spec.get("mid", 32))
+            fit(head, train, q, p, out, FitSettings(**{**job["settings"], "steps": steps}), log=lambda *_: None)
+            phases.append(head.state_dict())
+    finally:
+        torch.set_num_threads(threads)
     return phases
 
 
