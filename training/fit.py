@@ -270,6 +270,7 @@ def fit(head: Head, tuples: list[dict], queries: FeatureSet, passages: FeatureSe
 
 def _fit(head: Head, tuples: list[dict], queries: FeatureSet, passages: FeatureSet, out: Path, s: FitSettings,
          *, log, device: str, g: Group) -> Head:
+    """``fit`` within its process group ``g`` (``SINGLE`` for one process, which then runs as it always did)."""
     if g.is_main:
         out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.pt"

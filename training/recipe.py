@@ -4,7 +4,8 @@ A recipe is a JSON file (see ``training/recipes/``): which model to start from, 
 which head and loss, and what the result should score. Every step writes its output into the work folder and
 is skipped when that output is already there, so a stopped run picks up where it was. Paths in a recipe are
 relative to the recipe file, ``$DATA`` to the shared data folder (``FINDLING_DATA``, default
-``../shared/data`` beside the checkout).
+``../shared/data`` beside the checkout). Under ``torchrun``/``accelerate launch`` the fit is shared by all the
+processes and everything else is done by rank 0 (see ``main_run``).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from training import features as feats
 from training import pairs as pairs_mod
 from training import pseudo, score
+from training.distributed import Group, barrier, broadcast_object, group, quiet
 from training.fit import FitSettings, fit
 from training.head import Head, sampled_pca
 
@@ -144,7 +146,6 @@ def main_run(recipe_path: Path, work: Path, *, stop_after: str | None = None) ->
     all see. Preparing first in one process (``--stop-after score``) and launching the rest under torchrun
     gives the same result, without GPUs idling through the preparation.
     """
-    from training.distributed import group
     from training.runtime import pick_device
 
     with group(pick_device()) as g:
@@ -187,8 +188,7 @@ def _prepared_by_rank_0(recipe: dict, work: Path, rank: int) -> tuple:
             start_model(recipe, work))
 
 
-def _run(recipe_path: Path, work: Path, stop_after: str | None, g) -> Path | None:
-    from training.distributed import barrier, broadcast_object, quiet
+def _run(recipe_path: Path, work: Path, stop_after: str | None, g: Group) -> Path | None:
     from training.runtime import configure_threads
 
     say = print if g.is_main else quiet

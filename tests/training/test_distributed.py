@@ -197,3 +197,24 @@ def test_a_recipe_runs_under_torchrun_with_rank_0_preparing_and_exporting(tiny_m
     assert (tmp_path / "work" / "head.pt").is_file() and (tmp_path / "model" / "modules.json").is_file()
     assert not list(tmp_path.glob(".model*")), "a second export was left half done"
     assert len(torch.load(tmp_path / "work" / "fit" / "checkpoint.pt", weights_only=False)["history"]) == 6
+
+
+def test_a_rank_that_cannot_see_the_prepared_work_folder_says_why(tmp_path):
+    from training.recipe import _prepared_by_rank_0
+
+    with pytest.raises(SystemExit, match="rank 1: .* must be one they all see"):
+        _prepared_by_rank_0({"start": str(tmp_path), "_base": str(tmp_path)}, tmp_path / "work", 1)
+
+
+def test_each_process_takes_the_gpu_of_its_local_rank(monkeypatch):
+    from training.runtime import pick_device
+
+    monkeypatch.setenv("FINDLING_DEVICE", "cuda")
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert pick_device() == "cuda:3"
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert pick_device() == "cuda"  # one process: exactly what was asked for, as before
+    monkeypatch.setenv("FINDLING_DEVICE", "cpu")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert pick_device() == "cpu"
