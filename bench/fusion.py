@@ -5,8 +5,8 @@
 
 For each data set, every test query is searched once through the real ``Searcher`` over the kept index
 (``Searcher.ranked_lanes``: each lane's file ranking, 100 deep), the lanes are cached in ``--work``, and
-then every fusion in the grid (``engine.searcher.Fusion``: reciprocal-rank fusion and the relative score mix,
-MaxSim weights 0.2-0.8) is scored from the cache, nDCG@10 and Recall@100, against BM25 and MaxSim alone from
+then every fusion in the grid (``engine.searcher.Fusion``: reciprocal-rank fusion, the relative (min-max) and
+the z-score mix, MaxSim weights 0.2-0.8) is scored from the cache, nDCG@10 and Recall@100, against BM25 and MaxSim alone from
 the same searches. The choice printed last maximises the smallest gain over BM25 across the data sets (a
 default must not lose to keywords anywhere), ties broken by the mean nDCG@10.
 
@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
 from bench.common import machine_summary  # noqa: E402
 
 DEPTH = 100
-WEIGHTS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+WEIGHTS = (0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8)
 WORK = Path("/tmp/findling-bench/fusion")
 
 
@@ -77,7 +77,7 @@ def scores(run: dict, fusion) -> dict[str, float]:
 def grid():
     from engine.searcher import Fusion
 
-    for method in ("rrf", "relative"):
+    for method in ("rrf", "relative", "zscore"):
         for w in WEIGHTS:
             yield Fusion(method=method, weight=w)
 

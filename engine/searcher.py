@@ -242,6 +242,10 @@ class Fusion:
     * ``relative``: each lane's scores min-max scaled over its own list to [0, 1] (a file a lane did not return
       gets 0), then ``weight * maxsim + (1 - weight) * bm25``. A lane that is sure (one file far ahead) keeps
       that lead; a lane whose scores are all close moves the order little.
+    * ``zscore``: each lane's scores standardised by the mean and spread of its first ``NORM_DEPTH`` (how many
+      standard deviations above its own typical result a file is, floored at -3 and shifted by 3, so a file a
+      lane did not return counts as 3 below), then mixed as above. Like ``relative`` it keeps a confident
+      lead, but one outlier at the top or bottom of a lane does not squash the others.
 
     ``weight`` is the MaxSim lane's share (the keyword lane gets ``1 - weight``). The default was chosen by
     ``bench/fusion.py`` on SciFact, Cranfield and QMSum (README "Hybrid ranking").
@@ -258,8 +262,9 @@ class Fusion:
             raise ValueError(f"fusion weight must be within [0, 1], not {self.weight}")
 
 
-FUSION_METHODS = ("rrf", "relative")
+FUSION_METHODS = ("rrf", "relative", "zscore")
 NORM_DEPTH = 50
+Z_FLOOR = 3.0  # zscore: standard deviations below the mean that count as nothing
 DEFAULT_FUSION = Fusion("rrf", 0.5)  # same order as before fusion was configurable; see bench/fusion.py
 
 
@@ -283,13 +288,20 @@ def _lane_values(lane: list[Ranked], fusion: Fusion) -> list[float]:
     """What each entry of a lane (best first) adds before the lane's share is applied.
 
     ``relative`` scales between the lane's best score and its score at rank ``NORM_DEPTH`` (or its last, if
-    shorter), clipped at 0 below that: the same files get the same values whether 10 or 100 results were
-    asked for (a search always fetches at least ``NORM_DEPTH`` per lane).
+    shorter), clipped at 0 below that; ``zscore`` standardises by the first ``NORM_DEPTH``. Either way the
+    same files get the same values whether 10 or 100 results were asked for (a search always fetches at
+    least ``NORM_DEPTH`` per lane). A lane whose scores are all equal gives every file the same value.
     """
     if fusion.method == "rrf":
         return [1.0 / (fusion.rrf_k + rank + 1) for rank in range(len(lane))]
     if not lane:
         return []
+    if fusion.method == "zscore":
+        top = np.array([r.score for r in lane[:NORM_DEPTH]], dtype=np.float64)
+        mean, spread = float(top.mean()), float(top.std())
+        if spread <= 1e-9 * max(abs(mean), 1.0):
+            return [Z_FLOOR] * len(lane)
+        return [max(-Z_FLOOR, (r.score - mean) / spread) + Z_FLOOR for r in lane]
     hi, lo = lane[0].score, lane[min(len(lane), NORM_DEPTH) - 1].score
     if hi - lo <= 1e-9 * max(abs(hi), 1.0):
         return [1.0 if r.score >= hi else 0.0 for r in lane]

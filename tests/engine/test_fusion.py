@@ -25,7 +25,12 @@ def test_rank_fusion_is_blind_to_a_confident_lane():
     assert ranked[0].score == pytest.approx(ranked[1].score)
 
 
-def test_relative_fusion_keeps_a_confident_lead():
+@pytest.mark.parametrize("method", ["relative", "zscore"])
+def test_score_fusion_keeps_a_confident_lead(method):
+    assert order(fuse(SURE_KEYWORDS, Fusion(method, 0.5)))[:2] == [1, 2]
+
+
+def test_relative_fusion_margin():
     ranked = fuse(SURE_KEYWORDS, Fusion("relative", 0.5))
     assert order(ranked)[:2] == [1, 2]
     assert ranked[0].score - ranked[1].score > 0.4  # 1: 0.5 + 0.5 * 0.95; 2: 0.5 * 0.04 + 0.5
@@ -36,7 +41,7 @@ def test_relative_fusion_lets_a_confident_maxsim_win_over_keywords_that_are_all_
     assert order(fuse(lanes, Fusion("relative", 0.5)))[0] == 6
 
 
-@pytest.mark.parametrize("method", ["rrf", "relative"])
+@pytest.mark.parametrize("method", ["rrf", "relative", "zscore"])
 def test_weight_one_or_zero_is_one_lane_alone(method):
     assert order(fuse(SURE_KEYWORDS, Fusion(method, 1.0))) == [2, 1, 4, 3]
     assert order(fuse(SURE_KEYWORDS, Fusion(method, 0.0))) == [1, 2, 3, 4]
@@ -67,3 +72,21 @@ def test_a_lane_with_equal_scores_gives_its_files_equal_value():
 def test_bad_fusion_settings_are_refused_with_the_reason(bad):
     with pytest.raises(ValueError, match="fusion"):
         Fusion(**bad)
+
+
+def test_zscore_is_not_squashed_by_one_outlier_at_the_bottom():
+    # one near-zero BM25 score at the end: min-max puts files 1-3 all near the top, the z-score keeps them apart
+    bm25 = lane((1, 10.0), (2, 9.0), (3, 8.0), (4, 0.01))
+    values = {r.file_id: r.score for r in fuse({"bm25": bm25}, Fusion("zscore", 0.0))}
+    assert values[1] > values[2] > values[3] > values[4] >= 0.0
+    # a file absent from a lane counts as the floor: below every file that lane returned
+    lanes = {"bm25": bm25, "maxsim": lane((9, 0.5), (1, 0.4))}
+    fused = {r.file_id: r.score for r in fuse(lanes, Fusion("zscore", 0.5))}
+    assert fused[1] > fused[2] and fused[9] < fused[1]
+
+
+def test_zscore_values_follow_the_formula():
+    scores = [5.0, 3.0, 1.0]
+    mean, spread = 3.0, (8 / 3) ** 0.5
+    got = [r.score for r in fuse({"bm25": lane(*enumerate(scores))}, Fusion("zscore", 0.0))]
+    assert got == pytest.approx([(s - mean) / spread + 3.0 for s in scores])
