@@ -67,13 +67,15 @@ class Searcher:
         self.candidate_settings = candidates
         self._index_key: tuple | None = None
 
-    def search(self, query: str | Query, *, k: int = 10, mode: Mode = "hybrid") -> list[SearchHit]:
+    def search(self, query: str | Query, *, k: int = 10, mode: Mode = "hybrid", explain: bool = True) -> list[SearchHit]:
+        """The ``k`` best files for ``query``. ``explain=False`` leaves out each hit's token alignment (and the
+        snippet centred on it): for callers that only rank, such as the evaluation at depth 100."""
         q = parse_query(query) if isinstance(query, str) else query
         lanes, qvec = self._lanes(q, mode=mode, depth=max(k * 4, NORM_DEPTH))
         if not lanes:
             return []
         ranked = fuse(lanes, self.fusion) if len(lanes) > 1 else next(iter(lanes.values()))
-        return self._hits(ranked[:k], q, qvec, lanes)
+        return self._hits(ranked[:k], q, qvec if explain else None, lanes)
 
     def ranked_lanes(self, query: str | Query, *, depth: int, mode: Mode = "hybrid") -> dict[str, list[Ranked]]:
         """Each lane's file ranking (best chunk per file, ``depth`` files) before fusion: what ``fuse`` takes.

@@ -32,6 +32,14 @@ def test_alignment_points_at_matching_words(indexed):
     assert "maxsim" in hit.lanes
 
 
+@pytest.mark.parametrize("mode", ["maxsim", "hybrid"])
+def test_ranking_without_explanations_is_the_same_ranking(indexed, mode):
+    full = indexed.search("csv module", k=5, mode=mode)
+    bare = indexed.search("csv module", k=5, mode=mode, explain=False)
+    assert [(h.path, h.chunk_id, h.score) for h in bare] == [(h.path, h.chunk_id, h.score) for h in full]
+    assert all(h.alignment == () for h in bare) and any(h.alignment for h in full)
+
+
 def test_filters_restrict_results(indexed, docs):
     hits = indexed.search("csv ext:py", k=5, mode="maxsim")
     assert [h.path.name for h in hits] == ["code.py"]
