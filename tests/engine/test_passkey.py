@@ -88,6 +88,8 @@ def test_tiny_evaluation_with_the_fake_encoder(fake_encoder, config):
     assert set(out["ndcg@1"]) == {"bm25", "maxsim", "hybrid"}
     assert set(out["ndcg@1"]["maxsim"]) == {"64", "256", "mean"}
     assert out["chunks_per_doc"]["64"] == 1.0 and out["chunks_per_doc"]["256"] > 1  # longer than a chunk
+    # what each document holds, not what was encoded: identical filler chunks are encoded once, stored for each
+    assert 0.6 * 256 < out["tokens_per_doc"]["256"] < 1.2 * 256
     # only the relevant document holds both halves of the name: the fake finds it in every mode
     assert out["mean"] == {"bm25": 1.0, "maxsim": 1.0, "hybrid": 1.0}
     assert out["ndcg@1"]["maxsim"]["mean"] == out["mean"]["maxsim"]
