@@ -27,7 +27,6 @@ another (each 40-100% of its record, 480 tokens at most), their codes copied fro
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -40,8 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import Result, machine_summary, print_json, print_table, ratio  # noqa: E402
-from bench.storage import PROBE, WORK, memory_result, real_set, serving_memory, write_index  # noqa: E402
+from bench.common import Result, bench_parser, ratio, run_bench  # noqa: E402
+from bench.storage import PROBE, WORK, add_data_options, memory_result, real_set, serving_memory, write_index  # noqa: E402
 
 MAX_SPLICE = 480
 BUILD_VERSION = 1
@@ -199,18 +198,11 @@ def collect(args) -> list[Result]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="1M tokens, 10 queries")
-    parser.add_argument("--json", action="store_true", help="print one JSON list of result objects")
-    parser.add_argument("--work", type=Path, default=WORK, help="folder for projected vectors and index files")
-    parser.add_argument("--probe", type=Path, default=PROBE, help="the probe's cached backbone vectors of SciFact")
+    parser = bench_parser(__doc__, quick="1M tokens, 10 queries")
+    add_data_options(parser)
     parser.add_argument("--tokens", type=int, help="stored token vectors of the synthetic index (default 10M)")
     parser.add_argument("--queries", type=int, help="queries timed (default 50)")
-    args = parser.parse_args(argv)
-    print(machine_summary(), file=sys.stderr)
-    results = collect(args)
-    (print_json if args.json else print_table)(results)
-    return 0
+    return run_bench(parser, collect, argv)
 
 
 if __name__ == "__main__":

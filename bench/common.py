@@ -6,6 +6,7 @@ performance issue, measured side by side with its named peer in the same run.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -85,3 +86,20 @@ def print_table(results: list[Result], *, file=sys.stdout) -> None:
 def print_json(results: list[Result], *, file=sys.stdout) -> None:
     json.dump([r.as_dict() for r in results], file, indent=1)
     print(file=file)
+
+
+def bench_parser(doc: str | None, *, quick: str) -> argparse.ArgumentParser:
+    """The options every benchmark script takes: ``--json`` and ``--quick`` (``quick`` says what it shrinks)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--json", action="store_true", help="print one JSON list of result objects")
+    return parser
+
+
+def run_bench(parser: argparse.ArgumentParser, collect, argv: list[str] | None) -> int:
+    """Parse, print the machine (stderr), collect, print the results as a table or JSON."""
+    args = parser.parse_args(argv)
+    print(machine_summary(), file=sys.stderr)
+    results = collect(args)
+    (print_json if args.json else print_table)(results)
+    return 0

@@ -21,7 +21,6 @@ while an encoder keeps the cores busy.
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -35,7 +34,7 @@ ROOT = str(Path(__file__).resolve().parent.parent)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from bench.common import Result, machine_summary, print_json, print_table, ratio  # noqa: E402
+from bench.common import Result, bench_parser, ratio, run_bench  # noqa: E402
 
 DIM, QUERY_TOKENS, MAX_CHUNK = 48, 32, 512
 QUERIES = [
@@ -225,14 +224,8 @@ def collect(args) -> list[Result]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument("--json", action="store_true", help="print one JSON list of result objects")
-    args = parser.parse_args(argv)
-    print(machine_summary(), file=sys.stderr)
-    results = collect(args)
-    (print_json if args.json else print_table)(results)
-    return 0
+    parser = bench_parser(__doc__, quick="small sizes, for a smoke run")
+    return run_bench(parser, collect, argv)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ go through the bundled head (``training.head.from_pylate``), once, into ``--work
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -41,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import Result, machine_summary, print_json, print_table, ratio  # noqa: E402
+from bench.common import Result, bench_parser, ratio, run_bench  # noqa: E402
 
 SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
 PROBE = Path("/tmp/probe/scifact")
@@ -311,17 +310,16 @@ def collect(args) -> list[Result]:
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a subset, for a smoke run")
-    parser.add_argument("--json", action="store_true", help="print one JSON list of result objects")
+def add_data_options(parser) -> None:
+    """``--work`` and ``--probe``: where the real vectors come from and where the index files go."""
     parser.add_argument("--work", type=Path, default=WORK, help="folder for projected vectors and index files")
     parser.add_argument("--probe", type=Path, default=PROBE, help="the probe's cached backbone vectors of SciFact")
-    args = parser.parse_args(argv)
-    print(machine_summary(), file=sys.stderr)
-    results = collect(args)
-    (print_json if args.json else print_table)(results)
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = bench_parser(__doc__, quick="a subset, for a smoke run")
+    add_data_options(parser)
+    return run_bench(parser, collect, argv)
 
 
 if __name__ == "__main__":
