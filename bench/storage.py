@@ -83,6 +83,8 @@ def real_set(*, probe: Path = PROBE, work: Path = WORK, dataset: Path = SCIFACT,
     key = {"probe": stamp["digest"], "head": bundled._tree_digest(head)}
     work.mkdir(parents=True, exist_ok=True)
     if _read_json(work / "scifact48.json") != key:
+        for stale in work.glob("scifact48-*-scores*.npy"):  # scores of the previous head's vectors
+            stale.unlink()
         _project(probe, head, work)
         (work / "scifact48.json").write_text(json.dumps(key))
     corpus, qv = np.load(work / "corpus48.npy", mmap_mode="r"), np.load(work / "queries48.npy")
