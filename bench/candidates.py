@@ -3,6 +3,7 @@ and resident memory.
 
     python bench/run.py --only candidates [--quick]
     python bench/candidates.py [--quick] [--json] [--work DIR] [--tokens N] [--queries N]
+                               [--probe-centroids P] [--candidates C]
 
 The index (cached in ``--work``, rebuilt when missing): SciFact's real 48-dim token vectors of the bundled
 model (``bench.storage.real_set``). First its 5,183 records are written as the indexer writes them
@@ -133,7 +134,7 @@ def timed(fn):
     return out, (time.perf_counter() - w) * 1e3, (time.process_time() - c) * 1e3
 
 
-def measure(path: Path, queries: list[str], *, work: Path) -> dict:
+def measure(path: Path, queries: list[str], *, work: Path, settings=None) -> dict:
     """Latency of each contender and recall@10 of candidate search, query by query."""
     from engine import Config, Searcher, Store, load_encoder
 
@@ -143,7 +144,7 @@ def measure(path: Path, queries: list[str], *, work: Path) -> dict:
     recalls = []
     with Store(path) as store:
         n_tokens = store.token_count()
-        candidates = Searcher(store, encoder)
+        candidates = Searcher(store, encoder, **({"candidates": settings} if settings else {}))
         exact = Searcher(store, encoder, candidate_min_tokens=n_tokens + 1)
         for s in (candidates, exact):
             _, wall, cpu = timed(lambda: s.search(queries[0], k=10, mode="maxsim"))  # loads its index
@@ -180,8 +181,14 @@ def collect(args) -> list[Result]:
     data = real_set(probe=Path(getattr(args, "probe", None) or PROBE), work=work)
     info = model_info()
     path = cached_index(work, data, tokens=tokens, info=info)
-    m = measure(path, data.query_texts[:n_queries], work=work)
-    size = f"{m['tokens'] / 1e6:.3g}M tok"
+    from engine.candidates import CandidateSettings
+
+    default = CandidateSettings()
+    settings = CandidateSettings(probe=getattr(args, "probe_centroids", None) or default.probe,
+                                 candidates=getattr(args, "candidates", None) or default.candidates)
+    m = measure(path, data.query_texts[:n_queries], work=work, settings=settings)
+    size = f"{m['tokens'] / 1e6:.3g}M tok" + ("" if settings == default else
+                                              f", probe {settings.probe}, {settings.candidates} candidates")
     p50, exact = m["p50"], m["p50"]["exact maxsim"]
     results = []
     for mode in ("hybrid", "maxsim"):
@@ -202,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     add_data_options(parser)
     parser.add_argument("--tokens", type=int, help="stored token vectors of the synthetic index (default 10M)")
     parser.add_argument("--queries", type=int, help="queries timed (default 50)")
+    parser.add_argument("--probe-centroids", type=int, help="centroids looked up per query token (default: engine's)")
+    parser.add_argument("--candidates", type=int, help="chunks re-ranked exactly per query (default: engine's)")
     return run_bench(parser, collect, argv)
 
 
