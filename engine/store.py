@@ -1,6 +1,7 @@
 """The index: one SQLite file (WAL) holding folders, files, chunks, token vectors and an FTS5 index.
 
-This is the only module that runs SQL. The schema and its migrations live in ``engine.schema``. Every
+This module and ``engine.store_vectors`` (the token vectors and their format, a part of ``Store``) are the only
+ones that run SQL. The schema and its migrations live in ``engine.schema``. Every
 write that changes what search sees bumps ``meta.generation`` inside the same transaction, so readers on
 other connections (the search matrix) know when to catch up.
 """
@@ -14,17 +15,17 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 from .sqlite_lib import Database
 
-from . import codec as codecs
 from .dbfile import WriterLock, check_health, explain, guarded
 from .encoder import ModelInfo
 from .errors import ModelMismatch, StoreError
 from .records import Chunk, EncodedChunk
 from .schema import SCHEMA_VERSION, VECTOR_LAYOUT, migrations
+from .store_vectors import VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ class ChunkRow:
     title: str
 
 
-class Store:
+class Store(VectorStore):
     """An open index file. One instance per thread; open more for more threads.
 
     Any number of stores, in any number of processes, may read one index. Writing that must not interleave
@@ -144,7 +145,7 @@ class Store:
                               (str(SCHEMA_VERSION), SCHEMA_VERSION))
             self._set_meta_default("vector_layout", VECTOR_LAYOUT)
             self._set_meta_default("generation", "0")
-            self._codec: tuple[str | None, codecs.Codec] | None = None
+            self._codec = None  # (meta.vector_codec, its codec): see VectorStore.codec
         except StoreError:
             conn.close()
             raise
@@ -387,164 +388,6 @@ class Store:
     def files_with_hash(self, size: int, digest: str) -> list[Path]:
         rows = self.conn.execute("SELECT path FROM files WHERE size = ? AND hash = ?", (size, digest))
         return [path_from_db(r[0]) for r in rows]
-
-    # -------------------------------------------------------------- vectors
-    @property
-    def codec(self) -> codecs.Codec:
-        """The format of this index's vector BLOBs (``engine.codec``); follows a change made by another
-        connection. An index without ``meta.vector_codec`` is float16."""
-        raw = self.meta("vector_codec")
-        if self._codec is None or self._codec[0] != raw:
-            arrays = {} if raw is None else self._codec_arrays()
-            self._codec = (raw, codecs.load(raw, arrays, dim=self.dim or 0))
-        return self._codec[1]
-
-    @guarded
-    def _codec_arrays(self) -> dict[str, bytes]:
-        return {name: bytes(data) for name, data in self.conn.execute("SELECT name, data FROM codec")}
-
-    @guarded
-    def convert_vectors(self, new: codecs.Codec, *, batch: int = 256) -> int:
-        """Rewrite every chunk's vectors in the format ``new``, in one transaction; returns the tokens rewritten.
-
-        Nothing is encoded by the model again: each BLOB is decoded and encoded. From a compressed format the
-        decoded vectors are what the index already held, so going back to float16 does not restore the
-        model's full precision (``findling index --reencode`` does).
-        """
-        self.lock_for_writing()
-        old = self.codec
-        tokens, last = 0, -1
-        with self.db.atomic():
-            while True:
-                rows = self.conn.execute("SELECT chunk_id, n_tokens, data FROM vectors WHERE chunk_id > ?"
-                                         " ORDER BY chunk_id LIMIT ?", (last, batch)).fetchall()
-                if not rows:
-                    break
-                blobs = new.encode_many([old.decode(r[2], r[1]) for r in rows])
-                self.conn.executemany("UPDATE vectors SET data = ? WHERE chunk_id = ?",
-                                      [(b, r[0]) for b, r in zip(blobs, rows)])
-                tokens += sum(r[1] for r in rows)
-                last = rows[-1][0]
-            self.conn.execute("DELETE FROM codec")
-            if new.name == codecs.FP16:
-                self.conn.execute("DELETE FROM meta WHERE key = 'vector_codec'")
-            else:
-                self.conn.executemany("INSERT INTO codec(name, data) VALUES (?, ?)", list(new.arrays().items()))
-                self.set_meta("vector_codec", json.dumps(new.describe(), sort_keys=True))
-            self.set_meta("vector_layout", codecs.LAYOUTS[new.name])
-            self._bump()
-        self._codec = None
-        log.info("vectors of %s rewritten as %s (%d tokens)", self.path, new.name, tokens)
-        return tokens
-
-    @guarded
-    def sample_vectors(self, n: int, *, seed: int = 0) -> np.ndarray:
-        """About ``n`` decoded token vectors (float32 ``[<= n, dim]``): whole random chunks, then random rows."""
-        rng = np.random.default_rng(seed)
-        rows = np.array(self.conn.execute("SELECT chunk_id, n_tokens FROM vectors").fetchall(), dtype=np.int64)
-        if not len(rows):
-            return np.zeros((0, self.dim or 0), dtype=np.float32)
-        rows = rows[rng.permutation(len(rows))]
-        picked = rows[: int(np.searchsorted(np.cumsum(rows[:, 1]), 2 * n)) + 1, 0]
-        codec = self.codec
-        parts = [codec.decode(blob, nt) for _c, nt, blob in self._blobs(picked.tolist())]
-        x = np.concatenate(parts)
-        return x[np.sort(rng.choice(len(x), size=n, replace=False))] if len(x) > n else x
-
-    def _blobs(self, chunk_ids: Sequence[int], *, batch: int = 900) -> Iterator[tuple[int, int, bytes]]:
-        ids = sorted(int(i) for i in chunk_ids)
-        for i in range(0, len(ids), batch):
-            part = ids[i : i + batch]
-            yield from self.conn.execute(f"SELECT chunk_id, n_tokens, data FROM vectors WHERE chunk_id IN"
-                                         f" ({','.join('?' * len(part))}) ORDER BY chunk_id", part)
-
-    @guarded
-    def read_vectors(self, chunk_ids: Sequence[int]) -> dict[int, np.ndarray]:
-        """Decoded float32 ``[n, dim]`` vectors of the given chunks (missing ones are left out), one row each."""
-        codec = self.codec
-        return {cid: codec.decode(blob, n) for cid, n, blob in self._blobs(chunk_ids)}
-
-    @guarded
-    def read_codes(self, chunk_ids: Sequence[int]) -> list[tuple[int, int, bytes]]:
-        """``(chunk_id, n_tokens, blob)`` of the given chunks in chunk-id order, as stored."""
-        return list(self._blobs(chunk_ids))
-
-    @guarded
-    def vector_bytes(self) -> int:
-        """Bytes of the stored vector payload: every BLOB plus the codec's arrays."""
-        data = self.conn.execute("SELECT COALESCE(SUM(length(data)), 0) FROM vectors").fetchone()[0]
-        return data + self.conn.execute("SELECT COALESCE(SUM(length(data)), 0) FROM codec").fetchone()[0]
-
-    def compress_if_due(self, *, min_tokens: int) -> str | None:
-        """Train and apply the compressed format ``codec_choice`` asks for, once this float16 index holds
-        ``min_tokens`` token vectors; returns the new format's name, or None when nothing changed.
-
-        ``auto`` (the default) and ``residual`` mean ``residual``; ``compact`` means ``compact``; ``fp16``
-        never compresses. The centroids are trained once and kept: later tokens go to their nearest one.
-        """
-        choice = self.codec_choice()
-        if choice == codecs.FP16 or self.codec.name != codecs.FP16 or self.token_count() < min_tokens:
-            return None
-        name = codecs.RESIDUAL if choice == "auto" else choice
-        self.convert_vectors(self.train_codec(name))
-        self.vacuum()
-        return name
-
-    def train_codec(self, name: str, *, seed: int = 0) -> codecs.Codec:
-        """A codec ``name`` fitted on a sample of this index's token vectors (not applied: ``convert_vectors``)."""
-        spec = codecs.CodecSpec.named(name, self.dim or 0)
-        if spec.name == codecs.FP16:
-            return codecs.Fp16Codec(self.dim or 0)
-        sample = self.sample_vectors(codecs.sample_size(spec), seed=seed)
-        return codecs.train(sample, spec=spec, seed=seed)
-
-    @guarded
-    def codec_choice(self) -> str:
-        """The vector format asked for with ``findling index --codec`` (``auto`` unless set)."""
-        return self.meta("codec_choice") or "auto"
-
-    @guarded
-    def set_codec_choice(self, choice: str) -> None:
-        if choice not in ("auto",) + codecs.NAMES:
-            raise ValueError(f"unknown vector format {choice!r}; use auto, {', '.join(codecs.NAMES)}")
-        self.set_meta("codec_choice", choice)
-
-    def _drop_codec(self) -> None:
-        """Back to float16 with no trained arrays (inside the caller's transaction, with no vectors left)."""
-        self.conn.execute("DELETE FROM codec")
-        self.conn.execute("DELETE FROM meta WHERE key = 'vector_codec'")
-        self.set_meta("vector_layout", VECTOR_LAYOUT)
-
-    @guarded
-    def vector_count(self) -> int:
-        return self.conn.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
-
-    def token_count(self) -> int:
-        """Stored token vectors (kept in ``meta`` by triggers: no scan)."""
-        return int(self.meta("stored_tokens", "0") or 0)
-
-    @guarded
-    def chunk_ids(self) -> np.ndarray:
-        rows = self.conn.execute("SELECT chunk_id FROM vectors ORDER BY chunk_id").fetchall()
-        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-
-    def iter_vectors(self, chunk_ids: Sequence[int] | None = None, *, batch: int = 900) -> Iterator[tuple[int, int, bytes]]:
-        """Yield ``(chunk_id, file_id, blob)`` in chunk-id order, for all chunks or the given ids."""
-        try:
-            yield from self._iter_vectors(chunk_ids, batch=batch)
-        except sqlite3.Error as exc:
-            raise (explain(exc, self.path) or exc) from exc
-
-    def _iter_vectors(self, chunk_ids: Sequence[int] | None, *, batch: int) -> Iterator[tuple[int, int, bytes]]:
-        sql = "SELECT v.chunk_id, c.file_id, v.data FROM vectors v JOIN chunks c ON c.id = v.chunk_id"
-        if chunk_ids is None:
-            yield from self.conn.execute(sql + " ORDER BY v.chunk_id")
-            return
-        ids = sorted(int(i) for i in chunk_ids)
-        for i in range(0, len(ids), batch):
-            part = ids[i : i + batch]
-            marks = ",".join("?" * len(part))
-            yield from self.conn.execute(sql + f" WHERE v.chunk_id IN ({marks}) ORDER BY v.chunk_id", part)
 
     # --------------------------------------------------------------- search
     @guarded
