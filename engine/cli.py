@@ -30,7 +30,6 @@ from .store import Store, normal_folder
 from .switch import chosen_config, next_path
 
 log = logging.getLogger("findling")
-CODEC_CHOICES = ("auto",) + codecs.NAMES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--reencode", action="store_true", help="drop all vectors and encode again (after a model change)")
     i.add_argument("--rebuild", action="store_true", help="move the index aside and build a new one from the files")
     i.add_argument("--quiet", action="store_true", help="no progress bar")
-    i.add_argument("--codec", choices=CODEC_CHOICES,
+    i.add_argument("--codec", choices=codecs.CHOICES,
                    help="how token vectors are stored, kept in the index: auto (the default: float16 until the "
                         "index is big enough, then residual), fp16, residual (14 bytes a token at 48 dims) or "
                         "compact (8 bytes)")
@@ -230,13 +229,11 @@ def _set_codec(store: Store, choice: str, config: Config) -> None:
     store.set_codec_choice(choice)
     current = store.codec.name
     if choice == codecs.FP16 and current != codecs.FP16:
-        store.convert_vectors(codecs.Fp16Codec(store.dim or 0))
-        store.vacuum()
+        store.recode(codecs.FP16)
         print("vectors stored as float16 again, with the compressed values; `findling index --reencode` "
               "restores the model's full precision", file=sys.stderr)
     elif choice not in ("auto", codecs.FP16) and current not in (codecs.FP16, choice):
-        store.convert_vectors(store.train_codec(choice))
-        store.vacuum()
+        store.recode(choice)
         print(f"vectors re-coded from {current} to {choice}", file=sys.stderr)
     elif store.compress_if_due(min_tokens=config.codec_min_tokens) is None and current == codecs.FP16 \
             and choice != codecs.FP16:

@@ -49,6 +49,7 @@ FP16 = "fp16"
 RESIDUAL = "residual"
 COMPACT = "compact"
 NAMES: tuple[str, ...] = (FP16, RESIDUAL, COMPACT)
+CHOICES: tuple[str, ...] = ("auto",) + NAMES  # what an index may ask for: auto compresses once big enough
 CODEWORDS = 256  # per group: one byte
 LAYOUTS = {
     FP16: "float16-le row-major [n_tokens, dim]",

@@ -343,9 +343,7 @@ def reused_store(path: Path, *, codec: str | None = None) -> Iterator[Store]:
     store = Store(path)
     try:
         if codec and codec != "auto" and store.codec.name != codec:
-            new = codecs.Fp16Codec(store.dim or 0) if codec == codecs.FP16 else store.train_codec(codec)
-            store.convert_vectors(new)
-            store.vacuum()
+            store.recode(codec)
         if codec:
             store.set_codec_choice(codec)
         yield store
@@ -415,7 +413,7 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-queries", type=int, help="evaluate only the first N queries")
     p.add_argument("--chunk-tokens", type=int, help="chunk size in tokens (default: the engine's default)")
     p.add_argument("--keep", action="store_true", help="keep the temporary index and print where it is")
-    p.add_argument("--codec", choices=("auto",) + codecs.NAMES,
+    p.add_argument("--codec", choices=codecs.CHOICES,
                    help="vector format of the index (default auto: float16, then residual once big enough)")
     p.add_argument("--index", metavar="PATH",
                    help="search an index kept by an earlier --keep run of the same corpus and model instead of "

@@ -125,9 +125,14 @@ class VectorStore:
         if choice == codecs.FP16 or self.codec.name != codecs.FP16 or self.token_count() < min_tokens:
             return None
         name = codecs.RESIDUAL if choice == "auto" else choice
-        self.convert_vectors(self.train_codec(name))
-        self.vacuum()
+        self.recode(name)
         return name
+
+    def recode(self, name: str) -> None:
+        """Rewrite every stored vector in format ``name`` now, whatever the index's size (a compressed format is
+        trained on this index's own vectors first), then give the freed pages back to the file system."""
+        self.convert_vectors(codecs.Fp16Codec(self.dim or 0) if name == codecs.FP16 else self.train_codec(name))
+        self.vacuum()
 
     def train_codec(self, name: str, *, seed: int = 0) -> codecs.Codec:
         """A codec ``name`` fitted on a sample of this index's token vectors (not applied: ``convert_vectors``)."""
@@ -144,7 +149,7 @@ class VectorStore:
 
     @guarded
     def set_codec_choice(self, choice: str) -> None:
-        if choice not in ("auto",) + codecs.NAMES:
+        if choice not in codecs.CHOICES:
             raise ValueError(f"unknown vector format {choice!r}; use auto, {', '.join(codecs.NAMES)}")
         self.set_meta("codec_choice", choice)
 
