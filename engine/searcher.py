@@ -274,7 +274,25 @@ DEFAULT_FUSION = Fusion()  # zscore, MaxSim 0.4: chosen with bench/fusion.py (RE
 
 def fuse(lanes: dict[str, list[Ranked]], fusion: Fusion = DEFAULT_FUSION) -> list[Ranked]:
     """One file ranking from the lanes' (each best first); a file keeps the chunk of the lane that ranked it
-    highest. Ties go to the lower file id, so the order is reproducible."""
+    highest. Ties go to the lower file id, so the order is reproducible.
+
+    The ranking does not depend on how deep the lanes go: its head is fused from each lane's first
+    ``NORM_DEPTH`` files (what a search always fetches), and the files that only deeper entries bring follow
+    it, in their own fused order. So the first ten of a 100-result search (the evaluation, the window's 50)
+    are the ten a 10-result search shows (``findling search``), and asking for more never reorders what was
+    already shown. A tail file's score is capped at the last head score, so scores still fall down the list.
+    """
+    head = _fuse_lanes({name: lane[:NORM_DEPTH] for name, lane in lanes.items()}, fusion)
+    if all(len(lane) <= NORM_DEPTH for lane in lanes.values()):
+        return head
+    shown = {r.file_id for r in head}
+    floor = head[-1].score if head else float("inf")
+    tail = [Ranked(r.file_id, r.chunk_id, min(r.score, floor)) for r in _fuse_lanes(lanes, fusion)
+            if r.file_id not in shown]
+    return head + tail
+
+
+def _fuse_lanes(lanes: dict[str, list[Ranked]], fusion: Fusion) -> list[Ranked]:
     fused: dict[int, float] = {}
     best: dict[int, tuple[int, Ranked]] = {}
     for name, lane in lanes.items():

@@ -63,6 +63,22 @@ def test_relative_values_do_not_depend_on_how_deep_the_lanes_go():
     assert [r.score for r in top_deep] == pytest.approx([r.score for r in top_shallow])
 
 
+@pytest.mark.parametrize("method", ["rrf", "relative", "zscore"])
+def test_deeper_lanes_only_add_files_after_the_ones_a_shallow_search_shows(method):
+    # a file deep in both lanes (rank 60 and 70) would outscore files each lane ranks ~45th once both count
+    bm25 = lane(*[(i, 100.0 - i) for i in range(60)], (500, 39.5), *[(i, 30.0 - i * 0.1) for i in range(60, 150)])
+    maxsim = lane(*[(300 + i, 0.9 - 0.001 * i) for i in range(70)], (500, 0.829),
+                  *[(400 + i, 0.82 - 0.001 * i) for i in range(80)])
+    deep, f = {"bm25": bm25, "maxsim": maxsim}, Fusion(method, 0.5)
+    shallow = {name: entries[:NORM_DEPTH] for name, entries in deep.items()}
+    full, head = fuse(deep, f), fuse(shallow, f)
+    assert order(full[:len(head)]) == order(head)
+    assert 500 in order(full) and 500 not in order(head)
+    assert len(set(order(full))) == len(full) == len({r.file_id for entries in deep.values() for r in entries})
+    scores = [r.score for r in full]
+    assert scores == sorted(scores, reverse=True)
+
+
 def test_a_lane_with_equal_scores_gives_its_files_equal_value():
     lanes = {"bm25": lane((1, 2.0), (2, 2.0)), "maxsim": lane((2, 0.5), (1, 0.4))}
     assert order(fuse(lanes, Fusion("relative", 0.5))) == [2, 1]
