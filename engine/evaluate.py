@@ -323,6 +323,7 @@ def evaluate_beir(folder: Path | str, encoder: Encoder, *, config: Config, split
              "n_tokens": build.n_tokens, "encoded_tokens": build.encoded_tokens, "chunk_tokens": build.chunk_tokens,
              "store_bytes": nbytes,
              "stored_vectors": vectors, "vector_format": stats["codec"], "vector_bytes": stats["vector_bytes"],
+             "precision": getattr(encoder, "precision", "fp32"),
              "fusion": {"method": used.method, "weight": used.weight, "rrf_k": used.rrf_k},
              "query_k": LATENCY_K, "query_ms_p50_k100": p50_deep,
              "query_ms_p95_k100": p95_deep, "elapsed_s": round(time.perf_counter() - start, 2),
@@ -389,7 +390,7 @@ def format_report(r: EvalReport) -> str:
     for mode, m in r.modes.items():
         lines.append(f"{mode:<8}{m['ndcg@10']:>10.4f}{m['recall@100']:>12.4f}{m['mrr@10']:>10.4f}")
     speed = "encode not measured (reused index)" if x.get("reused_index") else f"encode {r.encode_tokens_per_s:,.0f} tokens/s"
-    lines.append(f"{speed}; vectors {x.get('vector_format', 'fp16')}; hybrid query (k={x.get('query_k')}) "
+    lines.append(f"{speed} ({x.get('precision', 'fp32')}); vectors {x.get('vector_format', 'fp16')}; hybrid query (k={x.get('query_k')}) "
                  f"p50 {r.query_ms_p50:.1f} ms, p95 {r.query_ms_p95:.1f} ms; index {r.bytes_per_token:.1f} bytes/token "
                  f"({x.get('store_bytes', 0) / 1e6:.1f} MB); {x.get('elapsed_s')} s in all")
     if x.get("store_path"):

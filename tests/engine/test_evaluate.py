@@ -211,6 +211,14 @@ def test_cli_json_is_one_object_with_the_agreed_keys(beir, config, fake_models, 
     assert out["query_ms_p95"] >= out["query_ms_p50"]
     assert out["bytes_per_token"] > 2 * fake_models.dim  # float16 vectors plus text and keyword index
     assert isinstance(out["n_docs"], int) and out["store_path"] is None
+    assert out["precision"] == "fp32"  # the fake encoder computes in float32; a DirectEncoder says its own
+
+
+def test_the_report_names_the_arithmetic_the_encoder_used(beir, fake_encoder, config, monkeypatch):
+    monkeypatch.setattr(fake_encoder, "precision", "bf16", raising=False)
+    report = evaluate.evaluate_beir(beir, fake_encoder, config=config)
+    assert report.extra["precision"] == "bf16"
+    assert "(bf16)" in evaluate.format_report(report)
 
 
 def test_cli_keep_leaves_the_index_and_prints_a_table(beir, config, fake_models, capsys, tmpdir_here):
