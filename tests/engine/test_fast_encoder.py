@@ -135,6 +135,10 @@ def test_auto_keeps_fp32_when_the_probe_misses_the_target(tiny_model_dir, monkey
     strict = make_direct(tiny_model_dir, max_tokens=512, precision="auto")
     strict.encode_queries(["x"])
     assert strict.precision == "fp32"
+    docs = ["a first document about tax reports", "and a second one, longer, about csv readers and writers"]
+    exact = make_direct(tiny_model_dir, max_tokens=512, precision="fp32").encode_documents(docs)
+    for got, want in zip(strict.encode_documents(docs), exact):  # the failed check left the fp32 weights exact
+        np.testing.assert_array_equal(got, want)
     monkeypatch.setattr(fast, "MIN_COSINE", 0.5)
     lenient = make_direct(tiny_model_dir, max_tokens=512, precision="auto")
     lenient.encode_queries(["x"])
