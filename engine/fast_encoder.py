@@ -107,10 +107,15 @@ def to_bf16(module):
     """``module`` with its weights in bfloat16, converted once: every product then runs in oneDNN's native bf16
     kernels with no per-call weight casts (1.3x over ``torch.autocast`` on an AVX512-BF16 CPU, per-token cosine
     0.999 against fp32 on the bundled MiniLM; ``bench/indexing.py``). Layer norms and softmax run in bf16 too,
-    accumulating in fp32 inside the kernels; the projection head stays in fp32."""
+    accumulating in fp32 inside the kernels; the projection head stays in fp32. BERT-family blocks then get
+    oneDNN's fused kernels (``engine.fused``: GELU and the residual adds done by the products)."""
     import torch
 
-    return module.to(torch.bfloat16)
+    from engine.fused import fuse_bert_blocks
+
+    module = module.to(torch.bfloat16)
+    fuse_bert_blocks(module)
+    return module
 
 
 def quantise_linear_layers(module):
