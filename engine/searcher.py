@@ -278,9 +278,10 @@ def fuse(lanes: dict[str, list[Ranked]], fusion: Fusion = DEFAULT_FUSION) -> lis
 
     The ranking does not depend on how deep the lanes go: its head is fused from each lane's first
     ``NORM_DEPTH`` files (what a search always fetches), and the files that only deeper entries bring follow
-    it, in their own fused order. So the first ten of a 100-result search (the evaluation, the window's 50)
-    are the ten a 10-result search shows (``findling search``), and asking for more never reorders what was
-    already shown. A tail file's score is capped at the last head score, so scores still fall down the list.
+    it, in their own fused order. So for the same lanes the first ten of a 100-result search (the
+    evaluation, the window's 50) are the ten a 10-result search shows (``findling search``). (Candidate
+    search scores more chunks for deeper lanes, so there the lanes themselves can improve with depth.) A
+    tail file's score is capped at the last head score, so scores still fall down the list.
     """
     head = _fuse_lanes({name: lane[:NORM_DEPTH] for name, lane in lanes.items()}, fusion)
     if all(len(lane) <= NORM_DEPTH for lane in lanes.values()):
