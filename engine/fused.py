@@ -13,6 +13,7 @@ not parameters, and dropout (a no-op in ``eval``) is dropped.
 """
 from __future__ import annotations
 
+import functools
 import logging
 
 import torch
@@ -25,8 +26,10 @@ OUTPUT_BLOCKS = frozenset({"BertSelfOutput", "BertOutput", "RobertaSelfOutput", 
                            "XLMRobertaSelfOutput", "XLMRobertaOutput"})
 
 
+@functools.cache
 def available() -> bool:
-    """Whether this torch has oneDNN's fused linear kernels working in bf16 here (checked on a tiny product)."""
+    """Whether this torch has oneDNN's fused linear kernels working in bf16 here (checked once, on a tiny
+    product)."""
     try:
         w = torch.ops.mkldnn._reorder_linear_weight(torch.ones(2, 2, dtype=torch.bfloat16), None)
         x = torch.ones(1, 2, dtype=torch.bfloat16)
@@ -77,18 +80,18 @@ def fuse_bert_blocks(model: nn.Module) -> int:
     """Swap the known BERT-family blocks of a bf16 ``model`` for fused ones, in place; how many were swapped."""
     if not available():
         return 0
-    count, swaps = 0, []
+    swaps: list[tuple[nn.Module, str, nn.Module]] = []  # (owner, attribute, new module), applied after the walk
     for parent in model.modules():
         for name, child in parent.named_children():
             kind, dense = type(child).__name__, getattr(child, "dense", None)
             if not isinstance(dense, nn.Linear) or dense.weight.dtype != torch.bfloat16:
                 continue
             if kind in INTERMEDIATE_BLOCKS and _exact_gelu(child.intermediate_act_fn):
-                child.dense, child.intermediate_act_fn = LinearGelu(dense), nn.Identity()
-                count += 1
+                swaps += [(child, "dense", LinearGelu(dense)), (child, "intermediate_act_fn", nn.Identity())]
             elif kind in OUTPUT_BLOCKS and isinstance(getattr(child, "LayerNorm", None), nn.LayerNorm):
-                swaps.append((parent, name, LinearAddNorm(child)))  # swapped after the walk, not during it
-    for parent, name, block in swaps:
-        setattr(parent, name, block)
-    logger.debug("fused %d BERT blocks for bf16", count + len(swaps))
-    return count + len(swaps)
+                swaps.append((parent, name, LinearAddNorm(child)))
+    for owner, name, module in swaps:
+        setattr(owner, name, module)
+    fused = sum(isinstance(module, _Packed) for _owner, _name, module in swaps)
+    logger.debug("fused %d BERT blocks for bf16", fused)
+    return fused
