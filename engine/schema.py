@@ -10,19 +10,33 @@ Tables
             or centroid ids then residual codes
   codec     the compressed format's arrays by name (centroids, codebooks, dimension order), little-endian;
             empty for float16
-  chunks_fts  FTS5 over chunks.text (external content, kept in step by triggers)
+  chunks_fts  FTS5 over the chunks' text (external content: the view ``chunk_text``, kept in step by triggers)
+
+Chunk text is stored as TEXT, or, where deflate makes it at least a tenth smaller, as a BLOB of raw deflate
+(``pack_text``; about half the bytes of prose). Every connection that reads text or changes chunks registers
+the SQL function ``findling_text`` (``register_functions``), which the view and the triggers call, so FTS5
+always indexes and un-indexes the plain text.
 
 Version 2 added ``codec`` and ``meta.stored_tokens`` (the stored token vectors, kept by triggers on ``vectors``,
 so the searcher and the indexer read the index size without a scan); an index from version 1 opens as it is
 (float16, no codec rows, its count taken once).
 
+Version 3 made chunk text compressible and pointed the FTS index at ``chunk_text`` (rebuilt once, from the
+same text, when an older index is opened); rows written before stay TEXT. A new index file uses 32 KiB pages:
+a chunk's vector BLOB is a few KiB, and 4 KiB pages left a third of the file empty around them.
+
 Chunk ids come from AUTOINCREMENT, so an id is never reused: the in-memory search matrix relies on that.
 """
 from __future__ import annotations
 
+import sqlite3
+import zlib
+
 from .sqlite_lib import Database, Migrations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+PAGE_SIZE = 32768  # bytes; SQLite applies it only to a new, empty file
+PACK_MIN_CHARS = 160  # shorter texts rarely shrink by a tenth
 VECTOR_LAYOUT = "float16-le row-major [n_tokens, dim]"
 
 migrations = Migrations("findling")
@@ -101,6 +115,59 @@ def m002_vector_codec(db: Database) -> None:
         """
     ):
         db.execute(statement)
+
+
+@migrations()
+def m003_packed_text(db: Database) -> None:
+    for statement in _statements(
+        """
+        DROP TRIGGER chunks_ai;
+        DROP TRIGGER chunks_ad;
+        DROP TABLE chunks_fts;
+        CREATE VIEW chunk_text(id, text) AS SELECT id, findling_text(text) FROM chunks;
+        CREATE VIRTUAL TABLE chunks_fts USING fts5(
+            text, content='chunk_text', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
+            INSERT INTO chunks_fts(rowid, text) VALUES (new.id, findling_text(new.text));
+        END;
+        CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, findling_text(old.text));
+        END;
+        INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild');
+        """
+    ):
+        db.execute(statement)
+
+
+def pack_text(text: str) -> str | bytes:
+    """What ``chunks.text`` holds for ``text``: raw deflate (a BLOB) when that saves a tenth, else the text.
+
+    >>> prose = "The index keeps every chunk's text beside its vectors. " * 8
+    >>> packed = pack_text(prose)
+    >>> isinstance(packed, bytes) and len(packed) < len(prose) // 2 and unpack_text(packed) == prose
+    True
+    >>> pack_text("short") == "short" and unpack_text("short") == "short"
+    True
+    """
+    if len(text) < PACK_MIN_CHARS:
+        return text
+    raw = text.encode("utf-8", "surrogatepass")
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15, 9)
+    packed = packer.compress(raw) + packer.flush()
+    return packed if len(packed) * 10 <= len(raw) * 9 else text
+
+
+def unpack_text(value: str | bytes | None) -> str | None:
+    """The text a ``chunks.text`` value holds (TEXT as it is, a BLOB inflated)."""
+    if value is None or isinstance(value, str):
+        return value
+    return zlib.decompress(value, -15).decode("utf-8", "surrogatepass")
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    """Make ``findling_text`` callable on ``conn`` (the view and triggers of version 3 need it)."""
+    conn.create_function("findling_text", 1, unpack_text, deterministic=True)
 
 
 def _statements(script: str) -> list[str]:

@@ -24,7 +24,7 @@ from .dbfile import WriterLock, check_health, explain, guarded
 from .encoder import ModelInfo
 from .errors import ModelMismatch, StoreError
 from .records import Chunk, EncodedChunk
-from .schema import SCHEMA_VERSION, VECTOR_LAYOUT, migrations
+from .schema import PAGE_SIZE, SCHEMA_VERSION, VECTOR_LAYOUT, migrations, pack_text, register_functions, unpack_text
 from .store_vectors import VectorStore
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,8 @@ class Store(VectorStore):
             os.umask(old_umask)
         self.conn = conn
         try:
+            register_functions(conn)
+            conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a no-op unless the file is new and empty
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -335,7 +337,7 @@ class Store(VectorStore):
             cur = self.conn.execute(
                 "INSERT INTO chunks(file_id, ordinal, char_start, char_end, page, token_count, text)"
                 " VALUES (?,?,?,?,?,?,?)",
-                (file_id, c.ordinal, c.char_start, c.char_end, c.page, c.token_count, c.text),
+                (file_id, c.ordinal, c.char_start, c.char_end, c.page, c.token_count, pack_text(c.text)),
             )
             self.conn.execute(
                 "INSERT INTO vectors(chunk_id, n_tokens, data) VALUES (?,?,?)",
@@ -400,7 +402,8 @@ class Store(VectorStore):
             f" f.size, f.title FROM chunks c JOIN files f ON f.id = c.file_id WHERE c.id IN ({marks})",
             [int(i) for i in chunk_ids],
         )
-        return {r[0]: ChunkRow(r[0], r[1], path_from_db(r[2]), *r[3:8], r[8], r[9], r[10] or "") for r in rows}
+        return {r[0]: ChunkRow(r[0], r[1], path_from_db(r[2]), *r[3:7], unpack_text(r[7]), r[8], r[9], r[10] or "")
+                for r in rows}
 
     @guarded
     def filtered_file_ids(self, *, folders: Sequence[Path] = (), suffixes: Sequence[str] = (),
@@ -461,7 +464,15 @@ class Store(VectorStore):
 
     @guarded
     def integrity_check(self) -> str:
-        return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+        """"ok", or what SQLite found wrong with the file or with the keyword index's structure."""
+        result = self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+        if result != "ok":
+            return result
+        try:
+            self.conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('integrity-check')")
+        except sqlite3.DatabaseError as exc:
+            return f"keyword index: {exc}"
+        return "ok"
 
     # ------------------------------------------- settings kept in the index, and copying to another index
     # The user's exclude patterns and chosen model live in ``meta`` so the CLI, the app and the watcher
@@ -504,7 +515,7 @@ class Store(VectorStore):
         rows = self.conn.execute(
             "SELECT c.ordinal, c.text, c.char_start, c.char_end, c.token_count, c.page FROM chunks c"
             " JOIN files f ON f.id = c.file_id WHERE f.path = ? ORDER BY c.ordinal", (path_to_db(path),))
-        return [Chunk(*r) for r in rows]
+        return [Chunk(r[0], unpack_text(r[1]), *r[2:]) for r in rows]
 
     @guarded
     def last_ids(self) -> tuple[int, int]:

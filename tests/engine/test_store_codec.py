@@ -53,7 +53,7 @@ def _vectors(store):
 
 def test_new_index_is_fp16_with_schema_2(filled):
     assert filled.codec.name == C.FP16
-    assert filled.meta("schema_version") == str(SCHEMA_VERSION) == "2"
+    assert filled.meta("schema_version") == str(SCHEMA_VERSION) == "3"
     assert filled.vector_bytes() == filled.token_count() * 2 * DIM
 
 
@@ -178,7 +178,7 @@ def test_a_version_1_index_opens_and_stays_fp16(tmp_path):
     conn.execute("INSERT INTO vectors VALUES (7, 5, ?)", (encode_vectors(v),))
     conn.close()
     with Store(path) as store:
-        assert store.meta("schema_version") == "2"
+        assert store.meta("schema_version") == "3"
         assert store.codec.name == C.FP16
         np.testing.assert_allclose(store.read_vectors([7])[7], v, atol=2e-3)
         assert store.vector_bytes() == 5 * 2 * DIM and store.token_count() == 5

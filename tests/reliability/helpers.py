@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.schema import register_functions
+
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 
@@ -51,6 +53,7 @@ def run_measured(argv: list[str], *, env: dict[str, str], timeout: float = 300) 
 def check_consistent(db: Path) -> None:
     """The index file passes SQLite's checks and holds no half-indexed file."""
     with sqlite3.connect(db, timeout=30) as conn:
+        register_functions(conn)  # the keyword index reads the chunks' text through findling_text
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('integrity-check')")  # keyword index in step
         # every file has exactly the chunks it records, and every chunk has its vectors
