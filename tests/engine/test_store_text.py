@@ -118,3 +118,11 @@ def test_the_functions_are_what_an_outside_connection_needs(tmp_path):
     assert conn.execute("SELECT text FROM chunk_text").fetchone()[0] == PROSE * 5
     conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('integrity-check')")
     conn.close()
+
+
+def test_the_module_examples_hold():
+    import doctest
+
+    import engine.schema
+
+    assert doctest.testmod(engine.schema).failed == 0
