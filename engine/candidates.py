@@ -17,7 +17,9 @@ re-ranked: below that size the result is exact MaxSim over the decoded vectors.
 
 Memory: only the inverted lists (``int32`` chunk positions, one per distinct (chunk, centroid) pair), the
 centroids and per-chunk ids live in memory; codes are read from the store for the candidates of each query,
-so nothing holds a float copy of the index. The lists are built from the centroid ids inside the stored
+so nothing holds a float copy of the index. The decoded vectors of a search's best chunks (as many as the caller
+asks for) are kept until the next search (``recent``), so the searcher's token alignment of its hits reads
+no row twice. The lists are built from the centroid ids inside the stored
 BLOBs (the codes need them anyway), on first use and then only for chunks added since, like
 ``engine.matrix.TokenMatrix``. Chunk ids are never reused by the store, which makes that diff exact.
 """
@@ -63,6 +65,7 @@ class CandidateIndex:
         self.lists: list[np.ndarray] = [np.zeros(0, dtype=np.int32) for _ in range(len(codec.centroids))]
         self.pairs = 0
         self.generation = -1
+        self.recent: dict[int, np.ndarray] = {}  # chunk id -> decoded vectors (codec order), last search's best
         self._centroids_t = np.ascontiguousarray(codec.centroids[:, codec.order].T)  # [d, K], codec order
 
     @property
@@ -130,14 +133,16 @@ class CandidateIndex:
 
     # --------------------------------------------------------------------- search
     def search(self, store: Store, query: np.ndarray, allowed: np.ndarray | None = None, *, depth: int = 0,
-               threads: int = 1) -> np.ndarray:
+               threads: int = 1, keep: int = 0) -> np.ndarray:
         """MaxSim scores float32 ``[C]`` over this index's chunks: exact for the candidates, ``-inf`` elsewhere.
 
         ``allowed``: a boolean mask over the chunks (filters), or None for every live chunk. ``depth``: how
-        many results the caller keeps; at least ``4 * depth`` chunks are re-ranked.
+        many results the caller keeps; at least ``4 * depth`` chunks are re-ranked. ``keep``: how many of the
+        best chunks' decoded vectors to keep in ``recent`` (``vectors_of``) until the next search.
         """
         live = self.alive if allowed is None else allowed & self.alive
         out = np.full(len(self.chunk_ids), -np.inf, dtype=np.float32)
+        self.recent = {}
         if not live.any() or len(query) == 0:
             return out
         q = np.ascontiguousarray(np.asarray(query, dtype=np.float32)[:, self.codec.order])
@@ -149,8 +154,14 @@ class CandidateIndex:
                 approx = self.approximate(q)
                 approx[~live] = -np.inf
                 picked = np.sort(np.argpartition(-approx, wanted - 1)[:wanted])
-            out[picked] = self.rerank(store, q, picked, threads=threads)
+            out[picked] = self.rerank(store, q, picked, threads=threads, keep=keep)
         return out
+
+    def vectors_of(self, chunk_id: int) -> np.ndarray | None:
+        """A chunk's decoded vectors ``[n, dim]`` in the original dimension order, when the last search kept
+        them (one of its best), else None."""
+        got = self.recent.get(int(chunk_id))
+        return None if got is None else got[:, self.codec.inverse]
 
     def approximate(self, q: np.ndarray) -> np.ndarray:
         """Centroid-interaction scores ``[C]`` (float32) of a query already in the codec's dimension order."""
@@ -170,23 +181,29 @@ class CandidateIndex:
             np.maximum.at(best.ravel(), rows + np.concatenate(lists), np.repeat(vals[:, :p].ravel(), sizes))
         return best.sum(axis=0)
 
-    def rerank(self, store: Store, q: np.ndarray, picked: np.ndarray, *, threads: int = 1) -> np.ndarray:
-        """Exact MaxSim of the chunks at ``picked`` (ascending positions) over their decoded vectors."""
+    def rerank(self, store: Store, q: np.ndarray, picked: np.ndarray, *, threads: int = 1,
+               keep: int = 0) -> np.ndarray:
+        """Exact MaxSim of the chunks at ``picked`` (ascending positions) over their decoded vectors; the
+        decoded vectors of the ``keep`` best go to ``recent``."""
         scores = np.full(len(picked), -np.inf, dtype=np.float32)
         where = {int(cid): i for i, cid in enumerate(self.chunk_ids[picked].tolist())}
+        kept: dict[int, tuple[float, np.ndarray]] = {}
         group: list[tuple[int, int, bytes]] = []
         tokens = 0
         for row in store.read_codes(self.chunk_ids[picked].tolist()):
             group.append(row)
             tokens += row[1]
             if tokens >= RERANK_TOKENS:
-                self._score_group(q, group, scores, where, threads)
+                self._score_group(q, group, scores, where, threads, kept, keep)
                 group, tokens = [], 0
-        self._score_group(q, group, scores, where, threads)
+        self._score_group(q, group, scores, where, threads, kept, keep)
+        best = sorted(kept.items(), key=lambda item: -item[1][0])[:keep]
+        self.recent = {cid: vectors for cid, (_score, vectors) in best}
         return scores
 
     def _score_group(self, q: np.ndarray, group: list[tuple[int, int, bytes]], scores: np.ndarray,
-                     where: dict[int, int], threads: int) -> None:
+                     where: dict[int, int], threads: int, kept: dict[int, tuple[float, np.ndarray]],
+                     keep: int) -> None:
         if not group:
             return
         split = [self.codec.split(blob, n) for _cid, n, blob in group]
@@ -196,3 +213,13 @@ class CandidateIndex:
         starts = np.cumsum([0] + [n for _c, n, _b in group[:-1]])
         got = maxsim_scores(q, tokens, starts, threads=threads)
         scores[[where[cid] for cid, _n, _b in group]] = got
+        if keep <= 0:
+            return
+        floor = -np.inf if len(kept) < keep else sorted(v[0] for v in kept.values())[-keep]
+        for (cid, n, _b), start, score in zip(group, starts.tolist(), got.tolist()):
+            if score >= floor:  # copies: a view would keep the whole group's buffer alive
+                kept[cid] = (score, tokens[start:start + n].copy())
+        if len(kept) > 2 * keep:
+            best = sorted(kept.items(), key=lambda item: -item[1][0])[:keep]
+            kept.clear()
+            kept.update(best)

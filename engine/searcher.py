@@ -71,7 +71,7 @@ class Searcher:
         """The ``k`` best files for ``query``. ``explain=False`` leaves out each hit's token alignment (and the
         snippet centred on it): for callers that only rank, such as the evaluation at depth 100."""
         q = parse_query(query) if isinstance(query, str) else query
-        lanes, qvec = self._lanes(q, mode=mode, depth=max(k * 4, NORM_DEPTH))
+        lanes, qvec = self._lanes(q, mode=mode, depth=max(k * 4, NORM_DEPTH), keep=2 * k if explain else 0)
         if not lanes:
             return []
         ranked = fuse(lanes, self.fusion) if len(lanes) > 1 else next(iter(lanes.values()))
@@ -85,7 +85,10 @@ class Searcher:
         q = parse_query(query) if isinstance(query, str) else query
         return self._lanes(q, mode=mode, depth=depth)[0]
 
-    def _lanes(self, q: Query, *, mode: str, depth: int) -> tuple[dict[str, list[Ranked]], np.ndarray | None]:
+    def _lanes(self, q: Query, *, mode: str, depth: int,
+               keep: int = 0) -> tuple[dict[str, list[Ranked]], np.ndarray | None]:
+        """Each lane's ranking and the query's vectors; ``keep``: how many of the MaxSim lane's best chunks
+        candidate search keeps decoded for the hits' alignment."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         if not q.text and not q.phrases:
@@ -96,7 +99,7 @@ class Searcher:
         if mode in ("maxsim", "hybrid") and q.text:
             with torch_threads(self.query_threads):
                 qvec = self.encoder.encode_queries([q.text])[0]
-            lanes["maxsim"] = self._maxsim_lane(qvec, allowed, depth=depth)
+            lanes["maxsim"] = self._maxsim_lane(qvec, allowed, depth=depth, keep=keep)
         if mode in ("bm25", "hybrid"):
             lanes["bm25"] = self._bm25_lane(q, allowed, depth=depth)
         return lanes, qvec
@@ -142,12 +145,13 @@ class Searcher:
             mask &= np.isin(self.index.chunk_ids, ids)
         return mask
 
-    def _maxsim_lane(self, qvec: np.ndarray, allowed: np.ndarray | None, *, depth: int) -> list[Ranked]:
+    def _maxsim_lane(self, qvec: np.ndarray, allowed: np.ndarray | None, *, depth: int,
+                     keep: int = 0) -> list[Ranked]:
         m = self.index
         if not len(m.chunk_ids):
             return []
         if isinstance(m, CandidateIndex):
-            scores = m.search(self.store, qvec, allowed, depth=depth, threads=self.threads)
+            scores = m.search(self.store, qvec, allowed, depth=depth, threads=self.threads, keep=keep)
         else:
             scores = maxsim_scores(qvec, m.tokens, m.starts, threads=self.threads)
             scores = np.where(m.alive if allowed is None else allowed, scores, -np.inf)
@@ -200,8 +204,10 @@ class Searcher:
     def _align(self, qvec: np.ndarray, labels: list[str], row: ChunkRow, index: int) -> tuple[TokenMatch, ...]:
         if isinstance(self.index, TokenMatrix):
             doc = self.index.chunk_vectors(index)
-        else:  # decoded from the stored codes: the hit's own row, nothing kept in memory
-            doc = self.store.read_vectors([row.chunk_id]).get(row.chunk_id, np.zeros((0, self.index.dim)))
+        else:  # as the candidate search decoded them, or else decoded again from the hit's own row
+            doc = self.index.vectors_of(row.chunk_id)
+            if doc is None:
+                doc = self.store.read_vectors([row.chunk_id]).get(row.chunk_id, np.zeros((0, self.index.dim)))
         spans = self.encoder.tokenizer.document_spans(row.text)
         if len(spans) != len(doc) or len(labels) != len(qvec):
             log.debug("alignment skipped for chunk %d: %d spans for %d vectors", row.chunk_id, len(spans), len(doc))

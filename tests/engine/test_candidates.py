@@ -125,6 +125,23 @@ def test_mostly_deleted_index_is_rebuilt(compressed):
     assert index.nbytes() > 0
 
 
+def test_the_best_chunks_decoded_vectors_are_kept_for_the_next_step(compressed):
+    rng = np.random.default_rng(11)
+    index = CandidateIndex(compressed.codec, settings=CandidateSettings(probe=4, candidates=64))
+    index.refresh(compressed)
+    q = _query(rng)
+    scores = index.search(compressed, q, depth=10, keep=5)
+    best = index.chunk_ids[np.argsort(-scores, kind="stable")[:5]].tolist()
+    assert sorted(index.recent) == sorted(best)  # exactly the five best, however the groups fell
+    stored = compressed.read_vectors(best)
+    for cid in best:
+        np.testing.assert_array_equal(index.vectors_of(cid), stored[cid])
+    worst = int(index.chunk_ids[np.flatnonzero(np.isfinite(scores))[np.argmin(scores[np.isfinite(scores)])]])
+    assert index.vectors_of(worst) is None
+    index.search(compressed, q, depth=10)  # keep=0: nothing kept from an earlier query
+    assert index.recent == {}
+
+
 # ------------------------------------------------------------------- through the searcher
 @pytest.fixture
 def searcher_pair(store, fake_encoder, config, docs):
@@ -146,6 +163,16 @@ def test_searcher_uses_candidates_on_a_compressed_index(searcher_pair, docs):
     hit = searcher.search("csv module", k=1, mode="hybrid")[0]
     assert hit.path == docs / "notes" / "csv.md" and {m.query_token for m in hit.alignment} == {"csv", "module"}
     assert [h.path.name for h in searcher.search("csv ext:py", k=5, mode="maxsim")] == ["code.py"]
+
+
+def test_hits_aligned_from_kept_vectors_match_hits_aligned_from_the_rows(searcher_pair, monkeypatch):
+    searcher, _expected = searcher_pair
+    kept = searcher.search("csv module tomatoes", k=4, mode="hybrid")
+    assert searcher.index.recent  # the alignment had vectors at hand
+    monkeypatch.setattr(CandidateIndex, "vectors_of", lambda self, chunk_id: None)  # read every row again
+    again = searcher.search("csv module tomatoes", k=4, mode="hybrid")
+    assert [(h.path, h.alignment, h.snippet) for h in kept] == [(h.path, h.alignment, h.snippet) for h in again]
+    assert any(h.alignment for h in kept)
 
 
 def test_searcher_follows_a_conversion_and_picks_exact_below_the_size(store, fake_encoder, config, docs):
