@@ -141,6 +141,7 @@ class Store(VectorStore):
             conn.execute("PRAGMA synchronous=NORMAL")
             check_health(conn, self.path)
             self.db = Database(conn, execute_plugins=False)
+            self._refuse_newer_schema()
             migrations.apply(self.db)
             self._set_meta_default("schema_version", str(SCHEMA_VERSION))
             self.conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version' AND CAST(value AS INTEGER) < ?",
@@ -157,6 +158,19 @@ class Store(VectorStore):
                 f"The index {self.path} cannot be opened ({exc}). Move it aside or run "
                 "`findling index --rebuild` to build a new one from your files."
             ) from exc
+
+    def _refuse_newer_schema(self) -> None:
+        """A file written by a newer Findling may rely on SQL this one lacks (version 3's findling_text is one)."""
+        try:
+            row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError:  # a new, empty file: no meta table yet
+            return
+        version = int(row[0]) if row and str(row[0]).isdigit() else 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"The index {self.path} was written by a newer Findling (index schema {version}; this one knows "
+                f"{SCHEMA_VERSION}). Update Findling, or move the index aside and run `findling index --rebuild`."
+            )
 
     def close(self) -> None:
         self.conn.close()

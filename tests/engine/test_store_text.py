@@ -127,3 +127,17 @@ def test_the_module_examples_hold():
 
     result = doctest.testmod(engine.schema)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_an_index_from_a_newer_findling_is_refused_with_a_reason(tmp_path):
+    import pytest
+
+    from engine.errors import StoreError
+
+    path = tmp_path / "future.sqlite"
+    with Store(path) as store:
+        store.set_meta("schema_version", "99")
+    with pytest.raises(StoreError, match="newer Findling"):
+        Store(path)
+    with sqlite3.connect(path) as conn:  # nothing was changed in it
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "99"
