@@ -37,7 +37,13 @@ class Result:
     ok: bool
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """Plain JSON types: figures computed with numpy arrive as numpy floats and bools."""
+        out = asdict(self)
+        for key in ("value", "peer_value", "ratio"):
+            if out[key] is not None:
+                out[key] = float(out[key])
+        out["ok"] = bool(out["ok"])
+        return out
 
 
 def ratio(value: float, peer_value: float | None) -> float | None:
