@@ -164,7 +164,7 @@ def lever_encoders(encoder, config) -> dict[str, object]:
     levers = {"token-budget batches (PyLateEncoder fp32)": PyLateEncoder(encoder.folder, encoder.info, **kw)}
     for precision in ("fp32", "int8", "bf16"):
         if precision == "bf16" and not _native_bf16():
-            print("bf16: skipped, this CPU has no native bf16 (torch would emulate it)")
+            print("bf16: skipped, this CPU has no native bf16 (torch would emulate it)", file=sys.stderr)
             continue
         levers[f"direct runtime, folded head, {precision}"] = DirectEncoder(
             encoder.folder, encoder.info, precision=precision, **kw)
@@ -187,7 +187,7 @@ def measure_levers(encoder, config, model, texts: list[str], tokens: int) -> lis
             vectors = lever.encode_documents(texts)
         low, mean = cosines(vectors, ref)
         print(f"{name:<46} {tokens / t.cpu:8.0f} tok/CPU-s  x{peer_t.cpu / t.cpu:4.2f}  "
-              f"cosine min {low:.4f} mean {mean:.5f}")
+              f"cosine min {low:.4f} mean {mean:.5f}", file=sys.stderr)
         results.append(Result(f"lever: {name}", tokens / t.cpu, "tok/CPU-s", PEER, tokens / peer_t.cpu,
                               ratio(tokens / t.cpu, tokens / peer_t.cpu), f"cos min >= {MIN_COSINE}",
                               low >= MIN_COSINE))
@@ -213,7 +213,7 @@ def collect(args) -> list[Result]:
                            pdf_pages=pdf_pages)
         encoder = load_encoder(config)
         print(f"sample: {sum(1 for p in root.rglob('*') if p.is_file())} files, model {encoder.info.name}, "
-              f"{config.threads} threads, default precision {getattr(encoder, 'precision', 'fp32')}")
+              f"{config.threads} threads, default precision {getattr(encoder, 'precision', 'fp32')}", file=sys.stderr)
         texts, tokens, chunk_t = peer_chunks(root, encoder, config)
         _quiet_transformers()  # its weight-loading report lists MiniLM's unused keys on stderr
         model = models.ColBERT(str(encoder.folder), device="cpu", local_files_only=True,
@@ -222,13 +222,14 @@ def collect(args) -> list[Result]:
         ref, encode_t = run_peer(model, texts)
         peer = Timed(chunk_t.wall + encode_t.wall, chunk_t.cpu + encode_t.cpu)
         print(f"peer: {len(texts)} chunks, {tokens} tokens; extract+chunk {chunk_t.wall:.1f} s wall "
-              f"({100 * chunk_t.wall / peer.wall:.1f}% of the peer), encode {encode_t.wall:.1f} s")
+              f"({100 * chunk_t.wall / peer.wall:.1f}% of the peer), encode {encode_t.wall:.1f} s", file=sys.stderr)
         ours_tokens, ours_t, write_s, ours_encoder = run_ours(root, replace(config, data_dir=tmp_path / "ours"))
         print(f"ours: {ours_tokens} tokens in {ours_t.wall:.1f} s wall, {ours_t.cpu:.1f} s CPU "
-              f"(writing {write_s:.2f} s)")
+              f"(writing {write_s:.2f} s)", file=sys.stderr)
         picks = sorted(set(np.linspace(0, len(texts) - 1, num=min(32, len(texts)), dtype=int).tolist()))
         low, mean = cosines(ours_encoder.encode_documents([texts[i] for i in picks]), [ref[i] for i in picks])
-        print(f"fidelity of the default path vs fp32 reference: per-token cosine min {low:.4f} mean {mean:.5f}")
+        print(f"fidelity of the default path vs fp32 reference: per-token cosine min {low:.4f} mean {mean:.5f}",
+              file=sys.stderr)
         results = [
             _throughput("indexing, end to end (wall)", tokens, ours_t.wall, peer.wall, "tok/s"),
             _throughput("indexing, end to end (CPU)", tokens, ours_t.cpu, peer.cpu, "tok/CPU-s"),
