@@ -114,6 +114,8 @@ class Backend(QObject):
         self._search_thread.start()
 
     def _on_search_ready(self, info) -> None:
+        if self._stopped:  # queued by the worker before it stopped: the store is closed, nobody may read it now
+            return
         self.model_info = info
         self.model_ready.emit(info)
         if not self._stopped and not self._index_started:
@@ -147,6 +149,8 @@ class Backend(QObject):
 
     # ------------------------------------------------------------------ indexing
     def _on_progress(self, p) -> None:
+        if self._stopped:
+            return
         self.indexing = True
         self.progress.emit(p)
 
@@ -185,6 +189,8 @@ class Backend(QObject):
         self._indexer.submit(Job("switch_model", model=choice))
 
     def _on_model_switched(self, info) -> None:
+        if self._stopped:
+            return
         self.config = self._indexer.config
         self.model_switched.emit(info)
 

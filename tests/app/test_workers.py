@@ -158,3 +158,17 @@ def test_window_shows_model_failure(make_backend, settings, qtbot):
     qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=WAIT_MS)
     assert "no model found" in window.banner.text()
     assert window.status.model_label.text() == "No model"
+
+
+def test_signals_queued_before_shutdown_reach_no_one_after_it(backend, docs, qtbot):
+    backend.add_folder(docs)
+    backend.start()
+    qtbot.waitUntil(lambda: backend.model_info is not None and backend.index_idle, timeout=WAIT_MS)
+    info = backend.model_info
+    backend.shutdown()  # closes the store
+    with qtbot.assertNotEmitted(backend.model_ready), qtbot.assertNotEmitted(backend.model_switched), \
+            qtbot.assertNotEmitted(backend.progress):
+        backend._searcher.ready.emit(info)  # as a worker's queued signal lands after the shutdown
+        backend._indexer.model_switched.emit(info)
+        backend._indexer.progress.emit(None)
+        qtbot.wait(50)
