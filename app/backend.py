@@ -103,6 +103,8 @@ class Backend(QObject):
         self._indexer.mismatch.connect(self.model_mismatch)
         self._indexer.folders_changed.connect(self.folders_changed)
         self._indexer.model_switched.connect(self._on_model_switched)
+        self._indexer.drained.connect(self._on_drained)
+        self._drains_seen = 0  # the last ``drained`` count delivered here
         self._indexer.on_swap = self._searcher.reload  # called on the indexing thread, right after the swap
 
     # ------------------------------------------------------------------ life cycle
@@ -173,8 +175,13 @@ class Backend(QObject):
 
     @property
     def index_idle(self) -> bool:
-        """True once the indexing worker has started and has nothing left to do."""
-        return self._index_started and self._indexer.idle
+        """True once the indexing worker has started, has nothing left to do, and every signal of the jobs it
+        did has been delivered here (the worker's count alone goes idle while its last signals still wait in
+        this thread's queue)."""
+        return self._index_started and self._indexer.idle and self._drains_seen == self._indexer.drains
+
+    def _on_drained(self, count: int) -> None:
+        self._drains_seen = count
 
     def reindex_file(self, path: Path) -> None:
         self._indexer.submit(Job("reindex", path=Path(path)))

@@ -90,6 +90,7 @@ class IndexWorker(QObject):
     finished = Signal(object)  # the last Progress of a job ("done" or "cancelled")
     folders_changed = Signal()
     model_switched = Signal(object)  # ModelInfo of the model the index now uses
+    drained = Signal(int)  # the worker ran out of jobs for the n-th time; emitted after every signal of them
 
     def __init__(self, config: Config, encoder_factory: EncoderFactory, *, paused: bool = False) -> None:
         super().__init__()
@@ -98,6 +99,7 @@ class IndexWorker(QObject):
         self.encoder: Encoder | None = None
         self._jobs: queue.Queue[Job] = queue.Queue()
         self._outstanding = 0  # jobs submitted and not yet done
+        self._drains = 0  # how many times the outstanding count fell to zero
         self._count_lock = threading.Lock()
         self._stop = threading.Event()
         self._paused = paused
@@ -120,9 +122,21 @@ class IndexWorker(QObject):
         with self._count_lock:
             return self._outstanding == 0
 
+    @property
+    def drains(self) -> int:
+        """How many times the worker has run out of jobs (``drained`` carries the same count)."""
+        with self._count_lock:
+            return self._drains
+
     def _done(self, n: int = 1) -> None:
         with self._count_lock:
             self._outstanding -= n
+            drained = self._outstanding == 0
+            if drained:
+                self._drains += 1
+                count = self._drains
+        if drained:
+            self.drained.emit(count)
 
     def pause(self) -> None:
         self._paused = True

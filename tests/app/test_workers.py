@@ -172,3 +172,23 @@ def test_signals_queued_before_shutdown_reach_no_one_after_it(backend, docs, qtb
         backend._indexer.model_switched.emit(info)
         backend._indexer.progress.emit(None)
         qtbot.wait(50)
+
+
+def test_the_index_is_idle_only_once_its_jobs_signals_have_arrived(backend, docs, qtbot):
+    import time
+
+    from app.workers import Job
+
+    backend.add_folder(docs)
+    backend.start()
+    qtbot.waitUntil(lambda: backend.index_idle, timeout=WAIT_MS)
+    finished = []
+    backend.index_finished.connect(finished.append)
+    backend._indexer.submit(Job("sync"))
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not backend._indexer.idle and time.monotonic() < deadline:
+        time.sleep(0.01)  # no event processing: the job's signals wait in this thread's queue
+    assert backend._indexer.idle and finished == []
+    assert not backend.index_idle  # the worker is done, but what it said has not been heard yet
+    qtbot.waitUntil(lambda: backend.index_idle, timeout=WAIT_MS)
+    assert [p.phase for p in finished] == ["done"]
