@@ -120,7 +120,7 @@ class Backend(QObject):
             return
         self.model_info = info
         self.model_ready.emit(info)
-        if not self._stopped and not self._index_started:
+        if not self._stopped and not self._index_started:  # a model_ready listener may have shut us down
             self._index_started = True
             self._indexer.submit(Job("sync"))
             self._index_thread.start()

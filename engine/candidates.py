@@ -197,8 +197,7 @@ class CandidateIndex:
                 self._score_group(q, group, scores, where, threads, kept, keep)
                 group, tokens = [], 0
         self._score_group(q, group, scores, where, threads, kept, keep)
-        best = sorted(kept.items(), key=lambda item: -item[1][0])[:keep]
-        self.recent = {cid: vectors for cid, (_score, vectors) in best}
+        self.recent = {cid: vectors for cid, (_score, vectors) in _best(kept, keep)}
         return scores
 
     def _score_group(self, q: np.ndarray, group: list[tuple[int, int, bytes]], scores: np.ndarray,
@@ -215,11 +214,15 @@ class CandidateIndex:
         scores[[where[cid] for cid, _n, _b in group]] = got
         if keep <= 0:
             return
-        floor = -np.inf if len(kept) < keep else sorted(v[0] for v in kept.values())[-keep]
+        best = _best(kept, keep)  # the group's chunks must beat these to be worth a copy
+        floor = best[-1][1][0] if len(best) == keep else -np.inf
+        kept.clear()
+        kept.update(best)
         for (cid, n, _b), start, score in zip(group, starts.tolist(), got.tolist()):
             if score >= floor:  # copies: a view would keep the whole group's buffer alive
                 kept[cid] = (score, tokens[start:start + n].copy())
-        if len(kept) > 2 * keep:
-            best = sorted(kept.items(), key=lambda item: -item[1][0])[:keep]
-            kept.clear()
-            kept.update(best)
+
+
+def _best(kept: dict[int, tuple[float, np.ndarray]], keep: int) -> list[tuple[int, tuple[float, np.ndarray]]]:
+    """The ``keep`` entries of ``kept`` with the highest scores, best first."""
+    return sorted(kept.items(), key=lambda item: -item[1][0])[:keep]
