@@ -46,6 +46,10 @@ class Tokenizer(Protocol):
         """One character span per row of ``encode_documents([text])[0]``; ``(-1, -1)`` for markers."""
         ...
 
+    def document_spans_many(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """``document_spans`` of each text (one tokeniser call for all of them where it can)."""
+        ...
+
     def query_labels(self, text: str) -> list[str]:
         """One display string per row of ``encode_queries([text])[0]``."""
         ...

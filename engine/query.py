@@ -90,10 +90,21 @@ def folder_filter(value: str) -> Path:
         raise QueryError(f"'{value[:80]}' is not a folder Findling can look in ({exc})") from exc
 
 
-def fts_expression(query: Query) -> str:
-    """A safe FTS5 MATCH expression: any of the query's words (each quoted), phrases required."""
+def fts_words(query: Query) -> list[str]:
+    """The query's keyword-lane words, lower-cased, each once, in order (single letters dropped, digits kept)."""
     words = [w for w in re.findall(r"\w+", query.text) if len(w) > 1 or w.isdigit()]
-    any_word = " OR ".join(_quote(w) for w in dict.fromkeys(w.lower() for w in words))
+    return list(dict.fromkeys(w.lower() for w in words))
+
+
+def fts_expression(query: Query, *, skip: frozenset[str] | set[str] = frozenset()) -> str:
+    """A safe FTS5 MATCH expression: any of the query's words (each quoted), phrases required.
+
+    ``skip``: words to leave out of the any-word part (the searcher's words without BM25 weight, see
+    ``engine.searcher``); when that would leave none, all stay.
+    """
+    words = fts_words(query)
+    words = [w for w in words if w not in skip] or words
+    any_word = " OR ".join(_quote(w) for w in words)
     required = " AND ".join(_quote(p) for p in query.phrases)
     if any_word and required:
         return f"({any_word}) AND {required}"

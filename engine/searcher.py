@@ -29,7 +29,7 @@ from .encoder import Encoder
 from .errors import ModelMismatch
 from .matrix import TokenMatrix
 from .maxsim import maxsim_alignment, maxsim_scores
-from .query import Query, fts_expression, parse_query, phrase_expression
+from .query import Query, fts_expression, fts_words, parse_query, phrase_expression
 from .records import SearchHit, TokenMatch
 from .store import ChunkRow, Store
 from .threads import default_threads, torch_threads
@@ -66,6 +66,7 @@ class Searcher:
         self.candidate_min_tokens = candidate_min_tokens
         self.candidate_settings = candidates
         self._index_key: tuple | None = None
+        self._common: tuple[int, dict[str, bool]] = (-1, {})  # generation, word -> in half the chunks or more
 
     def search(self, query: str | Query, *, k: int = 10, mode: Mode = "hybrid", explain: bool = True) -> list[SearchHit]:
         """The ``k`` best files for ``query``. ``explain=False`` leaves out each hit's token alignment (and the
@@ -158,10 +159,15 @@ class Searcher:
         return _best_per_file(scores, m.file_ids, m.chunk_ids, depth)
 
     def _bm25_lane(self, q: Query, allowed: np.ndarray | None, *, depth: int) -> list[Ranked]:
+        common = self._common_words(fts_words(q))
         expr = fts_expression(q)
         if not expr:
             return []
-        rows = self.store.fts_search(expr, limit=depth * 20)
+        limit = depth * 20
+        pruned = fts_expression(q, skip=common)
+        rows = self.store.fts_search(pruned, limit=limit) if pruned != expr else []
+        if len(rows) < limit:  # the rare words fill no page: the common ones' near-nil scores follow, as before
+            rows = self.store.fts_search(expr, limit=limit)
         if allowed is not None:
             ok = set(self.index.chunk_ids[allowed].tolist())
             rows = [r for r in rows if r[0] in ok]
@@ -173,21 +179,39 @@ class Searcher:
                 out.append(Ranked(file_id, chunk_id, score))
         return out[:depth]
 
+    def _common_words(self, words: list[str]) -> set[str]:
+        """Which of ``words`` half the chunks or more contain. The keyword lane first matches without them
+        (``Store.fts_common_words``: their BM25 weight is nil, their cost a score per chunk they are in: at
+        10M tokens this halves the lane), and only when the other words fill fewer rows than it asks for
+        does it match them all, so the rows it returns are the full match's (scores within 1e-5). Known
+        answers are kept until the index changes."""
+        generation = self.store.generation()
+        if self._common[0] != generation:
+            self._common = (generation, {})
+        known = self._common[1]
+        new = [w for w in words if w not in known]
+        if new:
+            common = self.store.fts_common_words(new)
+            known.update((w, w in common) for w in new)
+        return {w for w in words if known[w]}
+
     # ----------------------------------------------------------------- hits
     def _hits(self, ranked: list[Ranked], q: Query, qvec: np.ndarray | None,
               lanes: dict[str, list[Ranked]]) -> list[SearchHit]:
         rows = self.store.chunk_rows([r.chunk_id for r in ranked])
         found_by = {name: {r.file_id for r in lane} for name, lane in lanes.items()}
         labels = self.encoder.tokenizer.query_labels(q.text) if qvec is not None else []
+        positions = {r.chunk_id: self._index_position(r.chunk_id) for r in ranked if r.chunk_id in rows}
+        aligned = [cid for cid, index in positions.items() if qvec is not None and index is not None]
+        spans = dict(zip(aligned, self.encoder.tokenizer.document_spans_many([rows[c].text for c in aligned])))
         hits = []
         for r in ranked:
             row = rows.get(r.chunk_id)
             if row is None:  # deleted between ranking and now
                 continue
             alignment: tuple[TokenMatch, ...] = ()
-            index = self._index_position(r.chunk_id)
-            if qvec is not None and index is not None:
-                alignment = self._align(qvec, labels, row, index)
+            if r.chunk_id in spans:
+                alignment = self._align(qvec, labels, row, positions[r.chunk_id], spans[r.chunk_id])
             hits.append(SearchHit(
                 path=row.path, score=r.score, chunk_id=row.chunk_id, chunk_ordinal=row.ordinal, page=row.page,
                 snippet=make_snippet(row.text, alignment, q), chunk_text=row.text, char_start=row.char_start,
@@ -201,14 +225,14 @@ class Searcher:
         i = int(np.searchsorted(ids, chunk_id))
         return i if i < len(ids) and ids[i] == chunk_id and self.index.alive[i] else None
 
-    def _align(self, qvec: np.ndarray, labels: list[str], row: ChunkRow, index: int) -> tuple[TokenMatch, ...]:
+    def _align(self, qvec: np.ndarray, labels: list[str], row: ChunkRow, index: int,
+               spans: list[tuple[int, int]]) -> tuple[TokenMatch, ...]:
         if isinstance(self.index, TokenMatrix):
             doc = self.index.chunk_vectors(index)
         else:  # as the candidate search decoded them, or else decoded again from the hit's own row
             doc = self.index.vectors_of(row.chunk_id)
             if doc is None:
                 doc = self.store.read_vectors([row.chunk_id]).get(row.chunk_id, np.zeros((0, self.index.dim)))
-        spans = self.encoder.tokenizer.document_spans(row.text)
         if len(spans) != len(doc) or len(labels) != len(qvec):
             log.debug("alignment skipped for chunk %d: %d spans for %d vectors", row.chunk_id, len(spans), len(doc))
             return ()

@@ -443,6 +443,31 @@ class Store(VectorStore):
         return {r[0] for r in self.conn.execute(f"SELECT id FROM files WHERE {' AND '.join(where)}", args)}
 
     @guarded
+    def fts_common_words(self, words: Sequence[str]) -> set[str]:
+        """The ``words`` (each searched as a quoted FTS5 term) that at least half of the chunks contain.
+
+        FTS5's ``bm25()`` clamps such a term's IDF to 1e-6 (``log((N - n + 0.5) / (n + 0.5)) <= 0``), so it
+        adds nothing to a ranking but still costs a score for every chunk it matches. Counting stops at the
+        half, so a common word costs one pass over half of its list."""
+        total = self.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        if not total:
+            return set()
+        half = (total + 1) // 2
+        common = set()
+        for word in words:
+            try:
+                (n,) = self.conn.execute(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?)",
+                    ('"' + word.replace('"', '""') + '"', half)).fetchone()
+            except sqlite3.OperationalError as exc:
+                if explain(exc, self.path) is not None:
+                    raise
+                continue  # a term the keyword index cannot parse: fts_search reports nothing for it either
+            if 2 * n >= total:
+                common.add(word)
+        return common
+
+    @guarded
     def fts_search(self, match: str, *, limit: int) -> list[tuple[int, int, float]]:
         """``(chunk_id, file_id, score)`` by BM25 for an FTS5 MATCH expression; higher score is better."""
         try:

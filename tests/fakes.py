@@ -28,6 +28,9 @@ class FakeTokenizer:
     def document_spans(self, text: str) -> list[tuple[int, int]]:
         return [(-1, -1)] + self.token_spans(text)
 
+    def document_spans_many(self, texts) -> list[list[tuple[int, int]]]:
+        return [self.document_spans(t) for t in texts]
+
     def query_labels(self, text: str) -> list[str]:
         words = [m.group().lower() for m in _WORD.finditer(text)]
         return ["[Q]"] + words + ["[MASK]"] * max(0, self.query_length - len(words))

@@ -196,3 +196,34 @@ def test_queries_and_documents_from_several_threads(tiny):
             assert_same_vectors(future.result(), expected_docs)
         for future in queries:
             assert_same_vectors(future.result(), expected_queries)
+
+
+def _wrapper_spans(encoder, text: str, *, max_length: int | None, special: bool):
+    """Spans, ids and special marks through the transformers wrapper's own call (the path before the
+    direct Rust calls), as the reference for them."""
+    tok = encoder.tokenizer
+    prepared, offsets = tok._prepare(text)
+    enc = tok._tok(prepared, add_special_tokens=special, truncation=max_length is not None, max_length=max_length,
+                   return_offsets_mapping=True, return_special_tokens_mask=True)
+    return (list(enc["input_ids"]), [offsets.span(s, e) for s, e in enc["offset_mapping"]],
+            list(enc["special_tokens_mask"]))
+
+
+@pytest.mark.parametrize("which", ["tiny", "edge"])
+def test_direct_tokenizer_calls_match_the_transformers_wrapper(which, request):
+    encoder = request.getfixturevalue(which)
+    tok = encoder.tokenizer
+    texts = DOCS + QUERIES + ["İstanbul ǅemal ß straße", "tab\tnew\nline  ", "emoji 🙂 ok", "x" * 3000]
+    limit = tok._content_limit(tok.document_prefix_id, 40)  # short, so that long texts are truncated
+    for text in texts:
+        for max_length, special in ((None, False), (limit, True)):
+            enc, offsets = tok._encode(text, max_length=max_length, special=special)
+            ids, spans, marks = _wrapper_spans(encoder, text, max_length=max_length, special=special)
+            assert list(enc.ids) == ids
+            assert [offsets.span(s, e) for s, e in enc.offsets] == spans
+            assert list(enc.special_tokens_mask) == marks
+    # the wrapper's own calls still see their own settings after the direct ones changed the Rust side
+    assert _wrapper_spans(encoder, texts[3], max_length=None, special=True)[0] == \
+        list(tok._tok(tok._prepare(texts[3])[0])["input_ids"])
+    many = tok.document_spans_many(texts)
+    assert many == [tok.document_spans(t) for t in texts]

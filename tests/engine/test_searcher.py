@@ -76,3 +76,70 @@ def test_an_index_of_another_model_is_refused(indexed, store):
 
     with pytest.raises(ModelMismatch, match="reencode"):
         Searcher(store, FakeEncoder(name="other")).search("csv")
+
+
+def _keyword_folder(root: Path, n: int = 50) -> Path:
+    """``n`` files that all say "report"; 22 also say "basil" (rare: under half), 3 say "tomato"."""
+    root.mkdir()
+    for i in range(n):
+        extra = "basil " * (1 + i % 3) if i < 22 else ("tomato" if i < 25 else "weather")
+        (root / f"f{i:02d}.txt").write_text(f"Report {i}: the report on {extra} for week {i}.")
+    return root
+
+
+@pytest.fixture
+def keywords(store, fake_encoder, config, tmp_path, monkeypatch):
+    """A searcher over ``_keyword_folder`` and the MATCH expressions its keyword lane sends."""
+    store.add_folder(_keyword_folder(tmp_path / "kw"))
+    Indexer(store, fake_encoder, config=config).run_to_end()
+    sent: list[str] = []
+    search = store.fts_search
+    monkeypatch.setattr(store, "fts_search", lambda match, *, limit: sent.append(match) or search(match, limit=limit))
+    return Searcher(store, fake_encoder), sent
+
+
+def test_words_in_half_the_chunks_or_more_are_left_out_of_the_keyword_match(keywords, store):
+    from engine.query import fts_expression, parse_query
+
+    searcher, sent = keywords
+    assert store.fts_common_words(["report", "the", "basil", "tomato", "zzz"]) == {"report", "the"}
+    q = parse_query("the report on basil")
+    lane = searcher._bm25_lane(q, None, depth=1)  # asks for 20 rows; "basil" alone fills them
+    assert sent == ['"basil"']
+    full = store.fts_search(fts_expression(q), limit=20)  # every word: "report" too
+    # the same best row as matching every word, its score equal but for the clamped IDF's 1e-6
+    assert [(r.file_id, r.chunk_id) for r in lane] == [(full[0][1], full[0][0])]
+    assert lane[0].score == pytest.approx(full[0][2], abs=1e-4)
+    rare = store.fts_search(sent[0], limit=20)
+    assert [c for c, _f, _s in rare] == [c for c, _f, _s in full]  # and the same 20 rows in the same order
+
+
+def test_when_the_rare_words_fill_too_few_rows_every_word_is_matched(keywords, store):
+    searcher, sent = keywords
+    lane = searcher._bm25_lane(parse_q("report tomato"), None, depth=1)
+    assert sent == ['"tomato"', '"report" OR "tomato"']
+    rows = store.fts_search(sent[-1], limit=20)  # the three tomato files, then "report" ones at a score of nothing
+    assert len(rows) == 20 and all(s > 1e-3 for _c, _f, s in rows[:3])
+    assert all(s == pytest.approx(0.0, abs=1e-4) for _c, _f, s in rows[3:])
+    assert lane[0].chunk_id == rows[0][0]
+    sent.clear()
+    assert len(searcher.search("the report", k=10, mode="bm25")) == 10  # common words only: matched as they are
+    assert sent == ['"the" OR "report"']
+
+
+def test_which_words_are_common_follows_the_index(keywords, store, fake_encoder, config, tmp_path):
+    searcher, sent = keywords
+    searcher._bm25_lane(parse_q("report basil"), None, depth=1)
+    assert sent == ['"basil"']
+    for i in range(22, 50):
+        (tmp_path / "kw" / f"f{i:02d}.txt").write_text(f"Notes {i} on the weather.")
+    Indexer(store, fake_encoder, config=config).run_to_end()
+    sent.clear()
+    searcher._bm25_lane(parse_q("report basil"), None, depth=1)  # "report" is in 22 of 50 now: rare
+    assert sent == ['"report" OR "basil"']
+
+
+def parse_q(text):
+    from engine.query import parse_query
+
+    return parse_query(text)
