@@ -78,9 +78,15 @@ class SearchWorker(QObject):
             while (request := self._next()) is not None:
                 self._answer(request)
         finally:
-            if self._store is not None:
-                self._store.close()
-                self._store = None
+            self._close()
+
+    def _close(self) -> None:
+        if self._searcher is not None:
+            self._searcher.close()
+            self._searcher = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     def _reload_if_asked(self) -> None:
         with self._reload_guard:
@@ -88,10 +94,7 @@ class SearchWorker(QObject):
         if config is None:
             return
         self.config = config
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-        self._searcher = None
+        self._close()
         self._setup()
 
     def _setup(self) -> None:

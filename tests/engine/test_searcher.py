@@ -143,3 +143,31 @@ def parse_q(text):
     from engine.query import parse_query
 
     return parse_query(text)
+
+
+def test_hybrid_runs_the_keyword_lane_on_its_own_thread_with_the_same_lanes(indexed, monkeypatch):
+    import threading
+
+    where = []
+    lane = indexed._bm25_lane
+    monkeypatch.setattr(indexed, "_bm25_lane", lambda *a, **kw: where.append(threading.current_thread()) or lane(*a, **kw))
+    both = indexed.ranked_lanes("read write csv files", depth=10, mode="hybrid")
+    assert where and where[-1] is not threading.current_thread()
+    assert both["bm25"] == indexed.ranked_lanes("read write csv files", depth=10, mode="bm25")["bm25"]
+    assert where[-1] is threading.current_thread()  # a lane alone runs where it is asked
+    assert both["maxsim"] == indexed.ranked_lanes("read write csv files", depth=10, mode="maxsim")["maxsim"]
+    indexed.close()
+    assert indexed.search("csv", k=2)  # and a closed searcher makes a new thread when it needs one
+    indexed.close()
+
+
+def test_a_failing_keyword_lane_fails_the_hybrid_search(indexed, monkeypatch):
+    from engine.errors import StoreError
+
+    def broken(*a, **kw):
+        raise StoreError("the index file is damaged")
+
+    monkeypatch.setattr(indexed, "_bm25_lane", broken)
+    with pytest.raises(StoreError, match="damaged"):
+        indexed.search("csv", k=2, mode="hybrid")
+    assert indexed.search("csv", k=2, mode="maxsim")
