@@ -4,7 +4,8 @@
     python bench/fusion.py ../shared/data/scifact=INDEX [../shared/data/cranfield=INDEX ...] [--model M] [--json]
 
 For each data set, every test query is searched once through the real ``Searcher`` over the kept index
-(``Searcher.ranked_lanes``: each lane's file ranking, 100 deep), the lanes are cached in ``--work``, and
+(``Searcher.ranked_lanes`` at ``lane_depth(100)``: each lane's file ranking as the evaluation's 100-result
+searches fuse it; candidate search re-ranks more chunks for deeper lanes), the lanes are cached in ``--work``, and
 then every fusion in the grid (``engine.searcher.Fusion``: reciprocal-rank fusion, the relative (min-max) and
 the z-score mix, MaxSim weights 0.2-0.8) is scored from the cache, nDCG@10 and Recall@100, against BM25 and MaxSim alone from
 the same searches. The choice printed last has the best mean nDCG@10 among the fusions that are at least as
@@ -34,10 +35,12 @@ WORK = Path("/tmp/findling-bench/fusion")
 
 def lanes_for(dataset: Path, index: Path, *, work: Path, model: str | None = None) -> dict:
     """``{"qrels", "lanes": {qid: {lane: [[doc_id, score], ...]}}}`` for the data set's test queries (cached)."""
+    from engine.searcher import lane_depth
+
     from engine import Config, Searcher, Store, load_encoder
     from engine.evaluate import as_query, doc_id_of, load_beir
 
-    key = hashlib.sha1(f"{dataset.resolve()}|{index.resolve()}|{index.stat().st_mtime_ns}".encode()).hexdigest()[:12]
+    key = hashlib.sha1(f"{dataset.resolve()}|{index.resolve()}|{index.stat().st_mtime_ns}|{lane_depth(DEPTH)}".encode()).hexdigest()[:12]
     cache = work / f"{dataset.name}-{key}.json"
     if cache.exists():
         return json.loads(cache.read_text())
@@ -48,7 +51,7 @@ def lanes_for(dataset: Path, index: Path, *, work: Path, model: str | None = Non
         searcher = Searcher(store, encoder)
         paths = {fid: doc_id_of(Path(p)) for fid, p in store.conn.execute("SELECT id, path FROM files")}
         for n, (qid, text) in enumerate(data.queries.items(), 1):
-            lanes = searcher.ranked_lanes(as_query(text), depth=DEPTH)
+            lanes = searcher.ranked_lanes(as_query(text), depth=lane_depth(DEPTH))  # what search(k=100) fuses
             out["lanes"][qid] = {name: [[paths[r.file_id], r.score] for r in lane] for name, lane in lanes.items()}
             if n % 50 == 0:
                 print(f"  {dataset.name}: {n}/{len(data.queries)} queries", file=sys.stderr)

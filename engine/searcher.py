@@ -78,7 +78,7 @@ class Searcher:
         """The ``k`` best files for ``query``. ``explain=False`` leaves out each hit's token alignment (and the
         snippet centred on it): for callers that only rank, such as the evaluation at depth 100."""
         q = parse_query(query) if isinstance(query, str) else query
-        lanes, qvec = self._lanes(q, mode=mode, depth=max(k * 4, NORM_DEPTH), keep=2 * k if explain else 0)
+        lanes, qvec = self._lanes(q, mode=mode, depth=lane_depth(k), keep=2 * k if explain else 0)
         if not lanes:
             return []
         ranked = fuse(lanes, self.fusion) if len(lanes) > 1 else next(iter(lanes.values()))
@@ -87,7 +87,9 @@ class Searcher:
     def ranked_lanes(self, query: str | Query, *, depth: int, mode: Mode = "hybrid") -> dict[str, list[Ranked]]:
         """Each lane's file ranking (best chunk per file, ``depth`` files) before fusion: what ``fuse`` takes.
 
-        For measuring fusion methods on kept indexes (``bench/fusion.py``) without searching again per method.
+        For measuring fusion methods on kept indexes (``bench/fusion.py``) without searching again per method;
+        ``depth=lane_depth(k)`` gives the lanes ``search(query, k=k)`` fuses (candidate search re-ranks more
+        chunks for deeper lanes, so other depths can give other lanes).
         """
         q = parse_query(query) if isinstance(query, str) else query
         return self._lanes(q, mode=mode, depth=depth)[0]
@@ -272,6 +274,11 @@ class Searcher:
         return tuple(out)
 
 
+def lane_depth(k: int) -> int:
+    """How many files each lane ranks for a search of ``k`` results."""
+    return max(k * 4, NORM_DEPTH)
+
+
 def _best_per_file(scores: np.ndarray, file_ids: np.ndarray, chunk_ids: np.ndarray, depth: int) -> list[Ranked]:
     """Each file scored by its best chunk; the ``depth`` best files, best first."""
     order = np.argsort(-scores, kind="stable")
@@ -304,13 +311,13 @@ class Fusion:
       lane did not return counts as 3 below), then mixed as above. Like ``relative`` it keeps a confident
       lead, but one outlier at the top or bottom of a lane does not squash the others.
 
-    ``weight`` is the MaxSim lane's share (the keyword lane gets ``1 - weight``). The default (``zscore``, 0.4)
-    was chosen by ``bench/fusion.py`` on SciFact, Cranfield and QMSum: the best mean nDCG@10 of the fusions at
-    least as good as BM25 on all three (README "Hybrid ranking"); reciprocal rank lost to BM25 on QMSum at
-    every weight.
+    ``weight`` is the MaxSim lane's share (the keyword lane gets ``1 - weight``). The default (``relative``,
+    0.4) was chosen by ``bench/fusion.py`` on SciFact, Cranfield and QMSum with fp32 vectors (what "auto"
+    encodes in on a CPU without native bf16): the best mean nDCG@10 of the fusions at least as good as BM25
+    on all three (README "Hybrid ranking"); reciprocal rank lost to BM25 on QMSum at every weight.
     """
 
-    method: str = "zscore"
+    method: str = "relative"
     weight: float = 0.4
     rrf_k: int = RRF_K
 
@@ -324,7 +331,7 @@ class Fusion:
 FUSION_METHODS = ("rrf", "relative", "zscore")
 NORM_DEPTH = 50
 Z_FLOOR = 3.0  # zscore: standard deviations below the mean that count as nothing
-DEFAULT_FUSION = Fusion()  # zscore, MaxSim 0.4: chosen with bench/fusion.py (README "Hybrid ranking")
+DEFAULT_FUSION = Fusion()  # relative, MaxSim 0.4: chosen with bench/fusion.py (README "Hybrid ranking")
 
 
 def fuse(lanes: dict[str, list[Ranked]], fusion: Fusion = DEFAULT_FUSION) -> list[Ranked]:
