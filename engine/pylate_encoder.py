@@ -155,15 +155,18 @@ class ColBERTTokenizer:
     def document_spans_many(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         """``document_spans`` of each text, tokenised in one call."""
         limit = self._content_limit(self.document_prefix_id, self.document_length)
+        skip = self.skiplist_ids
         out = []
         for enc, offsets in self._encode_many(texts, max_length=limit, special=True):
-            ids = list(enc.ids)
-            spans = [MARKER_SPAN if sp else offsets.span(s, e)
-                     for (s, e), sp in zip(enc.offsets, enc.special_tokens_mask)]
-            if self.document_prefix_id is not None:
-                ids.insert(1, self.document_prefix_id)
-                spans.insert(1, MARKER_SPAN)
-            out.append([span for tid, span in zip(ids, spans) if tid not in self.skiplist_ids])
+            rows = zip(enc.ids, enc.offsets, enc.special_tokens_mask)
+            if offsets.chars is None:  # the common case, written out: this runs for every hit of every search
+                lead = offsets.lead
+                spans = [MARKER_SPAN if sp else (s + lead, e + lead) for tid, (s, e), sp in rows if tid not in skip]
+            else:
+                spans = [MARKER_SPAN if sp else offsets.span(s, e) for tid, (s, e), sp in rows if tid not in skip]
+            if self.document_prefix_id is not None and self.document_prefix_id not in skip:
+                spans.insert(1 if enc.ids and enc.ids[0] not in skip else 0, MARKER_SPAN)  # after [CLS]
+            out.append(spans)
         return out
 
     def query_labels(self, text: str) -> list[str]:
