@@ -47,7 +47,7 @@ class Tokenizer(Protocol):
         ...
 
     def document_spans_many(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
-        """``document_spans`` of each text (one tokeniser call for all of them where it can)."""
+        """``document_spans`` of each text."""
         ...
 
     def query_labels(self, text: str) -> list[str]:

@@ -117,9 +117,11 @@ class ColBERTTokenizer:
         """``(encoding, offset map)`` per text, straight from the Rust tokenizer (``tokenizers.Encoding``:
         ``ids``, ``offsets``, ``special_tokens_mask``).
 
-        The same call the transformers wrapper makes for ``tok(text, truncation=..., max_length=...,
+        What the transformers wrapper runs for ``tok(text, truncation=..., max_length=...,
         return_offsets_mapping=True)``, without its per-call Python work (a third of the time for a
-        1,500-character chunk), and one call for many texts (the Rust side spreads a batch over the cores).
+        1,500-character chunk). One text at a time on purpose: the Rust side's batch call spreads a batch
+        over a thread pool of its own, which made searches during indexing wait for a core (p95 1.6x idle
+        in ``bench/search.py`` against 1.2-1.5x this way, and no faster idle).
         """
         prepared = [self._prepare(t) for t in texts]
         backend = self._tok.backend_tokenizer
@@ -130,7 +132,7 @@ class ColBERTTokenizer:
                 backend.enable_truncation(max_length, stride=0, strategy="longest_first",
                                           direction=self._tok.truncation_side)
             backend.no_padding()
-            encodings = backend.encode_batch([p for p, _m in prepared], add_special_tokens=special)
+            encodings = [backend.encode(p, add_special_tokens=special) for p, _m in prepared]
         return [(enc, offsets) for enc, (_p, offsets) in zip(encodings, prepared)]
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
@@ -153,7 +155,7 @@ class ColBERTTokenizer:
         return self.document_spans_many([text])[0]
 
     def document_spans_many(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
-        """``document_spans`` of each text, tokenised in one call."""
+        """``document_spans`` of each text (one lock and one settings change for all of them)."""
         limit = self._content_limit(self.document_prefix_id, self.document_length)
         skip = self.skiplist_ids
         out = []
