@@ -8,7 +8,8 @@ truncation, skiplist and row order: ``document_spans`` and ``query_labels`` stil
 * folds the projection head into one matrix and bias when every layer of it is linear (PyLate ``Dense`` with an
   identity activation, with or without its residual path): ``y = x @ W.T + b``;
 * computes the backbone in the precision ``precision`` names: ``"fp32"`` as stored (PyLate's output within
-  float rounding), ``"bf16"`` with the backbone's weights converted to bfloat16 once (``to_bf16``), ``"int8"``
+  float rounding; a BERT-family backbone's products run on weights packed once for oneDNN, with GELU and the
+  residual adds done by the products: ``engine.fused``), ``"bf16"`` with the backbone's weights converted to bfloat16 once (``to_bf16``), ``"int8"``
   with the backbone's ``Linear`` layers quantised dynamically (weights int8, activations scaled per batch: a
   text's vectors then depend slightly on its batch), and ``"auto"`` (the default): bf16 where the CPU has it
   natively and the model keeps a per-token cosine of ``MIN_COSINE`` on ``PROBE``, else fp32
@@ -162,6 +163,10 @@ class DirectEncoder(PyLateEncoder):
             modules[0].auto_model = to_bf16(modules[0].auto_model)
         if self.precision == "int8":
             modules[0].auto_model = quantise_linear_layers(modules[0].auto_model)
+        if self.precision == "fp32":  # last: the bf16 check above copies the plain fp32 model
+            from engine.fused import fuse_bert_blocks
+
+            fuse_bert_blocks(modules[0].auto_model, torch.float32)
         logger.info("%s runs in %s, head %s", self.info.name, self.precision,
                     "folded into one matrix" if folded is not None else "as PyLate modules")
         return model
