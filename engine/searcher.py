@@ -350,17 +350,17 @@ def fuse(lanes: dict[str, list[Ranked]], fusion: Fusion = DEFAULT_FUSION) -> lis
         return head
     shown = {r.file_id for r in head}
     floor = head[-1].score if head else float("inf")
-    tail = [Ranked(r.file_id, r.chunk_id, min(r.score, floor)) for r in _fuse_lanes(lanes, fusion)
+    tail = [Ranked(r.file_id, r.chunk_id, min(r.score, floor)) for r in _fuse_lanes(lanes, fusion, tail=True)
             if r.file_id not in shown]
     return head + tail
 
 
-def _fuse_lanes(lanes: dict[str, list[Ranked]], fusion: Fusion) -> list[Ranked]:
+def _fuse_lanes(lanes: dict[str, list[Ranked]], fusion: Fusion, *, tail: bool = False) -> list[Ranked]:
     fused: dict[int, float] = {}
     best: dict[int, tuple[int, Ranked]] = {}
     for name, lane in lanes.items():
         share = fusion.weight if name == "maxsim" else 1.0 - fusion.weight
-        for rank, value in enumerate(_lane_values(lane, fusion)):
+        for rank, value in enumerate(_lane_values(lane, fusion, tail=tail)):
             r = lane[rank]
             fused[r.file_id] = fused.get(r.file_id, 0.0) + share * value
             if r.file_id not in best or rank < best[r.file_id][0]:
@@ -369,11 +369,11 @@ def _fuse_lanes(lanes: dict[str, list[Ranked]], fusion: Fusion) -> list[Ranked]:
     return [Ranked(f, best[f][1].chunk_id, fused[f]) for f in order]
 
 
-def _lane_values(lane: list[Ranked], fusion: Fusion) -> list[float]:
+def _lane_values(lane: list[Ranked], fusion: Fusion, *, tail: bool = False) -> list[float]:
     """What each entry of a lane (best first) adds before the lane's share is applied.
 
     ``relative`` scales between the lane's best score and its score at rank ``NORM_DEPTH`` (or its last, if
-    shorter), clipped at 0 below that; ``zscore`` standardises by the first ``NORM_DEPTH``. Either way the
+    shorter), clipped at 0 below that (for the ``tail``, the files after the fused head, down to its last); ``zscore`` standardises by the first ``NORM_DEPTH``. Either way the
     same files get the same values whether 10 or 100 results were asked for (a search always fetches at
     least ``NORM_DEPTH`` per lane). A lane whose scores are all equal gives every file the same value.
     """
@@ -387,7 +387,9 @@ def _lane_values(lane: list[Ranked], fusion: Fusion) -> list[float]:
         if spread <= 1e-9 * max(abs(mean), 1.0):
             return [Z_FLOOR] * len(lane)
         return [max(-Z_FLOOR, (r.score - mean) / spread) + Z_FLOOR for r in lane]
-    hi, lo = lane[0].score, lane[min(len(lane), NORM_DEPTH) - 1].score
+    # the tail (files after the fused head) is ordered by the scale down to each lane's last file: clipped at
+    # the 50th, every file deeper in both lanes would tie at 0 and fall back to file-id order
+    hi, lo = lane[0].score, lane[(len(lane) if tail else min(len(lane), NORM_DEPTH)) - 1].score
     if hi - lo <= 1e-9 * max(abs(hi), 1.0):
         return [1.0 if r.score >= hi else 0.0 for r in lane]
     return [max(0.0, (r.score - lo) / (hi - lo)) for r in lane]

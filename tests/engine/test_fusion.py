@@ -106,3 +106,17 @@ def test_zscore_values_follow_the_formula():
     mean, spread = 3.0, (8 / 3) ** 0.5
     got = [r.score for r in fuse({"bm25": lane(*enumerate(scores))}, Fusion("zscore", 0.0))]
     assert got == pytest.approx([(s - mean) / spread + 3.0 for s in scores])
+
+
+def test_relative_fusion_orders_the_tail_by_the_lanes_not_by_file_id():
+    # 120 files, the same in both lanes; below the 50th neither lane's scale gives anything, yet the files
+    # there must still come in the lanes' order (the higher ids first here), not tie at 0
+    n = NORM_DEPTH + 70
+    files = list(range(n, 0, -1))  # best first: file n, n-1, ...
+    lanes = {"bm25": lane(*[(f, float(n - i)) for i, f in enumerate(files)]),
+             "maxsim": lane(*[(f, 1.0 - i / n) for i, f in enumerate(files)])}
+    ranked = fuse(lanes, Fusion("relative", 0.4))
+    assert order(ranked) == files
+    assert all(a.score >= b.score for a, b in zip(ranked, ranked[1:]))
+    head = fuse({name: lst[:NORM_DEPTH] for name, lst in lanes.items()}, Fusion("relative", 0.4))
+    assert order(ranked)[:NORM_DEPTH] == order(head)  # the head is what 50-deep lanes give
