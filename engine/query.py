@@ -104,18 +104,19 @@ def fts_expression(query: Query, *, skip: frozenset[str] | set[str] = frozenset(
     """
     words = fts_words(query)
     words = [w for w in words if w not in skip] or words
-    any_word = " OR ".join(_quote(w) for w in words)
-    required = " AND ".join(_quote(p) for p in query.phrases)
+    any_word = " OR ".join(fts_quote(w) for w in words)
+    required = " AND ".join(fts_quote(p) for p in query.phrases)
     if any_word and required:
         return f"({any_word}) AND {required}"
     return any_word or required
 
 
 def phrase_expression(query: Query) -> str:
-    return " AND ".join(_quote(p) for p in query.phrases)
+    return " AND ".join(fts_quote(p) for p in query.phrases)
 
 
-def _quote(term: str) -> str:
+def fts_quote(term: str) -> str:
+    """``term`` as one quoted FTS5 string (inner quotes doubled): matched as a word or phrase, never as syntax."""
     return '"' + term.replace('"', '""') + '"'
 
 

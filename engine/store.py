@@ -23,6 +23,7 @@ from .sqlite_lib import Database
 from .dbfile import WriterLock, check_health, explain, guarded
 from .encoder import ModelInfo
 from .errors import ModelMismatch, StoreError
+from .query import fts_quote
 from .records import Chunk, EncodedChunk
 from .schema import PAGE_SIZE, SCHEMA_VERSION, VECTOR_LAYOUT, migrations, pack_text, register_functions, unpack_text
 from .store_vectors import VectorStore
@@ -458,7 +459,7 @@ class Store(VectorStore):
             try:
                 (n,) = self.conn.execute(
                     "SELECT COUNT(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?)",
-                    ('"' + word.replace('"', '""') + '"', half)).fetchone()
+                    (fts_quote(word), half)).fetchone()
             except sqlite3.OperationalError as exc:
                 if explain(exc, self.path) is not None:
                     raise
