@@ -121,9 +121,7 @@ class Searcher:
                 lanes["maxsim"] = self._maxsim_lane(qvec, allowed, depth=depth, keep=keep)
         finally:
             if keywords is not None:  # waited for even when MaxSim failed: the thread uses this searcher's state
-                bm25 = keywords.result()
-        if keywords is not None:
-            lanes["bm25"] = bm25
+                lanes["bm25"] = keywords.result()
         return lanes, qvec
 
     def close(self) -> None:
