@@ -155,6 +155,21 @@ def bm25_rank_scores(passages: Sequence[str], queries: Sequence[str], *, depth: 
     return scores
 
 
+def bm25_scores(passages: Sequence[str], queries: Sequence[str], *, depth: int = 100):
+    """``[queries, passages]`` BM25 scores (FTS5's ``-bm25()``) of each query's ``depth`` best, 0 elsewhere."""
+    import numpy as np
+
+    pool = _Bm25Pool(passages)
+    try:
+        scores = np.zeros((len(queries), len(passages)), dtype=np.float32)
+        for row, query in enumerate(queries):
+            for pid, value in pool.scored(query, depth):
+                scores[row, pid] = value
+    finally:
+        pool.close()
+    return scores
+
+
 class _Bm25Pool:
     """An in-memory FTS5 table over the pool, with the engine's tokenizer, for BM25 negatives."""
 
@@ -164,15 +179,19 @@ class _Bm25Pool:
         self.db.executemany("INSERT INTO pool(rowid, text) VALUES (?, ?)", ((i, t) for i, t in enumerate(passages)))
 
     def top(self, query: str, k: int) -> list[int]:
+        return [pid for pid, _score in self.scored(query, k)]
+
+    def scored(self, query: str, k: int) -> list[tuple[int, float]]:
+        """The ``k`` best passages for ``query`` with their BM25 scores (FTS5's ``-bm25()``), best first."""
         try:
             expression = fts_expression(parse_query(re.sub(r"[:\"]", " ", query)))
         except QueryError:
             return []
         if not expression:
             return []
-        rows = self.db.execute("SELECT rowid FROM pool WHERE pool MATCH ? ORDER BY bm25(pool) LIMIT ?",
-                               (expression, k)).fetchall()
-        return [r[0] for r in rows]
+        rows = self.db.execute("SELECT rowid, -bm25(pool) FROM pool WHERE pool MATCH ?"
+                               " ORDER BY bm25(pool) LIMIT ?", (expression, k)).fetchall()
+        return [(r[0], float(r[1])) for r in rows]
 
     def close(self) -> None:
         self.db.close()

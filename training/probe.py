@@ -5,9 +5,10 @@
 The corpus and the queries are encoded once by the frozen backbone (framed as the engine frames them, each
 record cut at the backbone's document length) and kept in ``--work``; every later run only applies the heads.
 Printed per head: MaxSim nDCG@10 and Recall@100, BM25 over the same records (SQLite FTS5, the engine's
-tokenizer), and the reciprocal-rank fusion of the two at the engine's ``RRF_K``. These figures are for
-choosing between heads; the figures the project reports come from ``findling eval`` (chunking, the store and
-the searcher included). Evaluation sets are only ever measured here, never trained on.
+tokenizer), the reciprocal-rank fusion of the two at the engine's ``RRF_K`` (``hybrid``) and the engine's
+default fusion of the two (``default``: ``engine.searcher.fuse`` over each lane's ``lane_depth(100)`` best,
+BM25 by its scores). These figures are for choosing between heads; the figures the project reports come
+from ``findling eval`` (chunking, the store and the searcher included). Evaluation sets are only ever measured here, never trained on.
 """
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.searcher import Ranked, fuse, lane_depth
 from training import features as feats
 from training.head import Head, from_pylate, sampled_pca
 from training.metrics import maxsim_matrix, ndcg_at_k, recall_at_k
-from training.pairs import bm25_rank_scores
+from training.pairs import bm25_rank_scores, bm25_scores
 from training.score import _normalise
 
 DEPTH = 100
@@ -46,6 +48,23 @@ def rrf(*lanes: np.ndarray, k: int = 60, depth: int = DEPTH) -> np.ndarray:
             valid = order[row][lane[row, order[row]] > -1]
             fused[row, valid] += 1.0 / (k + np.arange(len(valid)) + 1)
     return fused
+
+
+def engine_fusion(maxsim: np.ndarray, bm25: np.ndarray) -> np.ndarray:
+    """Scores ``[queries, docs]`` that rank as ``engine.searcher.fuse`` (the default fusion) ranks the two lanes
+    (``bm25``: BM25 scores, 0 where a document did not match), each cut to the depth a 100-result search
+    fetches; a document neither lane returned scores ``-inf``."""
+    depth = lane_depth(DEPTH)
+    out = np.full(maxsim.shape, -np.inf, dtype=np.float32)
+    for row in range(len(maxsim)):
+        lanes = {}
+        for name, lane in (("maxsim", maxsim[row]), ("keyword", bm25[row])):
+            order = np.argsort(-lane, kind="stable")[:depth]
+            order = order[lane[order] > -np.inf] if name == "maxsim" else order[lane[order] > 0]
+            lanes[name] = [Ranked(int(d), int(d), float(lane[d])) for d in order]
+        ranked = fuse(lanes)
+        out[row, [r.file_id for r in ranked]] = np.linspace(len(ranked), 1, len(ranked))
+    return out
 
 
 def projector(spec: str, passages: feats.FeatureSet):
@@ -83,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     q = feats.cached_features(model, queries, is_query=True, folder=cache, name="queries")
     p = feats.cached_features(model, docs, is_query=False, folder=cache, name="corpus")
     bm25 = bm25_rank_scores(docs, queries, depth=DEPTH)
+    keyword = bm25_scores(docs, queries, depth=lane_depth(DEPTH))
     results = {"dataset": args.dataset.name, "queries": len(queries), "docs": len(docs),
                "bm25": round(ndcg_at_k(bm25, relevant), 4), "heads": {}}
     for spec in args.head or ["raw", "pca"]:
@@ -90,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         scores = maxsim_matrix([project(np.asarray(q.text(i))) for i in range(len(q))], p, project=project)
         results["heads"][spec] = {"maxsim": round(ndcg_at_k(scores, relevant), 4),
                                   "recall@100": round(recall_at_k(scores, relevant), 4),
-                                  "hybrid": round(ndcg_at_k(rrf(scores, bm25), relevant), 4)}
+                                  "hybrid": round(ndcg_at_k(rrf(scores, bm25), relevant), 4),
+                                  "default": round(ndcg_at_k(engine_fusion(scores, keyword), relevant), 4)}
         print(spec, results["heads"][spec], flush=True)
     print(json.dumps(results))
     return 0

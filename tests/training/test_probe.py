@@ -6,7 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from training.probe import main, rrf
+from engine.searcher import Ranked, fuse
+from training.pairs import bm25_scores
+from training.probe import engine_fusion, main, rrf
 
 
 def test_rrf_adds_reciprocal_ranks_and_ignores_unranked_docs():
@@ -16,6 +18,30 @@ def test_rrf_adds_reciprocal_ranks_and_ignores_unranked_docs():
     assert fused[0, 0] == pytest.approx(1 / 2)
     assert fused[0, 1] == pytest.approx(1 / 3 + 1 / 2)
     assert fused[0, 2] == pytest.approx(1 / 4 + 1 / 3)
+
+
+def test_engine_fusion_ranks_documents_as_the_searcher_fuses_its_lanes():
+    rng = np.random.default_rng(3)
+    maxsim = rng.normal(20.0, 2.0, size=(4, 80)).astype(np.float32)
+    bm25 = np.where(rng.random((4, 80)) < 0.5, rng.gamma(2.0, 3.0, size=(4, 80)), 0.0).astype(np.float32)
+    fused = engine_fusion(maxsim, bm25)
+    for row in range(4):
+        lanes = {"maxsim": sorted((Ranked(d, d, float(maxsim[row, d])) for d in range(80)), key=lambda r: -r.score),
+                 "keyword": sorted((Ranked(d, d, float(bm25[row, d])) for d in range(80) if bm25[row, d] > 0),
+                                   key=lambda r: -r.score)}
+        want = [r.file_id for r in fuse(lanes)]
+        assert np.argsort(-fused[row], kind="stable")[:len(want)].tolist() == want
+    # the MaxSim lane returns every document here (it is deeper than 80), so each gets a rank
+    assert np.isfinite(fused).all()
+
+
+def test_bm25_scores_are_fts5_scores_of_matching_passages_only():
+    passages = ["volcano lava eruption", "lava lamp", "violin concerto", "volcano volcano ash"]
+    scores = bm25_scores(passages, ["volcano lava", "piano"], depth=10)
+    assert scores.shape == (2, 4)
+    assert scores[0, 0] > 0 and scores[0, 1] > 0 and scores[0, 3] > 0 and scores[0, 2] == 0
+    assert scores[0, 0] > scores[0, 1]  # both words beat one
+    assert not scores[1].any()  # no passage has the word
 
 
 @pytest.mark.slow
@@ -41,4 +67,5 @@ def test_probe_scores_heads_on_a_beir_folder(tiny_model_dir, tmp_path, capsys):
     assert 0.0 <= raw["maxsim"] <= 1.0 and raw["recall@100"] == pytest.approx(1.0)
     # BM25 finds only the relevant document, so fusion puts it first whatever MaxSim says
     assert raw["hybrid"] == pytest.approx(1.0)
+    assert 0.0 <= raw["default"] <= 1.0
     assert (tmp_path / "work" / "toy" / "corpus.vectors.npy").is_file()  # cached for the next run
