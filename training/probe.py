@@ -8,7 +8,8 @@ Printed per head: MaxSim nDCG@10 and Recall@100, BM25 over the same records (SQL
 tokenizer), the reciprocal-rank fusion of the two at the engine's ``RRF_K`` (``hybrid``) and the engine's
 default fusion of the two (``default``: ``engine.searcher.fuse`` over each lane's ``lane_depth(100)`` best,
 BM25 by its scores). These figures are for choosing between heads; the figures the project reports come
-from ``findling eval`` (chunking, the store and the searcher included). Evaluation sets are only ever measured here, never trained on.
+from ``findling eval`` (chunking, the store and the searcher included). Evaluation sets are only ever
+measured here, never trained on.
 """
 from __future__ import annotations
 
