@@ -71,11 +71,16 @@ class Config:
     encode_batch_tokens: int = 8192
     """Token budget of one encoder batch; chunks of similar length are batched together."""
 
+    read_ahead_files: int = 64
+    """Files read (hashed, extracted, chunked) on a second thread while the encoder works on earlier ones, at
+    most this many and about ``8 * encode_batch_tokens`` tokens ahead; 0 reads each file in line."""
+
     threads: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     """Torch threads for encoding."""
 
     encoder_precision: str = "auto"
-    """Arithmetic of the encoder's backbone: "auto" (int8 where torch has a quantised CPU engine, else fp32),
+    """Arithmetic of the encoder's backbone: "auto" (bf16 where the CPU computes it natively and the model keeps
+    its per-token cosine, else fp32),
     "fp32" (PyLate's own output, the reference), "int8" or "bf16"; ``FINDLING_PRECISION`` sets it. Lossy choices are held to a per-token cosine
     of at least 0.99 against fp32; see README "Measured" and ``engine/fast_encoder.py``."""
 

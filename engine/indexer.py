@@ -27,6 +27,7 @@ from .encoder import Encoder
 from .errors import ExtractionError, FileVanished
 from .exclusions import effective_patterns
 from .extract import extract
+from .read_ahead import read_ahead
 from .records import ChangeKind, Chunk, EncodedChunk, ExtractedText, FileChange
 from .reconcile import file_digest, scan_folder
 from .store import FileRecord, Store
@@ -107,6 +108,20 @@ class _Pending:
     chunks: list[Chunk]
 
 
+@dataclass(frozen=True)
+class _Read:
+    """What reading one item gave (at most one field set; none: the file is outside every watched folder)."""
+
+    pending: _Pending | None = None  # extracted and chunked, to encode
+    problem: FileRecord | None = None  # failed or skipped, with the reason
+    unchanged: FileRecord | None = None  # same content as indexed: only its modification time is new
+    vanished: Path | None = None  # deleted before it could be read
+
+    def tokens(self) -> int:
+        """What it holds in memory while it waits, in tokens (the read-ahead budget's unit)."""
+        return sum(c.token_count for c in self.pending.chunks) if self.pending is not None else 0
+
+
 class Indexer:
     """Keeps one store in step with the watched folders, encoding with one encoder."""
 
@@ -164,7 +179,10 @@ class Indexer:
             else:
                 to_index.append(ch.path)
         yield replace(p, elapsed=time.monotonic() - start)
-        yield from self._in_batches(to_index, lambda path, p: self._prepare(path, folders, p), p, start, cancel)
+        to_index = list(dict.fromkeys(to_index))  # a path reported twice is read once
+        known = {path: self.store.file_state(path) for path in to_index}  # read here: the reader has no store
+        yield from self._in_batches(to_index, lambda path: self._read(path, folders, known[path]), p, start,
+                                    cancel)
 
     def index_texts(self, items: Sequence[tuple[FileRecord, ExtractedText]], *,
                     cancel: CancelToken | None = None) -> Iterator[Progress]:
@@ -172,33 +190,40 @@ class Indexer:
         in the same batches and transactions as files from disk."""
         start = time.monotonic()
         p = Progress("indexing", files_total=len(items))
-        yield from self._in_batches(items, lambda item, p: self._chunk(item[0], item[1], p), p, start, cancel)
+        yield from self._in_batches(items, lambda item: self._chunk(item[0], item[1]), p, start, cancel)
 
-    def _in_batches(self, items: Iterable[T], prepare: Callable[[T, Progress], tuple[_Pending | None, Progress]],
-                    p: Progress, start: float, cancel: CancelToken | None) -> Iterator[Progress]:
-        """Prepare each item, then encode and write them in batches of about ``4 * encode_batch_tokens``."""
+    def _in_batches(self, items: Iterable[T], read: Callable[[T], _Read], p: Progress, start: float,
+                    cancel: CancelToken | None) -> Iterator[Progress]:
+        """Read each item (on the read-ahead thread), settle it with the store, then encode and write them in
+        batches of about ``4 * encode_batch_tokens``."""
         batch: list[_Pending] = []
         pending_tokens = 0
         shown = time.monotonic()
         current = None
-        for item in items:
-            if cancel is not None:
-                cancel.wait_if_paused()
-                if cancel.cancelled:
-                    yield replace(p, phase="cancelled", elapsed=time.monotonic() - start)
-                    return
-            prepared, p = prepare(item, p)
-            if prepared is not None:
-                current = prepared.record.path
-                batch.append(prepared)
-                pending_tokens += sum(c.token_count for c in prepared.chunks)
-            if pending_tokens >= self.config.encode_batch_tokens * 4 or len(batch) >= 256:
-                for p in self._flush(batch, p):
-                    yield replace(p, elapsed=time.monotonic() - start, current=current)
-                batch, pending_tokens, shown = [], 0, time.monotonic()
-            elif time.monotonic() - shown > 0.5:  # reading and chunking: keep the caller informed
-                shown = time.monotonic()
-                yield replace(p, elapsed=shown - start, current=current)
+        reads = read_ahead(items, read, ahead=self.config.read_ahead_files, cost=_Read.tokens,
+                           budget=self.config.encode_batch_tokens * 8,
+                           before_each=cancel.wait_if_paused if cancel is not None else None)
+        try:
+            for item in reads:
+                if cancel is not None:
+                    cancel.wait_if_paused()
+                    if cancel.cancelled:
+                        yield replace(p, phase="cancelled", elapsed=time.monotonic() - start)
+                        return
+                prepared, p = self._settle(item, p)
+                if prepared is not None:
+                    current = prepared.record.path
+                    batch.append(prepared)
+                    pending_tokens += sum(c.token_count for c in prepared.chunks)
+                if pending_tokens >= self.config.encode_batch_tokens * 4 or len(batch) >= 256:
+                    for p in self._flush(batch, p):
+                        yield replace(p, elapsed=time.monotonic() - start, current=current)
+                    batch, pending_tokens, shown = [], 0, time.monotonic()
+                elif time.monotonic() - shown > 0.5:  # reading and chunking: keep the caller informed
+                    shown = time.monotonic()
+                    yield replace(p, elapsed=shown - start, current=current)
+        finally:
+            reads.close()
         for p in self._flush(batch, p):
             yield replace(p, elapsed=time.monotonic() - start, current=None)
         yield replace(p, phase="done", elapsed=time.monotonic() - start, current=None)
@@ -226,39 +251,38 @@ class Indexer:
         self.store.move_file(ch.old_path, ch.path, folder=folder, mtime=st.st_mtime)
         return True
 
-    def _prepare(self, path: Path, folders: list[Path], p: Progress) -> tuple[_Pending | None, Progress]:
-        """Hash, extract and chunk one file (no encoding yet)."""
+    def _read(self, path: Path, folders: list[Path], known: FileRecord | None) -> _Read:
+        """Hash, extract and chunk one file (no encoding yet). Runs on the read-ahead thread, so it never
+        touches the store: ``known`` is what the index held for ``path`` when the run started."""
         folder = owning_folder(path, folders)
         if folder is None:  # no longer under a watched folder
-            return None, replace(p, files_done=p.files_done + 1)
+            return _Read()
         record = _bare(path, folder)
         try:
             st = path.stat()
             record = FileRecord(path, folder, st.st_size, st.st_mtime, None, "indexed")
             if not stat.S_ISREG(st.st_mode):
-                return self._problem(replace(record, status="skipped", reason="not a regular file"), p)
+                return _Read(problem=replace(record, status="skipped", reason="not a regular file"))
             if st.st_size > self.config.max_file_bytes:
                 reason = f"over the {format_size(self.config.max_file_bytes)} size limit"
-                return self._problem(replace(record, status="skipped", reason=reason), p)
+                return _Read(problem=replace(record, status="skipped", reason=reason))
             digest = file_digest(path)
-            known = self.store.file_state(path)
             if known is not None and known.hash == digest and known.status == "indexed":
-                self.store.touch_file(path, mtime=st.st_mtime)
-                return None, replace(p, files_done=p.files_done + 1, unchanged=p.unchanged + 1)
+                return _Read(unchanged=record)
             record = replace(record, hash=digest)
             doc = extract(path, config=self.config)
         except ExtractionError as exc:
             if not os.path.lexists(path):
-                return self._vanished(path, p)
-            return self._problem(replace(record, status="failed", reason=str(exc)), p)
+                return _Read(vanished=path)
+            return _Read(problem=replace(record, status="failed", reason=str(exc)))
         except OSError as exc:
             if not os.path.lexists(path):
-                return self._vanished(path, p)
+                return _Read(vanished=path)
             reason = str(FileVanished(f"could not read the file ({exc.strerror or exc})"))
-            return self._problem(replace(record, status="failed", reason=reason), p)
-        return self._chunk(record, doc, p)
+            return _Read(problem=replace(record, status="failed", reason=reason))
+        return self._chunk(record, doc)
 
-    def _chunk(self, record: FileRecord, doc: ExtractedText, p: Progress) -> tuple[_Pending | None, Progress]:
+    def _chunk(self, record: FileRecord, doc: ExtractedText) -> _Read:
         """Cut extracted text into chunks for ``record``; the file is empty when no chunk comes out."""
         try:
             chunks = chunk_text(doc, self.encoder.tokenizer, max_tokens=self.max_tokens,
@@ -266,10 +290,24 @@ class Indexer:
         except Exception as exc:  # a tokenizer tripping over odd text must not stop the run
             log.warning("could not chunk %s", record.path, exc_info=True)
             reason = f"could not split the text into chunks ({type(exc).__name__}: {exc})"[:200]
-            return self._problem(replace(record, status="failed", reason=reason), p)
+            return _Read(problem=replace(record, status="failed", reason=reason))
         status = "indexed" if chunks else "empty"
         reason = "; ".join(doc.warnings) or None
-        return _Pending(replace(record, status=status, reason=reason, title=doc.title, kind=doc.kind), chunks), p
+        return _Read(pending=_Pending(replace(record, status=status, reason=reason, title=doc.title,
+                                              kind=doc.kind), chunks))
+
+    def _settle(self, read: _Read, p: Progress) -> tuple[_Pending | None, Progress]:
+        """What a read item means for the store and the counts (on the indexer's own thread)."""
+        if read.pending is not None:
+            return read.pending, p
+        if read.problem is not None:
+            return self._problem(read.problem, p)
+        if read.vanished is not None:
+            return self._vanished(read.vanished, p)
+        if read.unchanged is not None:
+            self.store.touch_file(read.unchanged.path, mtime=read.unchanged.mtime)
+            return None, replace(p, files_done=p.files_done + 1, unchanged=p.unchanged + 1)
+        return None, replace(p, files_done=p.files_done + 1)
 
     def _vanished(self, path: Path, p: Progress) -> tuple[None, Progress]:
         """Deleted between listing and reading: forget it (a later event or scan brings it back if it returns)."""

@@ -1,4 +1,5 @@
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,58 @@ def test_identical_chunks_are_encoded_once_and_stored_for_each_file(store, fake_
     assert fake_encoder.documents_encoded == len(distinct) < sum(len(t) for t in by_file.values())
     hits = Searcher(store, fake_encoder).search("river budget", k=5, mode="maxsim")
     assert {h.path.name for h in hits} >= {"a.txt", "b.txt", "c.txt"}
+
+
+def test_files_are_read_on_another_thread_and_the_index_is_the_same_as_reading_in_line(
+        store, fake_encoder, config, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    import engine.indexer as indexer_mod
+    from engine.store import Store
+
+    root = tmp_path / "many"
+    root.mkdir()
+    for i in range(40):
+        (root / f"f{i:02}.txt").write_text(f"file {i} about topic {i % 7}. " * (5 + i * 3))
+    (root / "bad.pdf").write_bytes(b"%PDF-1.4 this is not a real pdf")
+    readers = set()
+    real_extract = indexer_mod.extract
+
+    def extract(path, *, config):
+        readers.add(threading.current_thread().name)
+        return real_extract(path, config=config)
+
+    monkeypatch.setattr(indexer_mod, "extract", extract)
+    rows = {}
+    for ahead, db in ((0, store), (64, Store(tmp_path / "ahead.sqlite"))):
+        readers.clear()
+        db.add_folder(root)
+        cfg = replace(config, read_ahead_files=ahead, encode_batch_tokens=64)
+        last = _index(db, FakeEncoder(), cfg)
+        assert (last.indexed, last.failed) == (40, 1)
+        assert readers == ({threading.current_thread().name} if ahead == 0 else {"findling-read-ahead"})
+        ids = [int(i) for i in db.chunk_ids()]
+        rows[ahead] = sorted((r.path.name, r.text) for r in db.chunk_rows(ids).values())
+        assert db.file_state(root / "bad.pdf").reason
+    assert rows[0] == rows[64]
+
+
+def test_cancel_with_files_read_ahead_keeps_what_was_written_and_stops_reading(store, fake_encoder, config,
+                                                                              tmp_path):
+    from dataclasses import replace
+
+    root = tmp_path / "many"
+    root.mkdir()
+    for i in range(60):
+        (root / f"f{i}.txt").write_text(f"file number {i} " * 80)
+    store.add_folder(root)
+    cfg = replace(config, encode_batch_tokens=64)  # a flush every few files
+    token = CancelToken()
+    for p in Indexer(store, fake_encoder, config=cfg).sync(cancel=token):
+        if p.indexed:
+            token.cancel()
+    assert p.phase == "cancelled" and 0 < p.indexed < 60
+    assert len([s for s in store.file_states().values() if s.status == "indexed"]) == p.indexed
+    assert not any(t.name == "findling-read-ahead" and t.is_alive() for t in threading.enumerate())
+    last = Indexer(store, fake_encoder, config=cfg).run_to_end()
+    assert p.indexed + last.indexed == 60
