@@ -1,7 +1,7 @@
 """Indexing throughput: Findling's ``Indexer`` end to end against PyLate's default ``ColBERT.encode``.
 
     python bench/run.py --only indexing [--quick]
-    python bench/indexing.py [--quick] [--files N] [--pdf NAME|none] [--pdf-pages N] [--threads T]
+    python bench/indexing.py [--quick] [--files N] [--pdf NAME|none] [--pdf-pages N] [--threads T] [--read-ahead N]
 
 Data: a fixed sample of ``../shared/data/folders`` (every k-th python-docs file in sorted order, ``--files`` of
 them, plus one R manual, ``--pdf``, R-data.pdf by default, whole or its first ``--pdf-pages``), copied into a
@@ -213,7 +213,8 @@ def collect(args) -> list[Result]:
                            pdf_pages=pdf_pages)
         encoder = load_encoder(config)
         print(f"sample: {sum(1 for p in root.rglob('*') if p.is_file())} files, model {encoder.info.name}, "
-              f"{config.threads} threads, default precision {getattr(encoder, 'precision', 'fp32')}", file=sys.stderr)
+              f"{config.threads} threads, default precision {getattr(encoder, 'precision', 'fp32')}, "
+              f"{config.read_ahead_files} files read ahead", file=sys.stderr)
         texts, tokens, chunk_t = peer_chunks(root, encoder, config)
         _quiet_transformers()  # its weight-loading report lists MiniLM's unused keys on stderr
         model = models.ColBERT(str(encoder.folder), device="cpu", local_files_only=True,
@@ -249,8 +250,13 @@ def _throughput(name: str, tokens: int, ours_s: float, peer_s: float, unit: str)
 
 
 def _threads(args) -> dict:
-    threads = getattr(args, "threads", None)
-    return {"threads": threads} if threads else {}
+    """Config overrides from the command line: torch threads, files read ahead of the encoder."""
+    out = {}
+    if getattr(args, "threads", None):
+        out["threads"] = args.threads
+    if getattr(args, "read_ahead", None) is not None:
+        out["read_ahead_files"] = args.read_ahead
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pdf", help="R manual in the sample, or 'none' (default R-data.pdf)")
     parser.add_argument("--pdf-pages", type=int, help="cut the PDF to its first N pages (default: whole)")
     parser.add_argument("--threads", type=int, help="torch threads (default: the engine's, all cores)")
+    parser.add_argument("--read-ahead", type=int,
+                        help="files the indexer reads ahead of its encoder (default: Config.read_ahead_files; 0: "
+                             "read each file in line)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     results = collect(args)

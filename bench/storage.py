@@ -2,7 +2,7 @@
 resident memory of a searcher over it.
 
     python bench/run.py --only storage [--quick]
-    python bench/storage.py [--quick] [--json] [--work DIR] [--probe DIR]
+    python bench/storage.py [--quick] [--json] [--work DIR] [--probe DIR] [--codec-min-tokens N]
 
 Data: BEIR SciFact (``../shared/data/scifact``: 5,183 records, 300 test queries) as real 48-dim token vectors of
 the bundled model, without encoding anything: the frozen backbone's token vectors that ``python -m
@@ -12,8 +12,8 @@ go through the bundled head (``training.head.from_pylate``), once, into ``--work
 ``findling eval`` stores it.
 
 1. Size. One index file per format, written as the indexer writes (``Store.write_files`` in batches of 256
-   files, ``Store.compress_if_due`` after each at the default ``Config.codec_min_tokens``): ``fp16`` (choice
-   "fp16": the old format, the peer), ``residual`` (choice "auto": the default) and ``compact``. Bytes per
+   files, ``Store.compress_if_due`` after each at ``Config.codec_min_tokens`` or ``--codec-min-tokens``):
+   ``fp16`` (choice "fp16": the old format, the peer), ``residual`` (choice "auto": the default) and ``compact``. Bytes per
    token = the file (write-ahead log checkpointed into it) over the stored token vectors; the split by table
    comes from SQLite's ``dbstat``.
 2. Quality. nDCG@10 of exact MaxSim over the vectors read back from each file and decoded, against the fp16
@@ -284,7 +284,8 @@ def collect(args) -> list[Result]:
     sizes, quality, files = {}, {}, {}
     for name, choice in FORMATS:
         t0 = time.process_time()
-        path = write_index(work / f"scifact-{name}{'-quick' if quick else ''}.sqlite", data, choice=choice, info=info)
+        path = write_index(work / f"scifact-{name}{'-quick' if quick else ''}.sqlite", data, choice=choice, info=info,
+                           min_tokens=getattr(args, "codec_min_tokens", None))
         files[name] = path
         parts = breakdown(path)
         sizes[name] = path.stat().st_size / data.n_tokens
@@ -321,6 +322,8 @@ def add_data_options(parser) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = bench_parser(__doc__, quick="a subset, for a smoke run")
     add_data_options(parser)
+    parser.add_argument("--codec-min-tokens", type=int,
+                        help="token vectors written before the codec is trained (default: Config.codec_min_tokens)")
     return run_bench(parser, collect, argv)
 
 

@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--quiet", action="store_true", help="no progress bar")
     i.add_argument("--codec", choices=codecs.CHOICES,
                    help="how token vectors are stored, kept in the index: auto (the default: float16 until the "
-                        "index is big enough, then residual), fp16, residual (14 bytes a token at 48 dims) or "
+                        "index is big enough, then residual), fp16, residual (18 bytes a token at 48 dims) or "
                         "compact (8 bytes)")
     i.set_defaults(func=_index)
 

@@ -1,6 +1,11 @@
 """Score heads on a BEIR set in seconds, over cached backbone vectors: for comparing training choices.
 
     python -m training.probe ../shared/data/scifact --work /tmp/probe --head pca --head work/head.pt
+    python -m training.probe ../shared/data/scifact --split train --work /tmp/probe --head work/head.pt
+
+``--split`` names the qrels file the queries come from (default ``test``). Choosing between training settings on
+SciFact's ``train`` claims (809 queries over the same corpus, never trained on) leaves its ``test`` split for
+the one measurement that is reported.
 
 The corpus and the queries are encoded once by the frozen backbone (framed as the engine frames them, each
 record cut at the backbone's document length) and kept in ``--work``; every later run only applies the heads.
@@ -88,11 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, required=True, help="folder for the cached backbone vectors")
     parser.add_argument("--head", action="append", default=[], help="raw, pca, pcaN, head.pt or a model folder")
     parser.add_argument("--model", type=Path, help="PyLate model folder of the backbone (default: bundled)")
+    parser.add_argument("--split", default="test", help="the qrels split whose queries are scored (default: test)")
     args = parser.parse_args(argv)
     from training.runtime import configure_threads
 
     configure_threads()
-    docs, queries, relevant = load_set(args.dataset)
+    docs, queries, relevant = load_set(args.dataset, args.split)
     cache = args.work / args.dataset.name
     model_dir = args.model
     if model_dir is None:
@@ -100,11 +106,12 @@ def main(argv: list[str] | None = None) -> int:
 
         model_dir = bundled.assemble(args.work / "models")
     model = feats.load_backbone_model(model_dir)
-    q = feats.cached_features(model, queries, is_query=True, folder=cache, name="queries")
+    name = "queries" if args.split == "test" else f"queries-{args.split}"
+    q = feats.cached_features(model, queries, is_query=True, folder=cache, name=name)
     p = feats.cached_features(model, docs, is_query=False, folder=cache, name="corpus")
     bm25 = bm25_rank_scores(docs, queries, depth=DEPTH)
     keyword = bm25_scores(docs, queries, depth=lane_depth(DEPTH))
-    results = {"dataset": args.dataset.name, "queries": len(queries), "docs": len(docs),
+    results = {"dataset": args.dataset.name, "split": args.split, "queries": len(queries), "docs": len(docs),
                "bm25": round(ndcg_at_k(bm25, relevant), 4), "heads": {}}
     for spec in args.head or ["raw", "pca"]:
         project = projector(spec, p)

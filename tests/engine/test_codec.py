@@ -121,7 +121,7 @@ def test_load_defaults_to_fp16_and_refuses_newer_formats(residual):
 
 
 def test_named_specs_follow_the_dimension():
-    assert C.CodecSpec.named(C.RESIDUAL, 48).groups == 12
+    assert C.CodecSpec.named(C.RESIDUAL, 48).groups == 16
     assert C.CodecSpec.named(C.COMPACT, 48).groups == 6
     assert C.CodecSpec.named(C.RESIDUAL, 128).groups == 32
     assert 128 % C.CodecSpec.named(C.COMPACT, 128).groups == 0
