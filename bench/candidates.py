@@ -98,12 +98,14 @@ def _copy_records(source: Path, path: Path, data, info) -> bool:
     writing them again)."""
     import shutil
 
+    from engine.codec import RESIDUAL, CodecSpec
     from engine.store import Store
 
     if not source.is_file():
         return False
     with Store(source) as store:
-        ok = (store.token_count() == data.n_tokens and store.codec.name == "residual"
+        ok = (store.token_count() == data.n_tokens and store.codec.name == RESIDUAL
+              and store.codec.groups == CodecSpec.named(RESIDUAL, info.dim).groups
               and (store.model_identity() or {}).get("fingerprint") == info.fingerprint)
         if ok:
             store.checkpoint()
@@ -117,7 +119,14 @@ def _copy_records(source: Path, path: Path, data, info) -> bool:
 def cached_index(work: Path, data, *, tokens: int, info) -> Path:
     path = work / f"synthetic-{tokens}.sqlite"
     stamp = path.with_suffix(".json")
-    key = {"tokens": tokens, "fingerprint": info.fingerprint, "version": BUILD_VERSION, "records": len(data.texts)}
+    from dataclasses import asdict
+
+    from engine import Config
+    from engine.codec import RESIDUAL, CodecSpec
+
+    codec = {"min_tokens": Config().codec_min_tokens, **asdict(CodecSpec.named(RESIDUAL, info.dim))}
+    key = {"tokens": tokens, "fingerprint": info.fingerprint, "version": BUILD_VERSION, "records": len(data.texts),
+           "codec": codec}  # a new codec default rebuilds the file
     try:
         if path.is_file() and json.loads(stamp.read_text()) == key:
             return path

@@ -208,7 +208,7 @@ def collect(args) -> list[Result]:
     pdf_pages = getattr(args, "pdf_pages", None) or (6 if quick else None)
     with tempfile.TemporaryDirectory(prefix="findling-bench-") as tmp:
         tmp_path = Path(tmp)
-        config = Config(data_dir=tmp_path / "home", **_threads(args))
+        config = Config(data_dir=tmp_path / "home", **_config_overrides(args))
         root = copy_sample(sample_files(files=files, pdf=None if pdf == "none" else pdf), tmp_path,
                            pdf_pages=pdf_pages)
         encoder = load_encoder(config)
@@ -249,7 +249,7 @@ def _throughput(name: str, tokens: int, ours_s: float, peer_s: float, unit: str)
     return Result(name, value, unit, PEER, peer_value, r, ">= 3x peer", r is not None and r >= 3.0)
 
 
-def _threads(args) -> dict:
+def _config_overrides(args) -> dict:
     """Config overrides from the command line: torch threads, files read ahead of the encoder."""
     out = {}
     if getattr(args, "threads", None):

@@ -30,7 +30,7 @@ from .extract import extract
 from .read_ahead import read_ahead
 from .records import ChangeKind, Chunk, EncodedChunk, ExtractedText, FileChange
 from .reconcile import file_digest, scan_folder
-from .store import FileRecord, Store
+from .store import FileRecord, FileState, Store
 from .walk import format_size, is_excluded
 
 log = logging.getLogger(__name__)
@@ -107,6 +107,10 @@ class _Pending:
     record: FileRecord
     chunks: list[Chunk]
 
+    @property
+    def tokens(self) -> int:
+        return sum(c.token_count for c in self.chunks)
+
 
 @dataclass(frozen=True)
 class _Read:
@@ -119,7 +123,7 @@ class _Read:
 
     def tokens(self) -> int:
         """What it holds in memory while it waits, in tokens (the read-ahead budget's unit)."""
-        return sum(c.token_count for c in self.pending.chunks) if self.pending is not None else 0
+        return self.pending.tokens if self.pending is not None else 0
 
 
 class Indexer:
@@ -214,7 +218,7 @@ class Indexer:
                 if prepared is not None:
                     current = prepared.record.path
                     batch.append(prepared)
-                    pending_tokens += sum(c.token_count for c in prepared.chunks)
+                    pending_tokens += prepared.tokens
                 if pending_tokens >= self.config.encode_batch_tokens * 4 or len(batch) >= 256:
                     for p in self._flush(batch, p):
                         yield replace(p, elapsed=time.monotonic() - start, current=current)
@@ -251,7 +255,7 @@ class Indexer:
         self.store.move_file(ch.old_path, ch.path, folder=folder, mtime=st.st_mtime)
         return True
 
-    def _read(self, path: Path, folders: list[Path], known: FileRecord | None) -> _Read:
+    def _read(self, path: Path, folders: list[Path], known: FileState | None) -> _Read:
         """Hash, extract and chunk one file (no encoding yet). Runs on the read-ahead thread, so it never
         touches the store: ``known`` is what the index held for ``path`` when the run started."""
         folder = owning_folder(path, folders)
