@@ -15,8 +15,10 @@ operation waits for its slowest thread, which waits for a core), and exact MaxSi
 workers that each use single-threaded BLAS and take blocks as cores come free (``engine.threads``). In
 ``hybrid`` the keyword lane runs on a second thread (the searcher's own) while this one encodes the query
 and scores MaxSim: SQLite lets go of the GIL inside FTS5, and encoding touches no SQL, so on two free cores
-a hybrid search takes about as long as its longer lane instead of both (the same connection serves both:
-SQLite serialises its calls, and MaxSim reaches its first read when FTS5 is mostly done).
+a hybrid search takes about as long as its longer lane instead of both. The keyword lane reads through a
+reader ``Store`` of its own on the same file (``Store(path, reader=True)``, opened with the thread): SQLite runs one statement of a connection at a
+time, so on a shared connection MaxSim's first read of candidate codes waited for the whole FTS5 query (about
+40 ms at 10M tokens) and the two lanes ran one after the other.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ import numpy as np
 from .candidates import CandidateIndex, CandidateSettings
 from .codec import FP16
 from .encoder import Encoder
-from .errors import ModelMismatch
+from .errors import ModelMismatch, StoreError
 from .matrix import TokenMatrix
 from .maxsim import maxsim_alignment, maxsim_scores
 from .query import Query, fts_expression, fts_words, parse_query, phrase_expression
@@ -73,6 +75,7 @@ class Searcher:
         self._index_key: tuple | None = None
         self._common: tuple[int, dict[str, bool]] = (-1, {})  # generation, word -> in half the chunks or more
         self._keyword_thread: ThreadPoolExecutor | None = None  # hybrid's keyword lane, made on first use
+        self._keyword_store: Store | None = None  # that lane's own connection to the same file
 
     def search(self, query: str | Query, *, k: int = 10, mode: Mode = "hybrid", explain: bool = True) -> list[SearchHit]:
         """The ``k`` best files for ``query``. ``explain=False`` leaves out each hit's token alignment (and the
@@ -111,7 +114,8 @@ class Searcher:
             if semantic:  # both lanes: the keyword one on the searcher's thread meanwhile
                 if self._keyword_thread is None:
                     self._keyword_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="findling-keywords")
-                keywords = self._keyword_thread.submit(self._bm25_lane, q, allowed, depth=depth)
+                keywords = self._keyword_thread.submit(self._bm25_lane, q, allowed, depth=depth,
+                                                       store=self._keyword_lane_store())
             else:
                 lanes["bm25"] = self._bm25_lane(q, allowed, depth=depth)
         try:
@@ -125,10 +129,24 @@ class Searcher:
         return lanes, qvec
 
     def close(self) -> None:
-        """Stop the keyword lane's thread (a later hybrid search starts another)."""
+        """Stop the keyword lane's thread and close its connection (a later hybrid search opens them again)."""
         if self._keyword_thread is not None:
             self._keyword_thread.shutdown(wait=True)
             self._keyword_thread = None
+        if self._keyword_store is not None:
+            self._keyword_store.close()
+            self._keyword_store = None
+
+    def _keyword_lane_store(self) -> Store:
+        """The keyword lane's own ``Store`` on this searcher's file, opened on first use; this searcher's store
+        when a second one cannot be opened (the lanes then take turns on one connection, as they once did)."""
+        if self._keyword_store is None:
+            try:
+                self._keyword_store = Store(self.store.path, reader=True)
+            except StoreError as exc:
+                log.warning("the keyword lane shares the searcher's connection: %s", exc)
+                return self.store
+        return self._keyword_store
 
     def _check_model(self) -> None:
         """Refuse to compare query vectors with document vectors of another model."""
@@ -183,16 +201,19 @@ class Searcher:
             scores = np.where(m.alive if allowed is None else allowed, scores, -np.inf)
         return _best_per_file(scores, m.file_ids, m.chunk_ids, depth)
 
-    def _bm25_lane(self, q: Query, allowed: np.ndarray | None, *, depth: int) -> list[Ranked]:
-        common = self._common_words(fts_words(q))
+    def _bm25_lane(self, q: Query, allowed: np.ndarray | None, *, depth: int,
+                   store: Store | None = None) -> list[Ranked]:
+        """The keyword lane's file ranking, read through ``store`` (default: the searcher's)."""
+        store = store or self.store
+        common = self._common_words(fts_words(q), store)
         expr = fts_expression(q)
         if not expr:
             return []
         limit = depth * 20
         pruned = fts_expression(q, skip=common)
-        rows = self.store.fts_search(pruned, limit=limit) if pruned != expr else []
+        rows = store.fts_search(pruned, limit=limit) if pruned != expr else []
         if len(rows) < limit:  # the rare words fill no page: the common ones' near-nil scores follow, as before
-            rows = self.store.fts_search(expr, limit=limit)
+            rows = store.fts_search(expr, limit=limit)
         if allowed is not None:
             ok = set(self.index.chunk_ids[allowed].tolist())
             rows = [r for r in rows if r[0] in ok]
@@ -204,19 +225,19 @@ class Searcher:
                 out.append(Ranked(file_id, chunk_id, score))
         return out[:depth]
 
-    def _common_words(self, words: list[str]) -> set[str]:
+    def _common_words(self, words: list[str], store: Store) -> set[str]:
         """Which of ``words`` half the chunks or more contain. The keyword lane first matches without them
         (``Store.fts_common_words``: their BM25 weight is nil, their cost a score per chunk they are in: at
         10M tokens this halves the lane), and only when the other words fill fewer rows than it asks for
         does it match them all, so the rows it returns are the full match's (scores within 1e-5). Known
         answers are kept until the index changes."""
-        generation = self.store.generation()
+        generation = store.generation()
         if self._common[0] != generation:
             self._common = (generation, {})
         known = self._common[1]
         new = [w for w in words if w not in known]
         if new:
-            common = self.store.fts_common_words(new)
+            common = store.fts_common_words(new)
             known.update((w, w in common) for w in new)
         return {w for w in words if known[w]}
 

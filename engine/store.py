@@ -13,6 +13,7 @@ import os
 import re
 import sqlite3
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -124,24 +125,37 @@ class Store(VectorStore):
     busy) come out of every method as ``StoreError`` with a message that says what to do.
     """
 
-    def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
+    def __init__(self, path: Path, *, timeout: float = 30.0, reader: bool = False) -> None:
+        """Open (creating and migrating when needed) the index at ``path``. ``reader``: a second connection to a
+        file another ``Store`` of this process has opened, for reading only (``PRAGMA query_only``): it writes
+        nothing on opening either, so it never waits for an indexer's write transaction."""
         self.path = Path(path)
         self.writer_lock = WriterLock(self.path)
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         old_umask = os.umask(0o077)  # the index (and its -wal and -shm files) is readable by its owner only
         try:
-            conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False)
+            target, uri = (f"file:{urllib.parse.quote(str(self.path))}?mode=rw", True) if reader else (str(self.path), False)
+            conn = sqlite3.connect(target, timeout=timeout, isolation_level=None, check_same_thread=False, uri=uri)
+        except sqlite3.Error as exc:  # no such file (a reader), a folder that cannot hold one, ...
+            if reader:
+                raise StoreError(f"The index {self.path} cannot be opened for reading ({exc}).") from exc
+            raise explain(exc, self.path) or StoreError(f"The index {self.path} cannot be opened ({exc}).") from exc
         finally:
             os.umask(old_umask)
         self.conn = conn
         try:
             register_functions(conn)
+            self._codec = None  # (meta.vector_codec, its codec): see VectorStore.codec
+            self.db = Database(conn, execute_plugins=False)
+            if reader:
+                conn.execute("PRAGMA query_only=ON")
+                self._refuse_newer_schema()
+                return
             conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a no-op unless the file is new and empty
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=NORMAL")
             check_health(conn, self.path)
-            self.db = Database(conn, execute_plugins=False)
             self._refuse_newer_schema()
             migrations.apply(self.db)
             self._set_meta_default("schema_version", str(SCHEMA_VERSION))
@@ -149,7 +163,6 @@ class Store(VectorStore):
                               (str(SCHEMA_VERSION), SCHEMA_VERSION))
             self._set_meta_default("vector_layout", VECTOR_LAYOUT)
             self._set_meta_default("generation", "0")
-            self._codec = None  # (meta.vector_codec, its codec): see VectorStore.codec
         except StoreError:
             conn.close()
             raise

@@ -171,3 +171,59 @@ def test_a_failing_keyword_lane_fails_the_hybrid_search(indexed, monkeypatch):
     with pytest.raises(StoreError, match="damaged"):
         indexed.search("csv", k=2, mode="hybrid")
     assert indexed.search("csv", k=2, mode="maxsim")
+
+
+def test_the_keyword_lane_reads_through_a_connection_of_its_own(indexed, monkeypatch):
+    """SQLite runs one statement per connection at a time: on a shared connection the MaxSim lane's reads would
+    wait for the whole keyword query. Here the keyword statement stays open until the searcher's own
+    connection has answered a query, which only a second connection allows (else it gives up after 10 s)."""
+    import sqlite3
+    import threading
+
+    lane_store = indexed._keyword_lane_store()
+    assert lane_store is not indexed.store and lane_store.path == indexed.store.path
+    main_read, in_sql, held = threading.Event(), threading.Event(), []
+
+    def hold(_x):
+        in_sql.set()
+        held.append(main_read.wait(10))
+        return 1
+
+    lane_store.conn.create_function("hold_until_main_reads", 1, hold)
+    fts_search = lane_store.fts_search
+
+    def slow_fts_search(match, *, limit):
+        lane_store.conn.execute("SELECT hold_until_main_reads(1)").fetchone()
+        return fts_search(match, limit=limit)
+
+    monkeypatch.setattr(lane_store, "fts_search", slow_fts_search)
+    maxsim_lane = indexed._maxsim_lane
+
+    def lane_then_read(*a, **kw):
+        out = maxsim_lane(*a, **kw)
+        assert in_sql.wait(10)
+        indexed.store.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()
+        main_read.set()
+        return out
+
+    monkeypatch.setattr(indexed, "_maxsim_lane", lane_then_read)
+    hits = indexed.search("read csv files", k=2, mode="hybrid")
+    assert held and all(held) and hits
+    indexed.close()
+    with pytest.raises(sqlite3.ProgrammingError):  # closed with the searcher
+        lane_store.conn.execute("SELECT 1")
+
+
+def test_the_keyword_lane_shares_the_connection_when_it_cannot_open_one(indexed, monkeypatch):
+    import engine.searcher as searcher_module
+    from engine.errors import StoreError
+
+    expected = indexed.ranked_lanes("read write csv files", depth=10, mode="hybrid")
+    indexed.close()
+
+    def refuse(path, **_kw):
+        raise StoreError(f"The index {path} cannot be opened")
+
+    monkeypatch.setattr(searcher_module, "Store", refuse)
+    assert indexed._keyword_lane_store() is indexed.store
+    assert indexed.ranked_lanes("read write csv files", depth=10, mode="hybrid") == expected

@@ -140,3 +140,24 @@ def test_two_connections_see_each_others_writes(config):
     a.write_files([(_record("/d/a.txt", "/d"), _encoded(1))])
     assert b.generation() > g and b.stats()["chunks"] == 1
     a.close(), b.close()
+
+
+def test_a_reader_store_reads_writes_nothing_and_never_waits_for_a_writer(tmp_path):
+    path = tmp_path / "index.sqlite"
+    with Store(path) as writer:
+        writer.add_folder(tmp_path / "docs")
+        writer.write_files([(_record(tmp_path / "docs" / "a.txt", tmp_path / "docs"), _encoded(2))])
+        writer.conn.execute("BEGIN IMMEDIATE")  # an indexer in the middle of a write transaction
+        try:
+            reader = Store(path, timeout=5.0, reader=True)  # opening writes nothing: no wait for the lock
+            try:
+                assert reader.fts_search('"chunk"', limit=10) and len(reader.chunk_ids()) == 2
+                with pytest.raises(sqlite3.OperationalError, match="readonly"):
+                    reader.conn.execute("UPDATE meta SET value = '7' WHERE key = 'generation'")
+            finally:
+                reader.close()
+        finally:
+            writer.conn.execute("ROLLBACK")
+    with pytest.raises(StoreError, match="cannot be opened"):  # a reader never creates a file
+        Store(tmp_path / "missing.sqlite", reader=True)
+    assert not (tmp_path / "missing.sqlite").exists()
