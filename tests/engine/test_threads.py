@@ -144,3 +144,21 @@ def test_searches_next_to_an_encoding_thread_leave_its_threads_alone(store, fake
         t.join()
     assert answers == [expected] * 5
     assert seen and set(seen) == {2}
+
+
+def test_a_search_aligns_its_hits_with_single_threaded_blas(two_blas_threads, store, fake_encoder, config, docs,
+                                                             monkeypatch):
+    """The hits' alignment products are small: split over OpenBLAS threads, those threads then spin waiting
+    for more work, a core's worth of CPU for nothing while an indexer needs it."""
+    import engine.searcher as searcher_module
+    from engine.indexer import Indexer
+    from engine.searcher import Searcher
+
+    store.add_folder(docs)
+    Indexer(store, fake_encoder, config=config).run_to_end()
+    seen = []
+    align = searcher_module.maxsim_alignment
+    monkeypatch.setattr(searcher_module, "maxsim_alignment", lambda q, d: seen.append(blas_threads()) or align(q, d))
+    assert Searcher(store, fake_encoder).search("read write csv files", k=3, mode="maxsim")
+    assert seen and all(threads == [1] for threads in seen)
+    assert blas_threads() == [2]  # and restored after the search
