@@ -47,6 +47,7 @@ from engine import (
     reencode_beside,
     swap_in,
 )
+from engine.threads import lower_thread_priority
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,8 @@ class IndexWorker(QObject):
     @Slot()
     def run(self) -> None:
         try:
+            # first: the threads torch starts for this one when it loads the model inherit the lower priority
+            lower_thread_priority(self.config.indexing_nice)
             self._store = Store(self.config.db_path)
             self.encoder = load_model(self._factory, self.config)
             self._make_indexer()

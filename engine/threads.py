@@ -15,6 +15,10 @@ free core picks up (``engine.maxsim``):
   the block, so a thread whose first torch operation falls inside a query's encoding starts with ``n``.
 
 ``default_threads()`` is how many cores this process may run on.
+
+The other side of it: ``lower_thread_priority(nice)`` puts the indexing thread (and the threads it starts from
+then on: its read-ahead reader, its OpenMP workers) at a lower CPU priority, so that on cores it shares with
+a search the scheduler serves the search first. An idle machine still gives the indexer every core.
 """
 from __future__ import annotations
 
@@ -129,3 +133,20 @@ def torch_threads(n: int) -> Iterator[None]:
     finally:
         if before != n:
             torch.set_num_threads(before)
+
+
+def lower_thread_priority(nice: int) -> bool:
+    """Lower the calling thread's CPU priority to ``nice`` (Linux, where niceness is per thread; elsewhere it
+    is per process and would slow the whole app: nothing is done). Threads it starts afterwards inherit it,
+    threads it started before keep theirs. Never raises a priority (an unprivileged process could not lower
+    it again); ``nice <= 0`` does nothing. Returns whether the thread now runs at ``nice`` or lower."""
+    if nice <= 0 or not sys.platform.startswith("linux"):
+        return False
+    tid = threading.get_native_id()
+    try:
+        if os.getpriority(os.PRIO_PROCESS, tid) < nice:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+        return True
+    except (OSError, AttributeError) as exc:  # a sandbox that forbids it: indexing runs at the usual priority
+        log.debug("could not lower the indexing thread's priority: %s", exc)
+        return False

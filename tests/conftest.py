@@ -23,6 +23,22 @@ from engine.store import Store  # noqa: E402
 from tests.fakes import FakeEncoder  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _runner_keeps_its_priority(monkeypatch):
+    """Indexing lowers its thread's CPU priority for good (``Config.indexing_nice``); on pytest's own thread (an
+    in-process ``findling index``, say) that would slow every later test and could not be undone. Indexing on
+    any other thread lowers it as the app does (``tests/engine/test_threads.py`` checks that)."""
+    import threading
+
+    import engine.indexer
+    from engine.threads import lower_thread_priority
+
+    def on_other_threads(nice: int) -> bool:
+        return threading.current_thread() is not threading.main_thread() and lower_thread_priority(nice)
+
+    monkeypatch.setattr(engine.indexer, "lower_thread_priority", on_other_threads)
+
+
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
     return replace(Config(data_dir=tmp_path / "findling-data"), max_chunk_tokens=64, chunk_overlap_tokens=8,

@@ -1,5 +1,7 @@
 """Thread counts in the query path: one BLAS thread inside MaxSim, query encoding on its own torch threads,
 and nothing changed for other threads (an indexer encoding next to the search)."""
+import os
+import sys
 import threading
 
 import numpy as np
@@ -151,8 +153,6 @@ def test_a_search_aligns_its_hits_with_single_threaded_blas(two_blas_threads, st
     """The hits' alignment products are small: split over OpenBLAS threads, those threads then spin waiting
     for more work, a core's worth of CPU for nothing while an indexer needs it."""
     import engine.searcher as searcher_module
-    from engine.indexer import Indexer
-    from engine.searcher import Searcher
 
     store.add_folder(docs)
     Indexer(store, fake_encoder, config=config).run_to_end()
@@ -162,3 +162,34 @@ def test_a_search_aligns_its_hits_with_single_threaded_blas(two_blas_threads, st
     assert Searcher(store, fake_encoder).search("read write csv files", k=3, mode="maxsim")
     assert seen and all(threads == [1] for threads in seen)
     assert blas_threads() == [2]  # and restored after the search
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="niceness is per thread on Linux only")
+def test_indexing_lowers_its_own_threads_priority_and_no_other(store, fake_encoder, config, docs, monkeypatch):
+    from dataclasses import replace
+
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    start = nice()
+    if start >= 19:
+        pytest.skip("this process already runs at the lowest priority")
+    target = min(19, start + 5)
+    store.add_folder(docs)
+    readers = []
+    read = Indexer._read
+    monkeypatch.setattr(Indexer, "_read", lambda self, *a: readers.append((threading.get_native_id(), nice()))
+                        or read(self, *a))
+    seen = {}
+
+    def index():
+        seen["tid"] = threading.get_native_id()
+        Indexer(store, fake_encoder, config=replace(config, indexing_nice=target)).run_to_end()
+        seen["after"] = nice()
+
+    worker = threading.Thread(target=index)
+    worker.start()
+    worker.join()
+    assert seen["after"] == target
+    assert readers and all(tid != seen["tid"] and level == target for tid, level in readers)  # the read-ahead too
+    assert nice() == start  # the caller's thread (a search's, say) keeps its priority
