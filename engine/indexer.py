@@ -31,7 +31,7 @@ from .read_ahead import read_ahead
 from .records import ChangeKind, Chunk, EncodedChunk, ExtractedText, FileChange
 from .reconcile import file_digest, scan_folder
 from .store import FileRecord, FileState, Store
-from .threads import lower_thread_priority
+from .threads import lower_thread_priority, short_gil_turns
 from .walk import format_size, is_excluded
 
 log = logging.getLogger(__name__)
@@ -202,6 +202,7 @@ class Indexer:
         """Read each item (on the read-ahead thread), settle it with the store, then encode and write them in
         batches of about ``4 * encode_batch_tokens``."""
         lower_thread_priority(self.config.indexing_nice)  # before the read-ahead thread starts: it inherits it
+        short_gil_turns()  # a search thread then waits 1 ms, not 5, for the GIL the reader thread holds
         batch: list[_Pending] = []
         pending_tokens = 0
         shown = time.monotonic()

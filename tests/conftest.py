@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,6 +38,9 @@ def _runner_keeps_its_priority(monkeypatch):
         return threading.current_thread() is not threading.main_thread() and lower_thread_priority(nice)
 
     monkeypatch.setattr(engine.indexer, "lower_thread_priority", on_other_threads)
+    interval = sys.getswitchinterval()  # indexing shortens it process-wide: each test starts from the default
+    yield
+    sys.setswitchinterval(interval)
 
 
 @pytest.fixture

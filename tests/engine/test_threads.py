@@ -193,3 +193,15 @@ def test_indexing_lowers_its_own_threads_priority_and_no_other(store, fake_encod
     assert seen["after"] == target
     assert readers and all(tid != seen["tid"] and level == target for tid, level in readers)  # the read-ahead too
     assert nice() == start  # the caller's thread (a search's, say) keeps its priority
+
+
+def test_indexing_shortens_the_gil_switch_interval_and_never_lengthens_it(store, fake_encoder, config, docs):
+    from engine.threads import GIL_SWITCH_INTERVAL
+
+    store.add_folder(docs)
+    sys.setswitchinterval(0.005)
+    Indexer(store, fake_encoder, config=config).run_to_end()
+    assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_INTERVAL)
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL / 2)  # someone asked for shorter turns: kept
+    Indexer(store, fake_encoder, config=config).run_to_end()
+    assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_INTERVAL / 2)
