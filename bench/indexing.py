@@ -26,8 +26,8 @@ import logging
 import shutil
 import sys
 import tempfile
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -140,24 +140,13 @@ def run_ours(root: Path, config) -> tuple[int, Timed, float, object]:
             write_files(batch)
 
     store.write_files = timed_write  # measure the write share without touching the engine
-    done: list = []
-
-    def index() -> None:  # on a thread of its own, as the app's indexing worker runs it: the thread that
-        try:  # indexes lowers its CPU priority for good (Config.indexing_nice), which must not reach the
-            done.append(Indexer(store, encoder, config=config).run_to_end())  # searches of later modules
-        except BaseException as exc:
-            done.append(exc)
-
+    # on a thread of its own, as the app's indexing worker runs it: the thread that indexes lowers its CPU
+    # priority for good (Config.indexing_nice), which must not reach the searches of later bench modules
     try:
-        with Timed() as t:
-            worker = threading.Thread(target=index, name="bench-indexer")
-            worker.start()
-            worker.join()
+        with Timed() as t, ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-indexer") as worker:
+            last = worker.submit(Indexer(store, encoder, config=config).run_to_end).result()
     finally:
         store.close()
-    if isinstance(done[0], BaseException):
-        raise done[0]
-    last = done[0]
     if last.failed:
         logger.warning("%d files failed: %s", last.failed, last.errors)
     return last.tokens_encoded, t, writes.wall, encoder

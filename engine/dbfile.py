@@ -1,8 +1,9 @@
-"""The index file on disk: the writer lock beside it, its health check, and SQLite's errors in words.
+"""The index file on disk: the writer lock beside it, its health check, SQLite's errors in words, and how
+file paths are written in it.
 
-Only ``engine.store`` and the CLI use this. One process at a time indexes an index file; any number search it.
-The writer holds ``index.sqlite.lock`` with ``flock`` (``msvcrt.locking`` on Windows) and writes its process id
-into it, so a second writer can say who has it. The kernel drops the lock when the holder ends, however it ends
+Only the store (``engine.store`` and its parts) and the CLI use this. One process at a time indexes an index
+file; any number search it. The writer holds ``index.sqlite.lock`` with ``flock`` (``msvcrt.locking`` on
+Windows) and writes its process id into it, so a second writer can say who has it. The kernel drops the lock when the holder ends, however it ends
 (kill -9 included), so a stale lock file never blocks. Within one process the lock is shared: the process is
 the writer, not the connection (the app opens several stores on one index).
 """
@@ -11,12 +12,29 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Callable, TypeVar
 
 from .errors import IndexLocked, StoreError
+
+_ESCAPED_BYTE = re.compile(r"\\x([0-9a-f]{2})")
+
+
+def path_to_db(path: Path | str) -> str:
+    """Path as stored: undecodable bytes of a file name become ``\\xNN`` so SQLite gets valid UTF-8."""
+    raw = os.fsencode(str(path))
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def path_from_db(text: str) -> Path:
+    """Inverse of ``path_to_db``."""
+    if "\\x" not in text:
+        return Path(text)
+    raw = _ESCAPED_BYTE.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), text)
+    return Path(raw)
 
 log = logging.getLogger(__name__)
 

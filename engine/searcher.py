@@ -16,9 +16,9 @@ workers that each use single-threaded BLAS and take blocks as cores come free (`
 ``hybrid`` the keyword lane runs on a second thread (the searcher's own) while this one encodes the query
 and scores MaxSim: SQLite lets go of the GIL inside FTS5, and encoding touches no SQL, so on two free cores
 a hybrid search takes about as long as its longer lane instead of both. The keyword lane reads through a
-reader ``Store`` of its own on the same file (``Store(path, reader=True)``, opened with the thread): SQLite runs one statement of a connection at a
-time, so on a shared connection MaxSim's first read of candidate codes waited for the whole FTS5 query (about
-40 ms at 10M tokens) and the two lanes ran one after the other.
+``Store(path, reader=True)`` of its own on the same file, opened by the first hybrid search: SQLite runs one
+statement of a connection at a time, so on a shared connection MaxSim's first read of candidate codes waited
+for the whole FTS5 query (about 40 ms at 10M tokens) and the two lanes ran one after the other.
 """
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ from .matrix import TokenMatrix
 from .maxsim import maxsim_alignment, maxsim_scores
 from .query import Query, fts_expression, fts_words, parse_query, phrase_expression
 from .records import SearchHit, TokenMatch
-from .store import ChunkRow, Store
+from .store import Store
+from .store_search import ChunkRow
 from .threads import default_threads, single_threaded_blas, torch_threads
 
 log = logging.getLogger(__name__)

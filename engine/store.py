@@ -1,7 +1,8 @@
 """The index: one SQLite file (WAL) holding folders, files, chunks, token vectors and an FTS5 index.
 
-This module and ``engine.store_vectors`` (the token vectors and their format, a part of ``Store``) are the only
-ones that run SQL. The schema and its migrations live in ``engine.schema``. Every
+This module, ``engine.store_vectors`` (the token vectors and their format) and ``engine.store_search`` (the
+reads a search makes: hits' rows, filters, the keyword index), the two parts of ``Store`` split off by job,
+are the only ones that run SQL. The schema and its migrations live in ``engine.schema``. Every
 write that changes what search sees bumps ``meta.generation`` inside the same transaction, so readers on
 other connections (the search matrix) know when to catch up.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sqlite3
 import time
 import urllib.parse
@@ -21,31 +21,16 @@ from typing import Iterable, Sequence
 import numpy as np
 from .sqlite_lib import Database
 
-from .dbfile import WriterLock, check_health, explain, guarded
+from .dbfile import WriterLock, check_health, explain, guarded, path_from_db, path_to_db
 from .encoder import ModelInfo
 from .errors import ModelMismatch, StoreError
-from .query import fts_quote
 from .records import Chunk, EncodedChunk
 from .schema import PAGE_SIZE, SCHEMA_VERSION, VECTOR_LAYOUT, migrations, pack_text, register_functions, unpack_text
+from .store_search import SearchStore
 from .store_vectors import VectorStore
 
 log = logging.getLogger(__name__)
 
-_ESCAPED_BYTE = re.compile(r"\\x([0-9a-f]{2})")
-
-
-def path_to_db(path: Path | str) -> str:
-    """Path as stored: undecodable bytes of a file name become ``\\xNN`` so SQLite gets valid UTF-8."""
-    raw = os.fsencode(str(path))
-    return raw.decode("utf-8", "backslashreplace")
-
-
-def path_from_db(text: str) -> Path:
-    """Inverse of ``path_to_db``."""
-    if "\\x" not in text:
-        return Path(text)
-    raw = _ESCAPED_BYTE.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), text)
-    return Path(raw)
 
 
 def _utf8(text: str | None) -> str | None:
@@ -99,24 +84,7 @@ class FileRecord:
     kind: str = ""
 
 
-@dataclass(frozen=True)
-class ChunkRow:
-    """A stored chunk with its file's details, as search needs them."""
-
-    chunk_id: int
-    file_id: int
-    path: Path
-    ordinal: int
-    char_start: int
-    char_end: int
-    page: int | None
-    text: str
-    mtime: float
-    size: int
-    title: str
-
-
-class Store(VectorStore):
+class Store(VectorStore, SearchStore):
     """An open index file. One instance per thread; open more for more threads.
 
     Any number of stores, in any number of processes, may read one index. Writing that must not interleave
@@ -131,18 +99,7 @@ class Store(VectorStore):
         nothing on opening either, so it never waits for an indexer's write transaction."""
         self.path = Path(path)
         self.writer_lock = WriterLock(self.path)
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        old_umask = os.umask(0o077)  # the index (and its -wal and -shm files) is readable by its owner only
-        try:
-            target, uri = (f"file:{urllib.parse.quote(str(self.path))}?mode=rw", True) if reader else (str(self.path), False)
-            conn = sqlite3.connect(target, timeout=timeout, isolation_level=None, check_same_thread=False, uri=uri)
-        except sqlite3.Error as exc:  # no such file (a reader), a folder that cannot hold one, ...
-            if reader:
-                raise StoreError(f"The index {self.path} cannot be opened for reading ({exc}).") from exc
-            raise explain(exc, self.path) or StoreError(f"The index {self.path} cannot be opened ({exc}).") from exc
-        finally:
-            os.umask(old_umask)
-        self.conn = conn
+        conn = self.conn = self._open_reader(timeout) if reader else self._open(timeout)
         try:
             register_functions(conn)
             self._codec = None  # (meta.vector_codec, its codec): see VectorStore.codec
@@ -172,6 +129,26 @@ class Store(VectorStore):
                 f"The index {self.path} cannot be opened ({exc}). Move it aside or run "
                 "`findling index --rebuild` to build a new one from your files."
             ) from exc
+
+    def _open(self, timeout: float) -> sqlite3.Connection:
+        """The connection, the file (and its folder) made when missing."""
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        old_umask = os.umask(0o077)  # the index (and its -wal and -shm files) is readable by its owner only
+        try:
+            return sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:  # a folder that cannot hold the file, ...
+            raise explain(exc, self.path) or StoreError(f"The index {self.path} cannot be opened ({exc}).") from exc
+        finally:
+            os.umask(old_umask)
+
+    def _open_reader(self, timeout: float) -> sqlite3.Connection:
+        """A connection to the existing file (``mode=rw``: SQLite never creates it; WAL readers need write access
+        to the ``-shm`` file, so not ``mode=ro``)."""
+        uri = f"file:{urllib.parse.quote(str(self.path))}?mode=rw"
+        try:
+            return sqlite3.connect(uri, timeout=timeout, isolation_level=None, check_same_thread=False, uri=True)
+        except sqlite3.Error as exc:  # no such file
+            raise StoreError(f"The index {self.path} cannot be opened for reading ({exc}).") from exc
 
     def _refuse_newer_schema(self) -> None:
         """A file written by a newer Findling may rely on SQL this one lacks (version 3's findling_text is one)."""
@@ -418,84 +395,6 @@ class Store(VectorStore):
     def files_with_hash(self, size: int, digest: str) -> list[Path]:
         rows = self.conn.execute("SELECT path FROM files WHERE size = ? AND hash = ?", (size, digest))
         return [path_from_db(r[0]) for r in rows]
-
-    # --------------------------------------------------------------- search
-    @guarded
-    def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:
-        if not chunk_ids:
-            return {}
-        marks = ",".join("?" * len(chunk_ids))
-        rows = self.conn.execute(
-            "SELECT c.id, c.file_id, f.path, c.ordinal, c.char_start, c.char_end, c.page, c.text, f.mtime,"
-            f" f.size, f.title FROM chunks c JOIN files f ON f.id = c.file_id WHERE c.id IN ({marks})",
-            [int(i) for i in chunk_ids],
-        )
-        return {r[0]: ChunkRow(r[0], r[1], path_from_db(r[2]), *r[3:7], unpack_text(r[7]), r[8], r[9], r[10] or "")
-                for r in rows}
-
-    @guarded
-    def filtered_file_ids(self, *, folders: Sequence[Path] = (), suffixes: Sequence[str] = (),
-                          after: float | None = None, before: float | None = None) -> set[int]:
-        """Ids of files that pass the filters (folder prefix, suffix, modified time)."""
-        where, args = ["1=1"], []
-        if folders:
-            parts = []
-            for f in folders:
-                parts.append("(path = ? OR substr(path, 1, ?) = ?)")
-                prefix = path_to_db(f).rstrip("/") + "/"
-                args += [path_to_db(f), len(prefix), prefix]
-            where.append("(" + " OR ".join(parts) + ")")
-        if suffixes:
-            where.append(f"suffix IN ({','.join('?' * len(suffixes))})")
-            args += [s.lower() if s.startswith(".") else "." + s.lower() for s in suffixes]
-        if after is not None:
-            where.append("mtime >= ?")
-            args.append(after)
-        if before is not None:
-            where.append("mtime < ?")
-            args.append(before)
-        return {r[0] for r in self.conn.execute(f"SELECT id FROM files WHERE {' AND '.join(where)}", args)}
-
-    @guarded
-    def fts_common_words(self, words: Sequence[str]) -> set[str]:
-        """The ``words`` (each searched as a quoted FTS5 term) that at least half of the chunks contain.
-
-        FTS5's ``bm25()`` clamps such a term's IDF to 1e-6 (``log((N - n + 0.5) / (n + 0.5)) <= 0``), so it
-        adds nothing to a ranking but still costs a score for every chunk it matches. Counting stops at the
-        half, so a common word costs one pass over half of its list."""
-        total = self.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-        if not total:
-            return set()
-        half = (total + 1) // 2
-        common = set()
-        for word in words:
-            try:
-                (n,) = self.conn.execute(
-                    "SELECT COUNT(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?)",
-                    (fts_quote(word), half)).fetchone()
-            except sqlite3.OperationalError as exc:
-                if explain(exc, self.path) is not None:
-                    raise
-                continue  # a term the keyword index cannot parse: fts_search reports nothing for it either
-            if 2 * n >= total:
-                common.add(word)
-        return common
-
-    @guarded
-    def fts_search(self, match: str, *, limit: int) -> list[tuple[int, int, float]]:
-        """``(chunk_id, file_id, score)`` by BM25 for an FTS5 MATCH expression; higher score is better."""
-        try:
-            rows = self.conn.execute(
-                "SELECT c.id, c.file_id, -bm25(chunks_fts) AS s FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid"
-                " WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts) LIMIT ?",
-                (match, limit),
-            ).fetchall()
-        except sqlite3.OperationalError as exc:
-            if explain(exc, self.path) is not None:
-                raise  # disk trouble, not a query the keyword index cannot parse
-            log.debug("FTS query %r failed: %s", match, exc)
-            return []
-        return [(r[0], r[1], float(r[2])) for r in rows]
 
     # ---------------------------------------------------------------- stats
     @guarded
