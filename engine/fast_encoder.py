@@ -6,7 +6,8 @@ truncation, skiplist and row order: ``document_spans`` and ``query_labels`` stil
 * runs the backbone module and the projection head itself instead of ``ColBERT.encode``: one masked gather and
   one batched L2 normalisation per batch, the head applied to kept rows only, no per-row Python work in torch;
 * folds the projection head into one matrix and bias when every layer of it is linear (PyLate ``Dense`` with an
-  identity activation, with or without its residual path): ``y = x @ W.T + b``;
+  identity activation, with or without its residual path): ``y = x @ W.T + b``; a non-linear head (the bundled
+  model's) keeps its layers, with their float32 weights packed for oneDNN (``engine.fused.pack_linear_layers``);
 * computes the backbone in the precision ``precision`` names: ``"fp32"`` as stored (PyLate's output within
   float rounding; a BERT-family backbone's products run on weights packed once for oneDNN, with GELU and the
   residual adds done by the products: ``engine.fused``), ``"bf16"`` with the backbone's weights converted to bfloat16 once (``to_bf16``), ``"int8"``
@@ -156,7 +157,10 @@ class DirectEncoder(PyLateEncoder):
             weight, bias = folded
             self._head = (torch.from_numpy(weight).float(), None if bias is None else torch.from_numpy(bias).float())
         else:
+            from engine.fused import pack_linear_layers
+
             self._head = torch.nn.Sequential(*modules[1:])
+            pack_linear_layers(self._head)  # the head runs in float32 whatever the backbone's precision
         if self.requested == "auto" and self.precision != "fp32":
             self._check_auto_precision(model)
         elif self.precision == "bf16":
