@@ -6,7 +6,8 @@ resident memory of a searcher over it.
 
 Data: BEIR SciFact (``../shared/data/scifact``: 5,183 records, 300 test queries) as real 48-dim token vectors of
 the bundled model, without encoding anything: the frozen backbone's token vectors that ``python -m
-training.probe ../shared/data/scifact --work /tmp/probe`` caches (``--probe``, default ``/tmp/probe/scifact``)
+training.probe ../shared/data/scifact --work /tmp/probe`` caches (``--probe``, default ``/tmp/probe/scifact``;
+computed there first when missing, about 25 minutes on 2 cores)
 go through the bundled head (``training.head.from_pylate``), once, into ``--work``. Each record is one chunk
 (the probe cuts records at the backbone's 512 positions), its text ``title + "\\n\\n" + text`` as
 ``findling eval`` stores it.
@@ -77,8 +78,8 @@ def real_set(*, probe: Path = PROBE, work: Path = WORK, dataset: Path = SCIFACT,
     digest = hashlib.blake2b("\x1e".join(docs).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
     stamp = json.loads((probe / "corpus.json").read_text()) if (probe / "corpus.json").is_file() else {}
     if stamp.get("digest") != digest:
-        raise SystemExit(f"no cached backbone vectors of {dataset} in {probe}; run `python -m training.probe "
-                         f"{dataset} --work {probe.parent}` first (about 25 minutes on 2 cores)")
+        _backbone_vectors(probe, docs, queries)
+        stamp = json.loads((probe / "corpus.json").read_text())
     head = bundled.head_dir()
     key = {"probe": stamp["digest"], "head": bundled._tree_digest(head)}
     work.mkdir(parents=True, exist_ok=True)
@@ -100,6 +101,21 @@ def real_set(*, probe: Path = PROBE, work: Path = WORK, dataset: Path = SCIFACT,
                        [queries[q] for q in keep_q], q_offsets[:51], qv,
                        [{remap[d]: g for d, g in relevant[q].items()} for q in keep_q])
     return RealSet(docs, offsets, corpus, queries, q_offsets, qv, relevant)
+
+
+def _backbone_vectors(probe: Path, docs: list[str], queries: list[str]) -> None:
+    """The bundled backbone's token vectors of SciFact, computed once into ``probe`` as ``python -m training.probe
+    ../shared/data/scifact --work PARENT`` caches them (about 25 minutes on 2 cores)."""
+    from engine import bundled
+    from training import features as feats
+    from training.runtime import configure_threads
+
+    print(f"computing SciFact's backbone vectors once into {probe} (about 25 minutes on 2 cores) ...",
+          file=sys.stderr, flush=True)
+    configure_threads()
+    model = feats.load_backbone_model(bundled.assemble(probe.parent / "models"))
+    feats.cached_features(model, queries, is_query=True, folder=probe, name="queries")
+    feats.cached_features(model, docs, is_query=False, folder=probe, name="corpus")
 
 
 def _project(probe: Path, head_dir: Path, work: Path) -> None:
