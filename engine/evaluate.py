@@ -312,7 +312,11 @@ def evaluate_beir(folder: Path | str, encoder: Encoder, *, config: Config, split
             build = index_documents(store, encoder, data.docs, config=config, on_progress=on_progress)
         else:
             build = stored_build(store, config=config)
-        modes, latency = search_all(Searcher(store, encoder, fusion=fusion), data)
+        searcher = Searcher(store, encoder, fusion=fusion)
+        try:
+            modes, latency = search_all(searcher, data)
+        finally:
+            searcher.close()  # its keyword lane's own connection too: the size below is read after the last close
         stats = store.stats()
         nbytes = settled_size(store)
     vectors = stats["vectors"]
