@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -100,7 +100,9 @@ class SearchWorker(QObject):
     def _setup(self) -> None:
         try:
             self._store = Store(self.config.db_path)
-            encoder = load_model(self._factory, self.config)
+            # this encoder only encodes queries (one torch thread): its loading on one thread too, so that the
+            # index worker's encoder keeps the process's only team of torch workers (engine.pylate_encoder)
+            encoder = load_model(self._factory, replace(self.config, threads=1))
             self._searcher = Searcher(self._store, encoder)
         except FindlingError as exc:
             self.failed.emit(str(exc))

@@ -47,7 +47,7 @@ from engine import (
     reencode_beside,
     swap_in,
 )
-from engine.threads import lower_thread_priority
+from engine.threads import lower_thread_priority, torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,15 @@ MODEL_LOCK = threading.Lock()
 
 
 def load_model(factory: EncoderFactory, config: Config) -> Encoder:
-    """The encoder from ``factory``, with its network loaded (factories may load lazily, on first use)."""
+    """The encoder from ``factory``, with its network loaded (factories may load lazily, on first use).
+
+    The warm-up is a query, run on one torch thread as the searcher runs queries: a worker thread that ran torch
+    on more would keep a team of OpenMP workers of its own, and with two teams in the process the indexing
+    encoder's workers stop spinning between operations (``engine.pylate_encoder``)."""
     with MODEL_LOCK:
         encoder = factory(config)
-        encoder.encode_queries(["warm up"])
+        with torch_threads(1):
+            encoder.encode_queries(["warm up"])
     return encoder
 
 

@@ -192,3 +192,37 @@ def test_the_index_is_idle_only_once_its_jobs_signals_have_arrived(backend, docs
     assert not backend.index_idle  # the worker is done, but what it said has not been heard yet
     qtbot.waitUntil(lambda: backend.index_idle, timeout=WAIT_MS)
     assert [p.phase for p in finished] == ["done"]
+
+
+def test_models_warm_up_on_one_torch_thread_and_the_search_encoder_loads_on_one(config):
+    """Only the index worker's encoder may start a team of torch workers: the warm-up query runs on one torch
+    thread, and the search worker's encoder is made with one thread."""
+    import torch
+
+    from app.workers import load_model
+
+    made, warm = [], []
+
+    def factory(cfg):
+        made.append(cfg.threads)
+        encoder = FakeEncoder()
+        plain = encoder.encode_queries
+
+        def encode_queries(texts):
+            warm.append(torch.get_num_threads())
+            return plain(texts)
+
+        encoder.encode_queries = encode_queries
+        return encoder
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        load_model(factory, config)
+        assert warm == [1] and torch.get_num_threads() == 2  # put back after the warm-up
+        worker = SearchWorker(config, factory)
+        worker._setup()
+        worker._close()
+    finally:
+        torch.set_num_threads(before)
+    assert made == [config.threads, 1] and warm == [1, 1]
