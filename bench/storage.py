@@ -106,16 +106,11 @@ def real_set(*, probe: Path = PROBE, work: Path = WORK, dataset: Path = SCIFACT,
 def _backbone_vectors(probe: Path, docs: list[str], queries: list[str]) -> None:
     """The bundled backbone's token vectors of SciFact, computed once into ``probe`` as ``python -m training.probe
     ../shared/data/scifact --work PARENT`` caches them (about 25 minutes on 2 cores)."""
-    from engine import bundled
-    from training import features as feats
-    from training.runtime import configure_threads
+    from training.probe import backbone_features
 
     print(f"computing SciFact's backbone vectors once into {probe} (about 25 minutes on 2 cores) ...",
           file=sys.stderr, flush=True)
-    configure_threads()
-    model = feats.load_backbone_model(bundled.assemble(probe.parent / "models"))
-    feats.cached_features(model, queries, is_query=True, folder=probe, name="queries")
-    feats.cached_features(model, docs, is_query=False, folder=probe, name="corpus")
+    backbone_features(docs, queries, cache=probe, models=probe.parent / "models")
 
 
 def _project(probe: Path, head_dir: Path, work: Path) -> None:

@@ -335,6 +335,8 @@ class PyLateEncoder:
         texts = list(texts)
         if not texts:
             return []
+        # loaded before the batch is handed over: a query thread waiting in _loaded() for the load holds the
+        # lock the compute thread's batch would need, so no batch may reach that thread before the model does
         self._loaded()
         return self._on_compute_thread(self._encode_documents, texts)
 

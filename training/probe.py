@@ -86,6 +86,24 @@ def projector(spec: str, passages: feats.FeatureSet):
     return head.project
 
 
+def backbone_features(docs: list[str], queries: list[str], *, cache: Path, models: Path,
+                      model_dir: Path | None = None, query_name: str = "queries"):
+    """The backbone's token vectors of ``queries`` and ``docs`` as ``FeatureSet``s, computed once into ``cache``
+    (later calls read them back). ``model_dir``: a PyLate folder; default the bundled model, assembled in
+    ``models``."""
+    from training.runtime import configure_threads
+
+    configure_threads()
+    if model_dir is None:
+        from engine import bundled
+
+        model_dir = bundled.assemble(models)
+    model = feats.load_backbone_model(model_dir)
+    q = feats.cached_features(model, queries, is_query=True, folder=cache, name=query_name)
+    p = feats.cached_features(model, docs, is_query=False, folder=cache, name="corpus")
+    return q, p
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.probe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -95,20 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="PyLate model folder of the backbone (default: bundled)")
     parser.add_argument("--split", default="test", help="the qrels split whose queries are scored (default: test)")
     args = parser.parse_args(argv)
-    from training.runtime import configure_threads
-
-    configure_threads()
     docs, queries, relevant = load_set(args.dataset, args.split)
-    cache = args.work / args.dataset.name
-    model_dir = args.model
-    if model_dir is None:
-        from engine import bundled
-
-        model_dir = bundled.assemble(args.work / "models")
-    model = feats.load_backbone_model(model_dir)
     name = "queries" if args.split == "test" else f"queries-{args.split}"
-    q = feats.cached_features(model, queries, is_query=True, folder=cache, name=name)
-    p = feats.cached_features(model, docs, is_query=False, folder=cache, name="corpus")
+    q, p = backbone_features(docs, queries, cache=args.work / args.dataset.name, models=args.work / "models",
+                             model_dir=args.model, query_name=name)
     bm25 = bm25_rank_scores(docs, queries, depth=DEPTH)
     keyword = bm25_scores(docs, queries, depth=lane_depth(DEPTH))
     results = {"dataset": args.dataset.name, "split": args.split, "queries": len(queries), "docs": len(docs),
