@@ -1,7 +1,8 @@
 """What every benchmark in ``bench/`` shares: the result record, the machine summary and the printing.
 
-A benchmark module exposes ``collect(args) -> list[Result]``; ``bench/run.py`` calls each module in turn and
-prints one table (or, with ``--json``, one JSON list of result objects). Each ``Result`` is one target of the
+A benchmark module exposes ``collect(args) -> list[Result]`` and a ``main`` that prints them (``run_bench``);
+``bench/run.py`` runs each module in a process of its own and prints one table (or, with ``--json``, one JSON
+list of result objects). Each ``Result`` is one target of the
 performance issue, measured side by side with its named peer in the same run.
 """
 from __future__ import annotations
@@ -102,10 +103,14 @@ def bench_parser(doc: str | None, *, quick: str) -> argparse.ArgumentParser:
     return parser
 
 
+CHILD = "FINDLING_BENCH_CHILD"  # set by bench/run.py for the module processes it starts (it prints the machine)
+
+
 def run_bench(parser: argparse.ArgumentParser, collect, argv: list[str] | None) -> int:
     """Parse, print the machine (stderr), collect, print the results as a table or JSON."""
     args = parser.parse_args(argv)
-    print(machine_summary(), file=sys.stderr)
+    if not os.environ.get(CHILD):
+        print(machine_summary(), file=sys.stderr, flush=True)
     results = collect(args)
     (print_json if args.json else print_table)(results)
     return 0

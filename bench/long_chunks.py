@@ -10,7 +10,7 @@
    to windowed attention by ``engine.local_attention.use_windowed_attention``, as the encoder does on load.
 2. For each length N (512, 8k, 32k; ``--quick``: 512 and 4k), one sequence of N random tokens; every rep runs
    the library copy then ours (fp32, ``torch.inference_mode``, default thread count), best rep kept.
-   tokens/s = N / seconds of one forward. 512 gets 3 reps, longer lengths 1.
+   tokens/s = N / seconds of one forward. 512 gets 10 reps, longer lengths 1.
 3. Fidelity: max |ours - library| over every output value of every length, and of a padded batch
    (lengths 1500, 700, 130) with its attention mask.
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Result, machine_summary, print_json, print_table, ratio  # noqa: E402
+from bench.common import Result, bench_parser, ratio, run_bench  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ VOCAB = 50368
 FULL_LENGTHS = (512, 8192, 32768)
 QUICK_LENGTHS = (512, 4096)
 PADDED_BATCH = (1500, 700, 130)
+REPS_SHORT = 10  # one forward at 512 tokens takes 50 ms: a scheduler hiccup is a tenth of it, so take the best of many
 
 
 def build_backbones(*, seed: int = 0):
@@ -119,7 +120,7 @@ def collect(args) -> list[Result]:
     timed_forward(ours, random_ids([256])[0])
     results, worst = [], padded_batch_diff(library, ours)
     for n in lengths:
-        lib_rate, our_rate, diff = measure_length(library, ours, n, reps=3 if n <= 512 else 1)
+        lib_rate, our_rate, diff = measure_length(library, ours, n, reps=REPS_SHORT if n <= 512 else 1)
         worst = max(worst, diff)
         results.append(speed_result(n, lib_rate, our_rate))
     results.append(Result(name="long chunks: max |ours - library| output", value=worst, unit="abs", peer=PEER,
@@ -128,16 +129,10 @@ def collect(args) -> list[Result]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", action="store_true", help="print one JSON list of result objects")
-    parser.add_argument("--quick", action="store_true", help="512 and 4k tokens only, for a smoke run")
+    parser = bench_parser(__doc__, quick="512 and 4k tokens only, for a smoke run")
     parser.add_argument("--lengths", type=int, nargs="*", help="sequence lengths to measure (tokens)")
-    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-    print(machine_summary(), file=sys.stderr if args.json else sys.stdout, flush=True)
-    results = collect(args)
-    (print_json if args.json else print_table)(results)
-    return 0 if all(r.ok for r in results) else 1
+    return run_bench(parser, collect, argv)
 
 
 if __name__ == "__main__":

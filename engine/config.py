@@ -84,6 +84,12 @@ class Config:
     threads: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     """Torch threads for encoding."""
 
+    encode_workers: int = 2
+    """Document batches encoded at once, each on ``threads // encode_workers`` torch threads of its own (capped at
+    ``threads``; 1: every batch on all ``threads``). On 2 cores two single-threaded workers share no team of
+    threads, so no operation waits for the other core to finish its part, nor a batch for a core that another
+    program took for a moment (see ``engine/pylate_encoder.py``; measured in README "Measured")."""
+
     encoder_precision: str = "auto"
     """Arithmetic of the encoder's backbone: "auto" (bf16 where the CPU computes it natively and the model keeps
     its per-token cosine, else fp32),

@@ -137,11 +137,11 @@ class DirectEncoder(PyLateEncoder):
     """``PyLateEncoder``'s model, run directly, with a folded head and a chosen precision (implements ``Encoder``)."""
 
     def __init__(self, folder: Path | str, info: ModelInfo, *, threads: int = 1, batch_tokens: int = 8192,
-                 precision: Precision = "auto", nice: int = 0) -> None:
+                 precision: Precision = "auto", nice: int = 0, workers: int = 1) -> None:
         if precision not in PRECISIONS:
             raise ModelError(f"unknown encoder precision {precision!r}: use one of {', '.join(PRECISIONS)} "
                              "(FINDLING_PRECISION or Config.encoder_precision)")
-        super().__init__(folder, info, threads=threads, batch_tokens=batch_tokens, nice=nice)
+        super().__init__(folder, info, threads=threads, batch_tokens=batch_tokens, nice=nice, workers=workers)
         self.requested = precision
         self.precision = choose_precision() if precision == "auto" else precision
         self._head = None  # (weight, bias) torch tensors when folded, else the head modules
@@ -207,12 +207,13 @@ class DirectEncoder(PyLateEncoder):
         return self._head({"token_embeddings": hidden.float()})["token_embeddings"]
 
     def _encode(self, texts: list[str], *, queries: bool, batch_size: int) -> list[np.ndarray]:
-        """Encode in slices of ``batch_size`` texts: tokenise as PyLate does, run, mask, project, normalise."""
+        """Encode in slices of ``batch_size`` texts: tokenise as PyLate does, run, mask, project, normalise. Several
+        threads may run this at once (the compute threads, a query): only the tokenisation is one at a time."""
         import torch
 
         model = self._loaded()
         out: list[np.ndarray] = []
-        with self._encode_lock, torch.inference_mode():  # PyLate's tokenize sets state per call: one at a time
+        with torch.inference_mode():
             for lo in range(0, len(texts), batch_size):
                 out.extend(self._encode_batch(model, texts[lo:lo + batch_size], queries=queries))
         return out
@@ -220,7 +221,8 @@ class DirectEncoder(PyLateEncoder):
     def _encode_batch(self, model, texts: list[str], *, queries: bool) -> list[np.ndarray]:
         import torch
 
-        features = model.tokenize(texts, is_query=queries)
+        with self._encode_lock:  # PyLate's tokenize sets its truncation per call (queries or documents)
+            features = model.tokenize(texts, is_query=queries)
         mask = self._row_mask(model, features, queries=queries)
         hidden = model[0](dict(features))["token_embeddings"]  # bf16 out of a bf16 backbone; the head is fp32
         rows = self._project(hidden[mask])  # only the kept rows go through the head

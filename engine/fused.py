@@ -138,7 +138,7 @@ class LinearAddNorm(_Packed):
 
 
 BLOCK_BYTES = 12 << 20  # attention scores per block of ``blocked_attention``: all heads of two texts of 480 tokens
-_scratch = threading.local()  # each thread's score buffer, kept: fresh memory of this size costs page faults
+_scratch = threading.local()  # per thread: the score buffer, kept (fresh memory costs page faults); the last mask bias
 
 
 def blocked_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None,
@@ -195,15 +195,12 @@ def _score_buffer(elements: int, dtype: torch.dtype) -> torch.Tensor:
     return buffer[:elements]
 
 
-_last_bias: tuple[weakref.ref, int, torch.dtype, torch.Tensor] | None = None  # each layer gets the same mask
-
-
 def _additive_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """``mask`` as an additive bias in ``dtype`` (-inf where a boolean mask is False), one row per text when
-    every query row of it is the same (padding only, what transformers gives an encoder). The last one made is
-    kept for the next layer, which is handed the same mask tensor."""
-    global _last_bias
-    last = _last_bias
+    every query row of it is the same (padding only, what transformers gives an encoder). The last one made on
+    this thread is kept for the next layer, which is handed the same mask tensor (each of an encoder's compute
+    threads runs batches of its own)."""
+    last = getattr(_scratch, "bias", None)
     version = -1 if mask.is_inference() else mask._version  # inference tensors keep no version counter
     if last is not None and last[0]() is mask and last[1] == version and last[2] == dtype:
         return last[3]
@@ -212,7 +209,7 @@ def _additive_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         reduced = mask[..., :1, :]
     bias = (torch.zeros(reduced.shape, dtype=dtype).masked_fill_(~reduced, float("-inf"))
             if reduced.dtype == torch.bool else reduced.to(dtype))
-    _last_bias = (weakref.ref(mask), version, dtype, bias)
+    _scratch.bias = (weakref.ref(mask), version, dtype, bias)
     return bias
 
 

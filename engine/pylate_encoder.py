@@ -11,13 +11,17 @@ the mask token up to the query length when the model expands queries, and docume
 length under a token budget (padded length times batch size), returning them in input order. Calls from
 several threads are serialised (PyLate switches its truncation length between queries and documents).
 
-The loading and every document batch run on one thread the encoder keeps (its compute thread, at the
-indexing priority ``nice``), whichever thread asks: torch's OpenMP runtime keeps a team of worker threads for
-each thread that runs parallel operations, and once two such teams exist its workers stop spinning between
-operations, so every one of the hundreds of operations in a batch waits for a worker to wake (measured: the
-same documents encoded 10% slower by the wall clock, on 1.74 of 2 cores instead of 1.9, when the model had been
-warmed up on another thread). Queries are encoded on the caller's thread, on one torch thread
-(``engine.threads.torch_threads`` in the searcher), which starts no team.
+The loading and every document batch run on threads the encoder keeps (its compute threads, at the indexing
+priority ``nice``), whichever thread asks: torch's OpenMP runtime keeps a team of worker threads for each thread
+that runs parallel operations, and once two such teams exist its workers stop spinning between operations, so
+every one of the hundreds of operations in a batch waits for a worker to wake (measured: the same documents
+encoded 10% slower by the wall clock, on 1.74 of 2 cores instead of 1.9, when the model had been warmed up on
+another thread). With ``workers`` > 1 the encoder keeps that many compute threads, each running whole batches
+on ``threads // workers`` torch threads of its own: on 2 cores, two single-threaded workers need no team at all,
+so no operation waits for another core at its end, and a core taken away for a moment (another program, the
+indexer's reader thread) stalls one batch instead of both cores (``Config.encode_workers``). Queries are encoded
+on the caller's thread, on one torch thread (``engine.threads.torch_threads`` in the searcher), which starts no
+team.
 """
 from __future__ import annotations
 
@@ -232,12 +236,14 @@ class PyLateEncoder:
     """Token vectors from a PyLate ColBERT folder (implements ``Encoder``); the network loads on first use."""
 
     def __init__(self, folder: Path | str, info: ModelInfo, *, threads: int = 1, batch_tokens: int = 8192,
-                 nice: int = 0) -> None:
+                 nice: int = 0, workers: int = 1) -> None:
         self.folder = Path(folder)
         self.info = info
         self.threads = threads
         self.batch_tokens = batch_tokens
         self.nice = nice
+        self.workers = max(1, min(workers, threads))  # compute threads; each runs threads // workers torch threads
+        self.worker_threads = max(1, threads // self.workers)
         self.settings = ColBERTSettings.from_folder(self.folder)
         self.tokenizer = ColBERTTokenizer.from_folder(self.folder, self.settings, document_length=info.max_tokens)
         self._model = None
@@ -245,7 +251,7 @@ class PyLateEncoder:
         self._encode_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
-        self._compute_thread: threading.Thread | None = None
+        self._compute_threads: set[threading.Thread] = set()
 
     def _loaded(self):
         with self._lock:
@@ -254,38 +260,44 @@ class PyLateEncoder:
             return self._model
 
     def _on_compute_thread(self, fn: Callable, *args):
-        """``fn(*args)`` on the encoder's compute thread (started on first use), its result or its exception."""
-        if threading.current_thread() is self._compute_thread:
+        """``fn(*args)`` on one of the encoder's compute threads (started on first use), its result or its
+        exception."""
+        if threading.current_thread() in self._compute_threads:
             return fn(*args)
+        return self._pool().submit(fn, *args).result()
+
+    def _pool(self) -> ThreadPoolExecutor:
         with self._executor_lock:
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="findling-encoder",
+                self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="findling-encoder",
                                                     initializer=self._start_compute_thread)
-            executor = self._executor
-        return executor.submit(fn, *args).result()
+            return self._executor
 
     def _start_compute_thread(self) -> None:
         import torch
 
         from engine.threads import lower_thread_priority
 
-        self._compute_thread = threading.current_thread()
+        with self._executor_lock:
+            self._compute_threads.add(threading.current_thread())
         lower_thread_priority(self.nice)  # before torch starts its workers here: they inherit it
-        torch.set_num_threads(self.threads)
+        torch.set_num_threads(self.worker_threads)
 
     def close(self) -> None:
-        """End the compute thread (and torch's workers with it); a later call starts a new one."""
+        """End the compute threads (and torch's workers with them); a later call starts new ones."""
         with self._executor_lock:
-            executor, self._executor, self._compute_thread = self._executor, None, None
+            executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True)
+        with self._executor_lock:
+            self._compute_threads.clear()
 
     def _load(self):
         import torch
         from pylate import models
         from transformers.utils import logging as hf_logging
 
-        torch.set_num_threads(self.threads)
+        torch.set_num_threads(self.worker_threads)
         _quiet_transformers()
         logger.info("loading %s from %s", self.info.name, self.folder)
         verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
@@ -331,14 +343,30 @@ class PyLateEncoder:
 
     def encode_documents(self, texts: Sequence[str]) -> list[np.ndarray]:
         """float32 ``[n_i, dim]`` per document, batched by length under ``batch_tokens``, in input order (on the
-        compute thread)."""
+        compute threads: with several workers each batch is a task the next free worker takes, longest first,
+        under a budget of ``batch_tokens // workers`` so the batches in flight together hold ``batch_tokens``)."""
         texts = list(texts)
         if not texts:
             return []
         # loaded before the batch is handed over: a query thread waiting in _loaded() for the load holds the
         # lock the compute thread's batch would need, so no batch may reach that thread before the model does
         self._loaded()
-        return self._on_compute_thread(self._encode_documents, texts)
+        if self.workers == 1 or threading.current_thread() in self._compute_threads:
+            return self._on_compute_thread(self._encode_documents, texts)
+        budget = max(1, self.batch_tokens // self.workers)
+        batches = plan_batches(self.tokenizer.count_document_tokens(texts), budget)
+        pool = self._pool()
+        futures = [pool.submit(self._encode, [texts[i] for i in batch], queries=False, batch_size=len(batch))
+                   for batch in batches]
+        result: list[np.ndarray | None] = [None] * len(texts)
+        try:
+            for batch, future in zip(batches, futures):
+                for i, v in zip(batch, future.result()):
+                    result[i] = v
+        finally:
+            for future in futures:  # after a failure: the batches not started yet are dropped
+                future.cancel()
+        return result  # type: ignore[return-value]
 
     def _encode_documents(self, texts: list[str]) -> list[np.ndarray]:
         result: list[np.ndarray | None] = [None] * len(texts)

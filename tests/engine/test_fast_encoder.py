@@ -172,3 +172,44 @@ def test_precision_comes_from_the_settings_or_the_environment(monkeypatch, tmp_p
     assert Config.default(data_dir=tmp_path, encoder_precision="fp32").encoder_precision == "fp32"
     monkeypatch.delenv("FINDLING_PRECISION")
     assert Config.default(data_dir=tmp_path).encoder_precision == "auto"
+
+
+@pytest.mark.parametrize("model", ["tiny", "edge"])
+def test_two_workers_encode_batches_at_once_and_match_pylate(model, folders, references):
+    """With ``workers=2`` two compute threads run batches at the same time, each on one torch thread of its own,
+    at the indexing priority; the vectors are PyLate's, in input order; queries stay on the caller's thread."""
+    import os
+    import sys
+    import threading
+
+    folder, max_tokens = folders[model]
+    info = ModelInfo(name="test", source="test", path=str(folder), fingerprint="x", dim=48, max_tokens=max_tokens)
+    encoder = DirectEncoder(folder, info, threads=2, workers=2, batch_tokens=128, precision="fp32", nice=3)
+    assert (encoder.workers, encoder.worker_threads) == (2, 1)
+    encoder.encode_queries(QUERIES[:1])  # loads the model first: the batches below all meet at the barrier
+    both_inside = threading.Barrier(2, timeout=60)  # broken (and the test failed) unless two batches overlap
+    seen: dict[threading.Thread, tuple[int, int]] = {}
+    plain = encoder._encode
+
+    def spying_encode(texts, *, queries, batch_size):
+        me = threading.current_thread()
+        if not queries and me not in seen:
+            priority = os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) if sys.platform == "linux" else 3
+            seen[me] = (torch.get_num_threads(), priority)
+            both_inside.wait()
+        return plain(texts, queries=queries, batch_size=batch_size)
+
+    encoder._encode = spying_encode
+    docs = DOCS * 3
+    ref = references[model]
+    assert_same_vectors(encoder.encode_documents(docs), ref.encode(docs, is_query=False, show_progress_bar=False))
+    assert len(seen) == 2 and all(t.name.startswith("findling-encoder") for t in seen)
+    assert {threads for threads, _ in seen.values()} == {1}
+    if os.getpriority(os.PRIO_PROCESS, 0) <= 3:
+        assert {priority for _, priority in seen.values()} == {3}
+    assert_same_vectors(encoder.encode_queries(QUERIES), ref.encode(QUERIES, is_query=True, show_progress_bar=False))
+    assert threading.current_thread() not in seen
+    encoder.close()
+    assert not any(t.is_alive() for t in seen)
+    single = DirectEncoder(folder, info, threads=1, workers=2, precision="fp32")
+    assert single.workers == 1  # never more workers than threads
