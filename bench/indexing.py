@@ -118,10 +118,14 @@ def peer_chunks(root: Path, encoder, config) -> tuple[list[str], int, Timed]:
     return list(texts), sum(texts.values()), t
 
 
-def run_peer(model, texts: list[str]) -> tuple[list[np.ndarray], Timed]:
-    """PyLate's default document encode, as a user of PyLate would call it (on a thread of its own, see
-    ``alone``)."""
+def run_peer(model, texts: list[str], threads: int) -> tuple[list[np.ndarray], Timed]:
+    """PyLate's default document encode on ``threads`` torch threads, as a user of PyLate would call it (on a
+    thread of its own, see ``alone``). The count is set on that thread: torch gives a new thread the count last
+    set anywhere in the process, and our encoder's workers set theirs (one each on 2 cores)."""
     def encode():
+        import torch
+
+        torch.set_num_threads(threads)
         with Timed() as t:
             out = model.encode(texts, is_query=False, show_progress_bar=False)
         return [np.asarray(v, dtype=np.float32) for v in out], t
@@ -198,7 +202,7 @@ def _native_bf16() -> bool:
 
 def measure_levers(encoder, config, model, texts: list[str], tokens: int) -> list[Result]:
     """Each lever alone on ``texts``: tokens/s (CPU) against the peer on the same slice, and fidelity."""
-    ref, peer_t = run_peer(model, texts)
+    ref, peer_t = run_peer(model, texts, config.threads)
     results = []
     for name, lever in lever_encoders(encoder, config).items():
         lever.encode_documents(texts[:1])  # load outside the timing
@@ -242,7 +246,7 @@ def collect(args) -> list[Result]:
         for round_ in range(1, rounds + 1):  # peer and ours take turns; each side's best round counts
             if round_ > 1:
                 _, _, chunk_t = peer_chunks(root, encoder, config)
-            ref, encode_t = run_peer(model, texts)
+            ref, encode_t = run_peer(model, texts, config.threads)
             peer_round = Timed(chunk_t.wall + encode_t.wall, chunk_t.cpu + encode_t.cpu)
             print(f"round {round_}/{rounds} peer: {len(texts)} chunks, {tokens} tokens; extract+chunk "
                   f"{chunk_t.wall:.1f} s wall ({100 * chunk_t.wall / peer_round.wall:.1f}% of the peer), encode "

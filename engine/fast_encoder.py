@@ -10,7 +10,8 @@ truncation, skiplist and row order: ``document_spans`` and ``query_labels`` stil
   model's) keeps its layers, with their float32 weights packed for oneDNN (``engine.fused.pack_linear_layers``);
 * computes the backbone in the precision ``precision`` names: ``"fp32"`` as stored (PyLate's output within
   float rounding; a BERT-family backbone's products run on weights packed once for oneDNN, with GELU and the
-  residual adds done by the products: ``engine.fused``), ``"bf16"`` with the backbone's weights converted to bfloat16 once (``to_bf16``), ``"int8"``
+  residual adds done by the products: ``engine.fused``), ``"bf16"`` with the backbone's weights converted to bfloat16 once (``to_bf16``; a
+  BERT-family backbone then encodes documents on their real tokens only, ``engine.fused.unpadded_rows``), ``"int8"``
   with the backbone's ``Linear`` layers quantised dynamically (weights int8, activations scaled per batch: a
   text's vectors then depend slightly on its batch), and ``"auto"`` (the default): bf16 where the CPU has it
   natively and the model keeps a per-token cosine of ``MIN_COSINE`` on ``PROBE``, else fp32
@@ -145,6 +146,7 @@ class DirectEncoder(PyLateEncoder):
         self.requested = precision
         self.precision = choose_precision() if precision == "auto" else precision
         self._head = None  # (weight, bias) torch tensors when folded, else the head modules
+        self._layers = None  # a bf16 BERT-family backbone's fused layers: documents then skip their padding
 
     def _load(self):
         """Load through ``PyLateEncoder._load``, fold the head, then set up the precision."""
@@ -171,6 +173,10 @@ class DirectEncoder(PyLateEncoder):
             from engine.fused import fuse_bert_blocks
 
             fuse_bert_blocks(modules[0].auto_model, torch.float32)
+        if self.precision == "bf16":
+            from engine.fused import packed_encoder_layers
+
+            self._layers = packed_encoder_layers(modules[0].auto_model)
         logger.info("%s runs in %s, head %s", self.info.name, self.precision,
                     "folded into one matrix" if folded is not None else "as PyLate modules")
         return model
@@ -224,12 +230,25 @@ class DirectEncoder(PyLateEncoder):
         with self._encode_lock:  # PyLate's tokenize sets its truncation per call (queries or documents)
             features = model.tokenize(texts, is_query=queries)
         mask = self._row_mask(model, features, queries=queries)
-        hidden = model[0](dict(features))["token_embeddings"]  # bf16 out of a bf16 backbone; the head is fp32
-        rows = self._project(hidden[mask])  # only the kept rows go through the head
+        kept = self._unpadded(model, features, mask) if not queries and self._layers is not None else None
+        if kept is None:
+            hidden = model[0](dict(features))["token_embeddings"]  # bf16 out of a bf16 backbone; the head is fp32
+            kept = hidden[mask]
+        rows = self._project(kept)  # only the kept rows go through the head
         rows = torch.nn.functional.normalize(rows, p=2, dim=1).numpy()
         counts = mask.sum(dim=1).tolist()
         bounds = np.cumsum([0, *counts])
         return [np.ascontiguousarray(rows[a:b], dtype=np.float32) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def _unpadded(self, model, features, mask):
+        """The backbone's rows under ``mask`` computed on the real tokens only (``engine.fused.unpadded_rows``), or
+        None where that does not apply (padding not all on the right)."""
+        from engine.fused import unpadded_rows
+
+        attention = features["attention_mask"]
+        rows = unpadded_rows(model[0].auto_model, self._layers, features["input_ids"], attention,
+                             features.get("token_type_ids"))
+        return None if rows is None else rows[mask[attention.bool()]]
 
     @staticmethod
     def _row_mask(model, features, *, queries: bool):

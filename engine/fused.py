@@ -11,6 +11,10 @@ The self-attention's query, key and value projections run as one product with th
 side (``SelfAttentionQKV``), and in bf16 attention itself runs a few heads at a time (``blocked_attention``),
 about 1.6x faster than PyTorch's CPU flash-attention kernel at BERT's head size.
 
+In bf16, once every block of a BERT-family model is swapped, ``unpadded_rows`` runs its layers on the real
+tokens of a batch alone, packed back to back, attention text by text over each text's own length: no padded
+row is computed and no mask is added (the encoder's documents, 13-15% faster than the padded batch).
+
 ``fuse_bert_blocks`` swaps those blocks in place in a bf16 (or float32) backbone. Only the block classes listed
 below are touched, whose ``forward`` is known to be ``act(dense(x))``, ``LayerNorm(dense(x) + residual)`` or
 attention over ``query(x)``, ``key(x)``, ``value(x)``; anything else (ModernBERT's gated MLP, say) is left as
@@ -266,3 +270,84 @@ def pack_linear_layers(module: nn.Module, dtype: torch.dtype = torch.float32) ->
     for owner, name, packed in swaps:
         setattr(owner, name, packed)
     return len(swaps)
+
+
+def packed_encoder_layers(model: nn.Module) -> list[nn.Module] | None:
+    """The layers of a BERT-family ``model`` whose every block ``fuse_bert_blocks`` swapped for the bf16 path
+    (packed query/key/value with blocked attention, GELU and add-and-norm products), which ``unpadded_rows`` can
+    run on the texts' own tokens only; None for any other model."""
+    encoder, embeddings = getattr(model, "encoder", None), getattr(model, "embeddings", None)
+    layers = list(getattr(encoder, "layer", None) or [])
+    config = getattr(model, "config", None)
+    if not layers or embeddings is None or config is None or getattr(config, "is_decoder", False):
+        return None
+    if getattr(config, "position_embedding_type", "absolute") != "absolute":
+        return None
+    for layer in layers:
+        attention, intermediate = getattr(layer, "attention", None), getattr(layer, "intermediate", None)
+        if getattr(layer, "crossattention", None) is not None or attention is None or intermediate is None:
+            return None
+        qkv = getattr(attention, "self", None)
+        if not (isinstance(qkv, SelfAttentionQKV) and qkv.blocked and not qkv.training):
+            return None
+        if not (isinstance(getattr(attention, "output", None), LinearAddNorm)
+                and isinstance(getattr(intermediate, "dense", None), LinearGelu)
+                and isinstance(getattr(intermediate, "intermediate_act_fn", None), nn.Identity)
+                and isinstance(getattr(layer, "output", None), LinearAddNorm)):
+            return None
+    return layers
+
+
+def unpadded_rows(model: nn.Module, layers: list[nn.Module], input_ids: torch.Tensor,
+                  attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor | None:
+    """The last hidden states of the real tokens of a right-padded batch, ``[real tokens, hidden]`` in row order
+    (``last_hidden_state[attention_mask.bool()]``), computed without the padding: after the embeddings every
+    product runs on the real tokens alone, packed back to back, and attention runs text by text over each text's
+    own length, so no mask is added and no padded row is computed (a batch planned by length still pads 3-5%).
+    None when the padding is not all on the right (the caller then runs the model as it is).
+
+    ``layers``: ``packed_encoder_layers(model)``. Same arithmetic as the bf16 path through the blocks (the rows
+    agree with it to bf16 rounding; ``tests/engine/test_fused.py``)."""
+    valid = attention_mask.bool()
+    lengths = valid.sum(dim=1)
+    if not torch.equal(valid, torch.arange(valid.shape[1])[None, :] < lengths[:, None]):
+        return None
+    embedded = model.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+    rows = embedded[valid]  # [tokens, hidden]
+    bounds = [0, *torch.cumsum(lengths, 0).tolist()]
+    for layer in layers:
+        attention = layer.attention
+        qkv = attention.self
+        mixed = torch.ops.mkldnn._linear_pointwise(rows, qkv.packed, qkv.bias, "none", [], "")
+        context = _attention_by_text(mixed, bounds, qkv.head_size, qkv.scaling)
+        rows = attention.output(context, rows)
+        rows = layer.output(layer.intermediate(rows), rows)
+    return rows
+
+
+def _attention_by_text(mixed: torch.Tensor, bounds: list[int], head_size: int, scale: float) -> torch.Tensor:
+    """Self-attention of each text over its own rows: ``mixed`` is ``[tokens, 3 * hidden]`` (query, key and value
+    side by side, heads within each), texts at ``bounds``; returns ``[tokens, hidden]``. All heads of a text form
+    one block of scores (a group of heads for a text too long for ``BLOCK_BYTES``)."""
+    tokens = mixed.shape[0]
+    heads = mixed.shape[1] // (3 * head_size)
+    parts = mixed.view(tokens, 3, heads, head_size)
+    out = torch.empty(tokens, heads * head_size, dtype=mixed.dtype)
+    by_head = out.view(tokens, heads, head_size)
+    for start, end in zip(bounds[:-1], bounds[1:]):
+        length = end - start
+        if length == 0:
+            continue
+        group = max(1, min(heads, BLOCK_BYTES // (length * length * mixed.element_size())))
+        while heads % group:
+            group -= 1
+        query, key, value = (parts[start:end, i].transpose(0, 1) for i in range(3))  # [heads, length, size]
+        if scale != 1.0:
+            query = query * scale
+        for h0 in range(0, heads, group):
+            h1 = h0 + group
+            scores = _score_buffer(group * length * length, mixed.dtype).view(group, length, length)
+            torch.matmul(query[h0:h1], key[h0:h1].transpose(-1, -2), out=scores)
+            torch.ops.aten._softmax.out(scores, -1, False, out=scores)
+            torch.matmul(scores, value[h0:h1], out=by_head[start:end, h0:h1].transpose(0, 1))
+    return out

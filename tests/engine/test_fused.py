@@ -187,3 +187,42 @@ def test_the_mask_bias_is_made_once_per_mask_and_follows_changes():
     again = fused._additive_bias(keep, torch.float32)
     assert again is not first and torch.isinf(again[0, 0, 0, 5])
     assert fused._additive_bias(keep.clone(), torch.float32) is not again
+
+
+@needs_bf16
+def test_unpadded_rows_are_the_padded_models_real_rows():
+    """The bf16 layers run on the real tokens alone give the rows the model gives them with padding; other
+    models, and padding that is not all on the right, are left to the model."""
+    from transformers import BertConfig, BertModel
+
+    from engine.fused import packed_encoder_layers, unpadded_rows
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=300, hidden_size=64, num_hidden_layers=3, num_attention_heads=4,
+                        intermediate_size=256, type_vocab_size=2)
+    model = BertModel(config).eval()
+    g = torch.Generator().manual_seed(5)
+    ids = torch.randint(5, 300, (4, 70), generator=g)
+    lengths = torch.tensor([70, 64, 9, 1])
+    mask = (torch.arange(70)[None, :] < lengths[:, None]).long()
+    types = (torch.arange(70)[None, :] >= 30).long().expand(4, 70)  # a second segment: its embedding counts
+    with torch.inference_mode():
+        exact = model(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+        assert packed_encoder_layers(model) is None  # nothing fused yet
+        model = model.to(torch.bfloat16)
+        fuse_bert_blocks(model)
+        padded = model(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+        layers = packed_encoder_layers(model)
+        assert layers is not None and len(layers) == 3
+        rows = unpadded_rows(model, layers, ids, mask, types)
+        assert rows.shape == (int(lengths.sum()), 64) and rows.dtype == torch.bfloat16
+        real = mask.bool()
+        cosine = torch.nn.functional.cosine_similarity
+        assert cosine(rows.float(), padded[real].float(), dim=-1).min() >= 0.999
+        assert cosine(rows.float(), exact[real], dim=-1).min() >= 0.99
+        without_types = unpadded_rows(model, layers, ids, mask)
+        assert cosine(without_types.float(), rows.float(), dim=-1)[30:].min() < 0.999  # the types were used
+        left = mask.flip(1)  # padding on the left
+        assert unpadded_rows(model, layers, ids, left) is None
+        model.encoder.layer[1].output = torch.nn.Identity()  # a block of another kind: not this path
+        assert packed_encoder_layers(model) is None
