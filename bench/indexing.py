@@ -201,7 +201,9 @@ def _native_bf16() -> bool:
 
 
 def measure_levers(encoder, config, model, texts: list[str], tokens: int) -> list[Result]:
-    """Each lever alone on ``texts``: tokens/s (CPU) against the peer on the same slice, and fidelity."""
+    """Each lever alone on ``texts``: tokens/s (CPU) against the peer on the same slice, and fidelity, which must
+    hold for the levers the default encoder uses (``chosen``: its precision); int8 is measured but never chosen."""
+    chosen = getattr(encoder, "precision", "fp32")
     ref, peer_t = run_peer(model, texts, config.threads)
     results = []
     for name, lever in lever_encoders(encoder, config).items():
@@ -212,9 +214,11 @@ def measure_levers(encoder, config, model, texts: list[str], tokens: int) -> lis
         low, mean = cosines(vectors, ref)
         print(f"{name:<46} {tokens / t.cpu:8.0f} tok/CPU-s  x{peer_t.cpu / t.cpu:4.2f}  "
               f"cosine min {low:.4f} mean {mean:.5f}", file=sys.stderr)
+        default = not name.startswith("direct runtime") or name.endswith(f", {chosen}")  # batching: always
         results.append(Result(f"lever: {name}", tokens / t.cpu, "tok/CPU-s", PEER, tokens / peer_t.cpu,
-                              ratio(tokens / t.cpu, tokens / peer_t.cpu), f"cos min >= {MIN_COSINE}",
-                              low >= MIN_COSINE))
+                              ratio(tokens / t.cpu, tokens / peer_t.cpu),
+                              f"cos min >= {MIN_COSINE} where used by default ({'it is' if default else 'it is not'})",
+                              low >= MIN_COSINE or not default))
     return results
 
 
@@ -270,7 +274,7 @@ def collect(args) -> list[Result]:
         ]
         lever_texts = texts[:: max(1, len(texts) // (6 if quick else 24))]
         lever_tokens = sum(encoder.tokenizer.count_document_tokens(lever_texts))
-        results += measure_levers(encoder, config, model, lever_texts, lever_tokens)
+        results += measure_levers(ours_encoder, config, model, lever_texts, lever_tokens)
     return results
 
 
