@@ -8,8 +8,9 @@ the mask token up to the query length when the model expands queries, and docume
 ``PyLateEncoder`` returns, and those equal ``ColBERT.encode``'s output.
 
 ``PyLateEncoder`` loads the PyLate model once, on first use, and encodes documents in batches of similar
-length under a token budget (padded length times batch size), returning them in input order. Calls from
-several threads are serialised (PyLate switches its truncation length between queries and documents).
+length under a token budget (padded length times batch size), returning them in input order. Its calls from
+several threads are serialised (PyLate switches its truncation length between queries and documents inside
+``ColBERT.encode``); ``engine.fast_encoder.DirectEncoder`` serialises only the tokenisation.
 
 The loading and every document batch run on threads the encoder keeps (its compute threads, at the indexing
 priority ``nice``), whichever thread asks: torch's OpenMP runtime keeps a team of worker threads for each thread
