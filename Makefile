@@ -25,5 +25,10 @@ search: $(STAMP)
 	$(BIN)/findling index
 	$(BIN)/findling search "$(QUERY)"
 
+# the performance benchmarks end to end, every target with its peer: make bench [ARGS="--json"] (about 12 min on
+# 2 cores; a first run also computes SciFact's backbone vectors for bench/storage.py, about 25 min more)
+bench: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/run.py $(ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
