@@ -23,7 +23,6 @@ reference vectors (min and mean; target min >= 0.99).
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import shutil
 import sys

@@ -18,7 +18,6 @@ Wall-clock figures on a shared machine are noisy; the ratios, measured side by s
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import logging
 import sys

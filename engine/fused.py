@@ -93,6 +93,10 @@ class SelfAttentionQKV(nn.Module):
         self.blocked = blocked
         self.eager = getattr(sys.modules[type(block).__module__], "eager_attention_forward", None)
 
+    def project(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """``[..., 3 * hidden]``: query, key and value side by side (heads within each) in one packed product."""
+        return torch.ops.mkldnn._linear_pointwise(hidden_states, self.packed, self.bias, "none", [], "")
+
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 past_key_values=None, cache_position=None, **kwargs):
         if past_key_values is not None or self.eager is None:
@@ -100,7 +104,7 @@ class SelfAttentionQKV(nn.Module):
         from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
         *lead, _ = hidden_states.shape
-        qkv = torch.ops.mkldnn._linear_pointwise(hidden_states, self.packed, self.bias, "none", [], "")
+        qkv = self.project(hidden_states)
         # [..., 3 * hidden] -> three [batch, heads, seq, head_size] views, as the block's own transposes give
         query, key, value = qkv.view(*lead, 3, -1, self.head_size).movedim(-3, 0).transpose(-2, -3).unbind(0)
         if self.blocked and not self.training and not kwargs.get("output_attentions"):
@@ -167,9 +171,7 @@ def blocked_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
     batch, heads, length, _ = query.shape
     keys = key.shape[-2]
     per_head = length * keys * query.element_size()
-    group = max(1, min(heads, BLOCK_BYTES // per_head))
-    while heads % group:
-        group -= 1
+    group = _heads_per_block(heads, per_head)
     seqs = 1 if group < heads else max(1, min(batch, BLOCK_BYTES // (per_head * heads)))
     bias = None if mask is None else _additive_bias(mask, query.dtype)
     if bias is not None and bias.shape[0] == 1:
@@ -182,13 +184,29 @@ def blocked_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
         b1 = min(batch, b0 + seqs)
         for h0 in range(0, heads, group):
             h1 = h0 + group
-            scores = buffer[:b1 - b0]
-            torch.matmul(scaled[b0:b1, h0:h1], keys_t[b0:b1, h0:h1], out=scores)
-            if bias is not None:
-                scores += bias[b0:b1]
-            torch.ops.aten._softmax.out(scores, -1, False, out=scores)
-            torch.matmul(scores, value[b0:b1, h0:h1], out=out[b0:b1, h0:h1])
+            _attend(scaled[b0:b1, h0:h1], keys_t[b0:b1, h0:h1], value[b0:b1, h0:h1], buffer[:b1 - b0],
+                    out[b0:b1, h0:h1], None if bias is None else bias[b0:b1])
     return out.transpose(1, 2).contiguous()
+
+
+def _heads_per_block(heads: int, per_head_bytes: int) -> int:
+    """How many heads' scores (``per_head_bytes`` each) one block holds within ``BLOCK_BYTES``: a divisor of
+    ``heads``, at least 1."""
+    group = max(1, min(heads, BLOCK_BYTES // per_head_bytes))
+    while heads % group:
+        group -= 1
+    return group
+
+
+def _attend(query: torch.Tensor, keys_t: torch.Tensor, value: torch.Tensor, scores: torch.Tensor,
+            out: torch.Tensor, bias: torch.Tensor | None = None) -> None:
+    """``out = softmax(query keys_t + bias) value`` for one block: the scores go into ``scores`` (a view of the
+    thread's buffer, ``[..., queries, keys]``), the mask is added and the softmax taken there in place."""
+    torch.matmul(query, keys_t, out=scores)
+    if bias is not None:
+        scores += bias
+    torch.ops.aten._softmax.out(scores, -1, False, out=scores)
+    torch.matmul(scores, value, out=out)
 
 
 def _score_buffer(elements: int, dtype: torch.dtype) -> torch.Tensor:
@@ -318,8 +336,7 @@ def unpadded_rows(model: nn.Module, layers: list[nn.Module], input_ids: torch.Te
     for layer in layers:
         attention = layer.attention
         qkv = attention.self
-        mixed = torch.ops.mkldnn._linear_pointwise(rows, qkv.packed, qkv.bias, "none", [], "")
-        context = _attention_by_text(mixed, bounds, qkv.head_size, qkv.scaling)
+        context = _attention_by_text(qkv.project(rows), bounds, qkv.head_size, qkv.scaling)
         rows = attention.output(context, rows)
         rows = layer.output(layer.intermediate(rows), rows)
     return rows
@@ -338,16 +355,13 @@ def _attention_by_text(mixed: torch.Tensor, bounds: list[int], head_size: int, s
         length = end - start
         if length == 0:
             continue
-        group = max(1, min(heads, BLOCK_BYTES // (length * length * mixed.element_size())))
-        while heads % group:
-            group -= 1
+        group = _heads_per_block(heads, length * length * mixed.element_size())
         query, key, value = (parts[start:end, i].transpose(0, 1) for i in range(3))  # [heads, length, size]
         if scale != 1.0:
             query = query * scale
+        scores = _score_buffer(group * length * length, mixed.dtype).view(group, length, length)
         for h0 in range(0, heads, group):
             h1 = h0 + group
-            scores = _score_buffer(group * length * length, mixed.dtype).view(group, length, length)
-            torch.matmul(query[h0:h1], key[h0:h1].transpose(-1, -2), out=scores)
-            torch.ops.aten._softmax.out(scores, -1, False, out=scores)
-            torch.matmul(scores, value[h0:h1], out=by_head[start:end, h0:h1].transpose(0, 1))
+            _attend(query[h0:h1], key[h0:h1].transpose(-1, -2), value[h0:h1], scores,
+                    by_head[start:end, h0:h1].transpose(0, 1))
     return out

@@ -294,11 +294,10 @@ class PyLateEncoder:
             self._compute_threads.clear()
 
     def _load(self):
-        import torch
+        """The PyLate model, on a compute thread (whose torch thread count ``_start_compute_thread`` set)."""
         from pylate import models
         from transformers.utils import logging as hf_logging
 
-        torch.set_num_threads(self.worker_threads)
         _quiet_transformers()
         logger.info("loading %s from %s", self.info.name, self.folder)
         verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
@@ -353,28 +352,26 @@ class PyLateEncoder:
         # lock the compute thread's batch would need, so no batch may reach that thread before the model does
         self._loaded()
         if self.workers == 1 or threading.current_thread() in self._compute_threads:
-            return self._on_compute_thread(self._encode_documents, texts)
-        budget = max(1, self.batch_tokens // self.workers)
+            return self._on_compute_thread(self._encode_in_batches, texts, self.batch_tokens, None)
+        return self._encode_in_batches(texts, max(1, self.batch_tokens // self.workers), self._pool())
+
+    def _encode_in_batches(self, texts: list[str], budget: int, pool: ThreadPoolExecutor | None) -> list[np.ndarray]:
+        """``texts`` in batches of similar length under ``budget`` tokens, in input order: each batch in turn on
+        this thread, or with ``pool`` each a task for the next free compute thread."""
         batches = plan_batches(self.tokenizer.count_document_tokens(texts), budget)
-        pool = self._pool()
-        futures = [pool.submit(self._encode, [texts[i] for i in batch], queries=False, batch_size=len(batch))
-                   for batch in batches]
+
+        def encode(batch: list[int]) -> list[np.ndarray]:
+            return self._encode([texts[i] for i in batch], queries=False, batch_size=len(batch))
+
+        futures = [pool.submit(encode, batch) for batch in batches] if pool is not None else []
         result: list[np.ndarray | None] = [None] * len(texts)
         try:
-            for batch, future in zip(batches, futures):
-                for i, v in zip(batch, future.result()):
+            for n, batch in enumerate(batches):
+                for i, v in zip(batch, futures[n].result() if futures else encode(batch)):
                     result[i] = v
         finally:
             for future in futures:  # after a failure: the batches not started yet are dropped
                 future.cancel()
-        return result  # type: ignore[return-value]
-
-    def _encode_documents(self, texts: list[str]) -> list[np.ndarray]:
-        result: list[np.ndarray | None] = [None] * len(texts)
-        for batch in plan_batches(self.tokenizer.count_document_tokens(texts), self.batch_tokens):
-            vectors = self._encode([texts[i] for i in batch], queries=False, batch_size=len(batch))
-            for i, v in zip(batch, vectors):
-                result[i] = v
         return result  # type: ignore[return-value]
 
 
