@@ -14,10 +14,13 @@ while an encoder keeps the cores busy.
 2. Latency: a real ``Searcher`` (hybrid mode, the default) over a real index file holding 1M synthetic token
    vectors in the format the engine gives an index of that size (``Store.compress_if_due`` at the default
    ``Config.codec_min_tokens``: residual codes, searched through candidates), the bundled model encoding each
-   query. p95 over the query list (20 queries, 5 rounds) idle, then again while a real ``Indexer`` (own ``Store`` and encoder
-   instance on a thread, the app's thread count and read-ahead, as the app's indexing worker runs it) indexes
-   ``../shared/data/folders/python-docs`` into that same index: extraction, encoding and writes, so the
-   searcher also takes in new chunks between searches. The indexer is cancelled when the searches are done.
+   query, 0.2 s between queries. p95 over the query list (20 queries, 5 rounds) idle and while a real
+   ``Indexer`` (own ``Store`` and encoder instance on a thread, the app's thread count, priority and read-ahead,
+   as the app's indexing worker runs it) indexes ``../shared/data/folders/python-docs`` into that same index:
+   extraction, encoding and writes, so the searcher also takes in new chunks. Idle and busy take turns in
+   blocks of 10 queries (the indexer held between busy blocks), so the machine's drift falls on both; stderr
+   also gives the indexer's CPU time during the busy blocks against as long again with no search (it gives
+   way while a search runs). The indexer is cancelled when the searches are done.
 
 ``--quick`` shrinks the arrays to 100k tokens and the query list, for a smoke run.
 """
@@ -174,13 +177,13 @@ def build_index(home: Path, n_tokens: int, info, *, codec_min_tokens: int | None
     return db
 
 
-def index_loop(config, db: Path, folder: Path, stop: threading.Event, started: threading.Event) -> None:
-    """Index ``folder`` into ``db`` with a real ``Indexer`` until it is done or ``stop``: the indexing worker's
-    load (extraction on the read-ahead thread, encoding, writes into the index being searched)."""
+def index_loop(config, db: Path, folder: Path, token, started: threading.Event) -> None:
+    """Index ``folder`` into ``db`` with a real ``Indexer`` until it is done or ``token`` is cancelled: the
+    indexing worker's load (extraction on the read-ahead thread, encoding, writes into the index being
+    searched). ``token`` (a ``CancelToken``) also holds it between the busy blocks."""
     from engine import Store, load_encoder
-    from engine.indexer import CancelToken, Indexer
+    from engine.indexer import Indexer
 
-    token = CancelToken()
     try:
         with Store(db) as store:
             store.lock_for_writing()
@@ -189,23 +192,64 @@ def index_loop(config, db: Path, folder: Path, stop: threading.Event, started: t
             for progress in indexer.sync(cancel=token):
                 if progress.tokens_encoded:
                     started.set()
-                if stop.is_set():
-                    token.cancel()
     finally:
         started.set()  # ended (done, cancelled or failed) before any search: the caller says so
 
 
-def latencies(searcher, queries: list[str]) -> list[float]:
+def cpu_share(window: float = 0.2) -> float:
+    """Cores this process kept busy over the next ``window`` seconds (its CPU time over the wall time)."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    time.sleep(window)
+    return (time.process_time() - c0) / (time.perf_counter() - t0)
+
+
+def indexer_cpu(loader: threading.Thread) -> float:
+    """CPU seconds used so far by the indexer's threads that are alive now: ``loader`` (the one that runs
+    ``index_loop``), its read-ahead reader and the encoder's compute threads."""
+    total = 0.0
+    for thread in threading.enumerate():
+        if thread is loader or thread.name.startswith(("findling-encoder", "findling-read-ahead")):
+            try:
+                total += time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+            except (OSError, TypeError):  # ended meanwhile
+                pass
+    return total
+
+
+def settle(busy: bool, *, limit: float = 60.0) -> bool:
+    """Wait until the indexer is working (more than one core busy) or quiet (under a tenth of one), as
+    ``busy`` says; False if that did not happen within ``limit`` seconds (it finished, say)."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        share = cpu_share()
+        if (share > 1.0) if busy else (share < 0.1):
+            return True
+    return False
+
+
+def latencies(searcher, queries: list[str], *, gap: float = 0.0) -> list[float]:
+    """Milliseconds per search, ``gap`` seconds apart (a person reading the results before the next query)."""
     out = []
-    for text in queries:
+    for i, text in enumerate(queries):
+        if i and gap:
+            time.sleep(gap)
         t0 = time.perf_counter()
         searcher.search(text, k=10, mode="hybrid")
         out.append((time.perf_counter() - t0) * 1e3)
     return out
 
 
-def latency_results(n_tokens: int, rounds: int) -> list[Result]:
+def latency_results(n_tokens: int, rounds: int, *, block: int = 10, gap: float = 0.2) -> list[Result]:
+    """p95 of the same searches idle and while indexing, measured in alternating blocks of ``block`` queries
+    ``gap`` seconds apart (``rounds`` passes over the query list each way): the indexer is held
+    (``CancelToken.pause``) until the process is quiet for each idle block and let go until it keeps the cores
+    busy for each busy block, so a drift in the machine's speed (this VM's swings by 20-40% from minute to
+    minute) falls on both sides. An untimed search before each idle block takes in the chunks written
+    meanwhile: idle is the steady state, and taking in new chunks counts against the busy side only. After
+    each busy block the indexer runs on alone as long again, so the CPU time it gets with searches and
+    without them can be compared (it gives way while a search runs: ``engine.threads``)."""
     from engine import Config, Searcher, Store, load_encoder
+    from engine.indexer import CancelToken
 
     if not LOAD_FOLDER.is_dir():
         raise SystemExit(f"the indexing load needs {LOAD_FOLDER} (this project's shared data)")
@@ -218,24 +262,41 @@ def latency_results(n_tokens: int, rounds: int) -> list[Result]:
             searcher = Searcher(store, encoder)
             queries = QUERIES * rounds
             latencies(searcher, QUERIES[:3])  # warm: model loaded, index read
-            idle = latencies(searcher, queries)
-            stop, started = threading.Event(), threading.Event()
-            loader = threading.Thread(target=index_loop, args=(config, db, LOAD_FOLDER, stop, started), daemon=True)
+            token, started = CancelToken(), threading.Event()
+            loader = threading.Thread(target=index_loop, args=(config, db, LOAD_FOLDER, token, started), daemon=True)
             loader.start()
             started.wait(600)
+            idle: list[float] = []
+            busy: list[float] = []
+            short = 0
+            used = {"with searches": 0.0, "alone": 0.0}  # the indexer's CPU seconds
             try:
-                busy = latencies(searcher, queries)
-                done_early = not loader.is_alive()
+                for b0 in range(0, len(queries), block):
+                    part = queries[b0 : b0 + block]
+                    token.pause()
+                    settle(busy=False)
+                    latencies(searcher, part[:1])  # untimed: takes in what the last busy block wrote
+                    idle += latencies(searcher, part, gap=gap)
+                    token.resume()
+                    short += not settle(busy=True)
+                    before, t0 = indexer_cpu(loader), time.perf_counter()
+                    busy += latencies(searcher, part, gap=gap)
+                    middle = indexer_cpu(loader)
+                    time.sleep(time.perf_counter() - t0)
+                    used["with searches"] += middle - before
+                    used["alone"] += indexer_cpu(loader) - middle
             finally:
-                stop.set()
+                token.cancel()
                 loader.join()
-            added = store.token_count() - n_tokens
-    if done_early:
-        print("  warning: the indexer finished before the searches did; part of them ran idle", file=sys.stderr)
+    if short:
+        print(f"  warning: {short} busy block(s) began before the indexer kept the cores busy (it finished?)",
+              file=sys.stderr)
     p95_idle, p95_busy = np.percentile(idle, 95), np.percentile(busy, 95)
+    share = used["with searches"] / max(used["alone"], 1e-9)
     print(f"  search idle p50 {np.median(idle):.1f} p95 {p95_idle:.1f} ms; while indexing p50 "
-          f"{np.median(busy):.1f} p95 {p95_busy:.1f} ms ({len(queries)} queries each); the indexer added "
-          f"{added:,} token vectors meanwhile", file=sys.stderr)
+          f"{np.median(busy):.1f} p95 {p95_busy:.1f} ms ({len(queries)} queries each, {gap:g} s apart, in blocks "
+          f"of {block} taking turns); the indexer's CPU time during the busy blocks {used['with searches']:.1f} s, "
+          f"in as long again with no search {used['alone']:.1f} s ({share:.2f}x)", file=sys.stderr)
     size = f"{n_tokens / 1e6:.2g}M tok"
     return [Result(f"search p95 {size}, while indexing", float(p95_busy), "ms", "same searches, idle",
                    float(p95_idle), ratio(p95_busy, p95_idle), "<= 1.5x peer", p95_busy <= 1.5 * p95_idle)]

@@ -75,7 +75,8 @@ class Config:
     """CPU priority (Unix niceness, 0-19) of the thread that indexes and of the threads it starts, on Linux:
     a search on the same cores is served first, and an idle machine still gives indexing every core. Search
     p95 while indexing against idle (``bench/search.py``, 1M tokens, 2 cores): 1.89x at 0, 1.41x at 10,
-    1.38x at 19. 0 leaves the priority as it is."""
+    1.38x at 19. 0 leaves the priority as it is. Above 0 the indexing threads also give way to searches in
+    the same process (``engine.threads.yield_to_searches``)."""
 
     read_ahead_files: int = 64
     """Files read (hashed, extracted, chunked) on a second thread while the encoder works on earlier ones, at

@@ -31,7 +31,7 @@ from .read_ahead import read_ahead
 from .records import ChangeKind, Chunk, EncodedChunk, ExtractedText, FileChange
 from .reconcile import file_digest, scan_folder
 from .store import FileRecord, FileState, Store
-from .threads import lower_thread_priority, short_gil_turns
+from .threads import lower_thread_priority, short_gil_turns, yield_to_searches
 from .walk import format_size, is_excluded
 
 log = logging.getLogger(__name__)
@@ -212,6 +212,7 @@ class Indexer:
                            before_each=cancel.wait_if_paused if cancel is not None else None)
         try:
             for item in reads:
+                yield_to_searches()  # settling and writing are Python too: a search in this process goes first
                 if cancel is not None:
                     cancel.wait_if_paused()
                     if cancel.cancelled:

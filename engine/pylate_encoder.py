@@ -257,7 +257,15 @@ class PyLateEncoder:
     def _loaded(self):
         with self._lock:
             if self._model is None:
-                self._model = self._on_compute_thread(self._load)
+                from engine.threads import add_pause_points, without_pauses
+
+                def load():
+                    with without_pauses():  # a search may be waiting for this load (its query needs the model)
+                        return self._load()
+
+                model = self._on_compute_thread(load)
+                add_pause_points(model)  # documents on background threads give way to searches, block by block
+                self._model = model
             return self._model
 
     def _on_compute_thread(self, fn: Callable, *args):
@@ -330,8 +338,12 @@ class PyLateEncoder:
     def _encode(self, texts: list[str], *, queries: bool, batch_size: int) -> list[np.ndarray]:
         import torch
 
+        from engine.threads import without_pauses
+
         model = self._loaded()
-        with self._encode_lock, torch.inference_mode():  # PyLate's tokenize sets state per call: one at a time
+        # PyLate's tokenize sets state per call: one at a time, and no waiting for a search (which may be waiting
+        # for this lock to encode its query) while holding the lock
+        with self._encode_lock, without_pauses(), torch.inference_mode():
             out = model.encode(texts, is_query=queries, batch_size=batch_size, show_progress_bar=False,
                                convert_to_numpy=True, normalize_embeddings=True)
         return [np.ascontiguousarray(v, dtype=np.float32) for v in out]

@@ -40,7 +40,7 @@ from .query import Query, fts_expression, fts_words, parse_query, phrase_express
 from .records import SearchHit, TokenMatch
 from .store import Store
 from .store_search import ChunkRow
-from .threads import default_threads, single_threaded_blas, torch_threads
+from .threads import default_threads, search_running, single_threaded_blas, torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,10 @@ class Searcher:
         """The ``k`` best files for ``query``. ``explain=False`` leaves out each hit's token alignment (and the
         snippet centred on it): for callers that only rank, such as the evaluation at depth 100."""
         q = parse_query(query) if isinstance(query, str) else query
-        with single_threaded_blas():  # the hits' alignment too: small products OpenBLAS would split over
-            # threads that then spin waiting for work (19 ms of a core per search at 10M tokens)
+        # background work of this process (an indexer) waits at its pause points meanwhile (engine.threads);
+        # the hits' alignment in single-threaded BLAS too: small products OpenBLAS would split over threads
+        # that then spin waiting for work (19 ms of a core per search at 10M tokens)
+        with search_running(), single_threaded_blas():
             lanes, qvec = self._lanes(q, mode=mode, depth=lane_depth(k), keep=2 * k if explain else 0)
             if not lanes:
                 return []
@@ -98,7 +100,8 @@ class Searcher:
         chunks for deeper lanes, so other depths can give other lanes).
         """
         q = parse_query(query) if isinstance(query, str) else query
-        return self._lanes(q, mode=mode, depth=depth)[0]
+        with search_running():
+            return self._lanes(q, mode=mode, depth=depth)[0]
 
     def _lanes(self, q: Query, *, mode: str, depth: int,
                keep: int = 0) -> tuple[dict[str, list[Ranked]], np.ndarray | None]:

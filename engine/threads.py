@@ -22,6 +22,17 @@ a search the scheduler serves the search first. An idle machine still gives the 
 priority cannot help with the GIL, though: the indexer's reader thread runs Python (pypdf, the HTML parser,
 the chunker) and a search thread waits up to the interpreter's switch interval (5 ms) for every turn it
 needs, so ``short_gil_turns()`` brings that interval down to ``GIL_SWITCH_INTERVAL`` while a process indexes.
+
+Nor does a short switch interval make the GIL a search's: a search is mostly Python and numpy, so it holds the
+GIL much of its time, and every background thread that asks for it takes it from the search after one
+interval, whatever its niceness (py-spy with ``--gil`` during ``bench/search.py``'s busy blocks: the search
+thread held it 70% of the samples, the two encoder workers and the reader the rest; every phase of the search,
+from decoding codes to the hits' tokenisation, took about twice its idle time). So the background gives way:
+a thread that ``lower_thread_priority`` marked as background calls ``yield_to_searches()`` at its pause points
+(each module call of the encoder's network, each text of its attention, each file the reader starts) and,
+while any ``search_running()`` block is open in the process, waits there until it closes. What a background
+thread is doing when a search starts runs on to its next pause point (a torch operation lets go of the GIL
+and runs at the lower CPU priority meanwhile).
 """
 from __future__ import annotations
 
@@ -139,11 +150,17 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 def lower_thread_priority(nice: int) -> bool:
-    """Lower the calling thread's CPU priority to ``nice`` (Linux, where niceness is per thread; elsewhere it
-    is per process and would slow the whole app: nothing is done). Threads it starts afterwards inherit it,
-    threads it started before keep theirs. Never raises a priority (an unprivileged process could not lower
-    it again); ``nice <= 0`` does nothing. Returns whether the thread now runs at ``nice`` or lower."""
-    if nice <= 0 or not sys.platform.startswith("linux"):
+    """Put the calling thread in the background: it yields to searches at its pause points
+    (``yield_to_searches``) and, on Linux (where niceness is per thread; elsewhere it is per process and would
+    slow the whole app), runs at CPU priority ``nice``. Threads it starts afterwards inherit the niceness,
+    threads it started before keep theirs; a thread started here yields too if it calls
+    ``mark_background(is_background())`` with this one's answer. Never raises a priority (an unprivileged
+    process could not lower it again); ``nice <= 0`` does nothing. Returns whether the thread now runs at
+    ``nice`` or lower."""
+    if nice <= 0:
+        return False
+    mark_background()
+    if not sys.platform.startswith("linux"):
         return False
     tid = threading.get_native_id()
     try:
@@ -165,3 +182,89 @@ def short_gil_turns(interval: float = GIL_SWITCH_INTERVAL) -> None:
     """Shorten the interpreter's GIL switch interval to ``interval`` (process-wide; never lengthens it)."""
     if sys.getswitchinterval() > interval:
         sys.setswitchinterval(interval)
+
+
+# ---------------------------------------------------------------- searches first
+SEARCH_HOLD_LIMIT = 2.0
+"""Seconds a background thread waits at one pause point for searches to end: searches end far sooner (tens
+of milliseconds), so this only bounds the wait should searches follow each other without a gap."""
+
+_background = threading.local()
+_searches_lock = threading.Lock()
+_searches = 0
+_no_search = threading.Event()
+_no_search.set()
+
+
+def mark_background(on: bool = True) -> None:
+    """Mark the calling thread as background work (it waits at ``yield_to_searches``) or, with ``on=False``,
+    not."""
+    _background.on = on
+
+
+def is_background() -> bool:
+    """Whether the calling thread is marked as background work."""
+    return getattr(_background, "on", False)
+
+
+@contextmanager
+def without_pauses() -> Iterator[None]:
+    """Inside the block the calling thread's pause points return at once: for work that holds a lock a search
+    may need (waiting there for the search would hold the search up until ``SEARCH_HOLD_LIMIT``)."""
+    before = is_background()
+    _background.on = False
+    try:
+        yield
+    finally:
+        _background.on = before
+
+
+@contextmanager
+def search_running() -> Iterator[None]:
+    """While the block runs, background threads of this process wait at their pause points (blocks on several
+    threads may overlap: they wait until the last ends)."""
+    global _searches
+    with _searches_lock:
+        _searches += 1
+        _no_search.clear()
+    _background.searching = getattr(_background, "searching", 0) + 1
+    try:
+        yield
+    finally:
+        _background.searching -= 1
+        with _searches_lock:
+            _searches -= 1
+            if not _searches:
+                _no_search.set()
+
+
+def searches_running() -> int:
+    """How many ``search_running`` blocks are open now."""
+    return _searches
+
+
+def yield_to_searches(limit: float = SEARCH_HOLD_LIMIT) -> bool:
+    """A pause point: on a background thread, wait while a search runs (at most ``limit`` seconds); elsewhere, on
+    a thread that is running a search itself (one that indexed, then searches: ``findling eval``), or with no
+    search running, return at once. Returns whether it waited."""
+    if not _searches or not getattr(_background, "on", False) or getattr(_background, "searching", 0):
+        return False
+    _no_search.wait(limit)
+    return True
+
+
+def _yield_hook(_module, _args) -> None:
+    yield_to_searches()
+
+
+def add_pause_points(model) -> int:
+    """Make the call of every module inside ``model``'s repeated blocks (the members of each ``ModuleList``: a
+    transformer's layers, with their attention and feed-forward parts) a pause point, by a forward pre-hook that
+    returns at once on a thread that is not background. Returns how many modules got one."""
+    import torch
+
+    hooked = {id(m): m for lists in model.modules() if isinstance(lists, torch.nn.ModuleList)
+              for block in lists for m in block.modules()}
+    for module in hooked.values():
+        module.register_forward_pre_hook(_yield_hook)
+    return len(hooked)

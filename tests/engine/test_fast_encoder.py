@@ -214,3 +214,53 @@ def test_two_workers_encode_batches_at_once_and_match_pylate(model, folders, ref
     assert not any(t.is_alive() for t in seen)
     single = DirectEncoder(folder, info, threads=1, workers=2, precision="fp32")
     assert single.workers == 1  # never more workers than threads
+
+
+@pytest.mark.parametrize("precision", ["fp32", "auto"])
+@pytest.mark.parametrize("model", ["tiny", "edge"])
+def test_documents_on_background_threads_wait_for_a_search(model, precision, folders, references):
+    """An indexing encoder's compute thread is background work: while a search runs in the process it stops at
+    the network's next block (a pause point) and goes on when the search ends, with the same vectors; the
+    search's own query encoding, on its thread, does not wait."""
+    import threading
+
+    from engine.threads import search_running
+
+    folder, max_tokens = folders[model]
+    info = ModelInfo(name="test", source="test", path=str(folder), fingerprint="x", dim=48, max_tokens=max_tokens)
+    encoder = DirectEncoder(folder, info, threads=1, precision=precision, nice=1)
+    expected = encoder.encode_documents(DOCS)  # loads the model; no search running: no wait
+    box: dict = {}
+    worker = threading.Thread(target=lambda: box.update(vectors=encoder.encode_documents(DOCS)), daemon=True)
+    with search_running():
+        worker.start()
+        worker.join(1.0)  # far longer than these documents take (milliseconds)
+        assert worker.is_alive() and "vectors" not in box
+        queries = encoder.encode_queries(QUERIES)  # the search's own thread is not held
+    worker.join(60)
+    assert not worker.is_alive()
+    for a, b in zip(box["vectors"], expected):
+        np.testing.assert_array_equal(a, b)
+    if precision == "fp32":
+        ref = references[model]
+        assert_same_vectors(queries, ref.encode(QUERIES, is_query=True, show_progress_bar=False))
+    encoder.close()
+
+
+@pytest.mark.parametrize("model", ["tiny", "edge"])
+def test_a_search_that_loads_the_model_is_not_held_by_the_load(model, folders, monkeypatch):
+    """The first query of a search loads the model on a compute thread, which is background work; the load (and
+    the precision check it runs) must not wait for the search that is waiting for it."""
+    import engine.threads
+    from engine.threads import search_running
+
+    waits = []
+    plain = engine.threads._no_search.wait
+    monkeypatch.setattr(engine.threads._no_search, "wait", lambda limit=None: waits.append(limit) or plain(limit))
+    folder, max_tokens = folders[model]
+    info = ModelInfo(name="test", source="test", path=str(folder), fingerprint="x", dim=48, max_tokens=max_tokens)
+    encoder = DirectEncoder(folder, info, threads=1, precision="auto", nice=1)
+    with search_running():
+        assert len(encoder.encode_queries(QUERIES[:1])) == 1
+    assert waits == []
+    encoder.close()

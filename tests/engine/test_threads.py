@@ -205,3 +205,117 @@ def test_indexing_shortens_the_gil_switch_interval_and_never_lengthens_it(store,
     sys.setswitchinterval(GIL_SWITCH_INTERVAL / 2)  # someone asked for shorter turns: kept
     Indexer(store, fake_encoder, config=config).run_to_end()
     assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_INTERVAL / 2)
+
+
+# ------------------------------------------------------------------ searches first
+def _on_thread(fn, *, background: bool):
+    """Run ``fn`` on a new thread (marked background or not); returns (thread, result box)."""
+    from engine.threads import mark_background
+
+    box: dict = {}
+
+    def run():
+        mark_background(background)
+        box["value"] = fn()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, box
+
+
+def test_background_threads_wait_at_pause_points_while_any_search_runs():
+    from engine.threads import search_running, searches_running, yield_to_searches
+
+    assert not yield_to_searches()  # no search: nobody waits
+    first, second = threading.Event(), threading.Event()
+
+    def search(release):
+        with search_running():
+            release.wait(10)
+
+    a = threading.Thread(target=search, args=(first,))
+    a.start()
+    while not searches_running():
+        pass
+    assert not yield_to_searches()  # this thread is not background: it never waits
+    waiter, box = _on_thread(yield_to_searches, background=True)
+    waiter.join(0.3)
+    assert waiter.is_alive()  # held while the search runs
+    b = threading.Thread(target=search, args=(second,))
+    b.start()
+    while searches_running() < 2:
+        pass
+    first.set()
+    a.join()
+    waiter.join(0.3)
+    assert waiter.is_alive()  # the second search still runs
+    second.set()
+    b.join()
+    waiter.join(10)
+    assert box["value"] is True and searches_running() == 0
+
+
+def test_a_pause_point_waits_no_longer_than_its_limit_nor_inside_without_pauses():
+    from engine.threads import search_running, without_pauses, yield_to_searches
+
+    with search_running():
+        waiter, box = _on_thread(lambda: yield_to_searches(limit=0.05), background=True)
+        waiter.join(10)
+        assert box["value"] is True and not waiter.is_alive()  # gave up waiting, the search still running
+
+        def unpaused():
+            with without_pauses():
+                inside = yield_to_searches()
+            return inside
+
+        waiter, box = _on_thread(unpaused, background=True)
+        waiter.join(10)
+        assert box["value"] is False
+
+
+def test_a_search_holds_background_work_for_its_whole_run(store, fake_encoder, config, docs):
+    from engine.threads import searches_running
+
+    store.add_folder(docs)
+    Indexer(store, fake_encoder, config=config).run_to_end()
+    seen = []
+    enc = _RecordingEncoder(fake_encoder)
+    plain = enc.encode_queries
+    enc.encode_queries = lambda texts: seen.append(searches_running()) or plain(texts)
+    searcher = Searcher(store, enc)
+    assert searcher.search("csv files", k=3, mode="hybrid")
+    assert searcher.ranked_lanes("json", depth=5, mode="maxsim")["maxsim"]
+    assert seen == [1, 1] and searches_running() == 0
+
+
+def test_an_indexer_on_a_background_thread_waits_for_a_search(store, fake_encoder, config, docs):
+    """Indexing at a lower priority gives way: with a search running it encodes nothing (its reader and its loop
+    stop at their pause points), and it finishes once the search ends."""
+    from dataclasses import replace
+
+    from engine.threads import search_running
+
+    store.add_folder(docs)
+    indexer = Indexer(store, fake_encoder, config=replace(config, indexing_nice=1))
+    with search_running():
+        worker = threading.Thread(target=indexer.run_to_end, daemon=True)
+        worker.start()
+        worker.join(0.5)
+        assert worker.is_alive() and fake_encoder.documents_encoded == 0
+    worker.join(30)
+    assert not worker.is_alive() and fake_encoder.documents_encoded > 0
+    assert {s.status for s in store.file_states().values()} == {"indexed"}
+
+
+def test_a_background_thread_that_searches_does_not_wait_for_itself():
+    """A thread that indexed (and so is background) and then searches, as ``findling eval`` does, passes its own
+    pause points inside its search."""
+    from engine.threads import search_running, yield_to_searches
+
+    def index_then_search():
+        with search_running():
+            return yield_to_searches(limit=5.0)
+
+    waiter, box = _on_thread(index_then_search, background=True)
+    waiter.join(10)
+    assert box["value"] is False
