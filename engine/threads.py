@@ -189,7 +189,11 @@ SEARCH_HOLD_LIMIT = 2.0
 """Seconds a background thread waits at one pause point for searches to end: searches end far sooner (tens
 of milliseconds), so this only bounds the wait should searches follow each other without a gap."""
 
-_background = threading.local()
+class _Flags(threading.local):
+    on = False  # this thread is background work: it waits at its pause points while a search runs
+
+
+_background = _Flags()
 _searches_lock = threading.Lock()
 _searches = 0
 _no_search = threading.Event()
@@ -204,14 +208,14 @@ def mark_background(on: bool = True) -> None:
 
 def is_background() -> bool:
     """Whether the calling thread is marked as background work."""
-    return getattr(_background, "on", False)
+    return _background.on
 
 
 @contextmanager
 def without_pauses() -> Iterator[None]:
     """Inside the block the calling thread's pause points return at once: for work that holds a lock a search
     may need (waiting there for the search would hold the search up until ``SEARCH_HOLD_LIMIT``)."""
-    before = is_background()
+    before = _background.on
     _background.on = False
     try:
         yield
@@ -222,16 +226,16 @@ def without_pauses() -> Iterator[None]:
 @contextmanager
 def search_running() -> Iterator[None]:
     """While the block runs, background threads of this process wait at their pause points (blocks on several
-    threads may overlap: they wait until the last ends)."""
+    threads may overlap: they wait until the last ends). The searching thread itself runs ``without_pauses``:
+    one that indexed and then searches (``findling eval``) must not wait for its own search."""
     global _searches
     with _searches_lock:
         _searches += 1
         _no_search.clear()
-    _background.searching = getattr(_background, "searching", 0) + 1
     try:
-        yield
+        with without_pauses():
+            yield
     finally:
-        _background.searching -= 1
         with _searches_lock:
             _searches -= 1
             if not _searches:
@@ -244,10 +248,10 @@ def searches_running() -> int:
 
 
 def yield_to_searches(limit: float = SEARCH_HOLD_LIMIT) -> bool:
-    """A pause point: on a background thread, wait while a search runs (at most ``limit`` seconds); elsewhere, on
-    a thread that is running a search itself (one that indexed, then searches: ``findling eval``), or with no
-    search running, return at once. Returns whether it waited."""
-    if not _searches or not getattr(_background, "on", False) or getattr(_background, "searching", 0):
+    """A pause point: on a background thread, wait while a search runs (at most ``limit`` seconds); elsewhere
+    (inside ``without_pauses`` and ``search_running`` too), or with no search running, return at once. Returns
+    whether it waited."""
+    if not _searches or not _background.on:
         return False
     _no_search.wait(limit)
     return True
