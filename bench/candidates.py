@@ -49,8 +49,8 @@ BUILD_VERSION = 1
 
 def build(path: Path, data, *, tokens: int, info, seed: int = 0) -> None:
     """The records, then spliced chunks up to ``tokens`` stored token vectors (see the module docstring)."""
-    from engine.records import Chunk, EncodedChunk
-    from engine.store import FileRecord, Store
+    from findling.engine.records import Chunk, EncodedChunk
+    from findling.engine.store.store import FileRecord, Store
 
     t0 = time.process_time()
     if not _copy_records(path.parent / "scifact-residual.sqlite", path, data, info):
@@ -98,8 +98,8 @@ def _copy_records(source: Path, path: Path, data, info) -> bool:
     writing them again)."""
     import shutil
 
-    from engine.codec import RESIDUAL, CodecSpec
-    from engine.store import Store
+    from findling.engine.store.codec import RESIDUAL, CodecSpec
+    from findling.engine.store.store import Store
 
     if not source.is_file():
         return False
@@ -121,8 +121,8 @@ def cached_index(work: Path, data, *, tokens: int, info) -> Path:
     stamp = path.with_suffix(".json")
     from dataclasses import asdict
 
-    from engine import Config
-    from engine.codec import RESIDUAL, CodecSpec
+    from findling.engine import Config
+    from findling.engine.store.codec import RESIDUAL, CodecSpec
 
     codec = {"min_tokens": Config().codec_min_tokens, **asdict(CodecSpec.named(RESIDUAL, info.dim))}
     key = {"tokens": tokens, "fingerprint": info.fingerprint, "version": BUILD_VERSION, "records": len(data.texts),
@@ -145,7 +145,7 @@ def timed(fn):
 
 def measure(path: Path, queries: list[str], *, work: Path, settings=None) -> dict:
     """Latency of each contender and recall@10 of candidate search, query by query."""
-    from engine import Config, Searcher, Store, load_encoder
+    from findling.engine import Config, Searcher, Store, load_encoder
 
     encoder = load_encoder(Config(data_dir=work / "home"))
     encoder.encode_queries(["warm the model up"])
@@ -190,7 +190,7 @@ def collect(args) -> list[Result]:
     data = real_set(probe=Path(getattr(args, "probe", None) or PROBE), work=work)
     info = model_info()
     path = cached_index(work, data, tokens=tokens, info=info)
-    from engine.candidates import CandidateSettings
+    from findling.engine.search.candidates import CandidateSettings
 
     default = CandidateSettings()
     settings = CandidateSettings(probe=getattr(args, "probe_centroids", None) or default.probe,

@@ -99,9 +99,9 @@ def _first_pages(source: Path, target: Path, pages: int) -> None:
 
 def peer_chunks(root: Path, encoder, config) -> tuple[list[str], int, Timed]:
     """Extract and chunk every file of ``root`` with the engine: distinct chunk texts, their tokens, the time."""
-    from engine.chunker import chunk_text
-    from engine.extract import extract
-    from engine.indexer import chunk_limit
+    from findling.engine.encode.chunker import chunk_text
+    from findling.engine.extract import extract
+    from findling.engine.index.indexer import chunk_limit
 
     limit = chunk_limit(encoder, config)
     texts: dict[str, int] = {}
@@ -136,16 +136,16 @@ def alone(fn, *args):
     """``fn(*args)`` on a new thread that ends when it returns, and torch's worker threads with it. torch's OpenMP
     runtime keeps a team of workers for every thread that ran parallel operations, and once two teams exist its
     workers stop spinning between operations: each side measured here runs with no other team alive, as the
-    app's encoder runs (``engine.pylate_encoder``: one compute thread)."""
+    app's encoder runs (``findling.engine.encode.pylate_encoder``: one compute thread)."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-alone") as worker:
         return worker.submit(fn, *args).result()
 
 
 def run_ours(root: Path, config) -> tuple[int, Timed, float, object]:
     """The real ``Indexer`` end to end into a new index; tokens encoded, time, seconds spent writing, encoder."""
-    from engine.indexer import Indexer
-    from engine.models import load_encoder
-    from engine.store import Store
+    from findling.engine.index.indexer import Indexer
+    from findling.engine.encode.resolve import load_encoder
+    from findling.engine.store.store import Store
 
     encoder = load_encoder(config)
     encoder.encode_documents(["warm up: the model loads on first use"])
@@ -179,8 +179,8 @@ def cosines(ours: list[np.ndarray], ref: list[np.ndarray]) -> tuple[float, float
 
 def lever_encoders(encoder, config) -> dict[str, object]:
     """One encoder per lever, on the same folder as ``encoder``."""
-    from engine.fast_encoder import DirectEncoder
-    from engine.pylate_encoder import PyLateEncoder
+    from findling.engine.encode.direct_encoder import DirectEncoder
+    from findling.engine.encode.pylate_encoder import PyLateEncoder
 
     kw = dict(threads=config.threads, batch_tokens=config.encode_batch_tokens)
     levers = {"token-budget batches (PyLateEncoder fp32)": PyLateEncoder(encoder.folder, encoder.info, **kw)}
@@ -223,9 +223,9 @@ def measure_levers(encoder, config, model, texts: list[str], tokens: int) -> lis
 
 def collect(args) -> list[Result]:
     """Run the sample through the peer and through the Indexer; return throughput, ratio and fidelity."""
-    from engine.config import Config
-    from engine.models import load_encoder
-    from engine.pylate_encoder import _quiet_transformers
+    from findling.engine.config import Config
+    from findling.engine.encode.resolve import load_encoder
+    from findling.engine.encode.pylate_encoder import _quiet_transformers
 
     quick = getattr(args, "quick", False)
     files = getattr(args, "files", None) or (6 if quick else 40)

@@ -1,5 +1,5 @@
 """Long chunks: a ModernBERT backbone of the Ettin-17m shape with windowed local attention
-(``engine.local_attention``) against transformers' own attention, which runs the local layers as full
+(``findling.engine.encode.windowed_attention``) against transformers' own attention, which runs the local layers as full
 ``N x N`` attention under a band mask.
 
     python bench/run.py --only long_chunks [--quick]
@@ -7,7 +7,7 @@
 
 1. One random backbone (7 layers, hidden 256, MLP 384, 4 heads, window 128, global every third layer; the
    shape of mxbai-edge-colbert-v0-17m's backbone; vocabulary 50,368 as Ettin's) and a deep copy of it switched
-   to windowed attention by ``engine.local_attention.use_windowed_attention``, as the encoder does on load.
+   to windowed attention by ``findling.engine.encode.windowed_attention.use_windowed_attention``, as the encoder does on load.
 2. For each length N (512, 8k, 32k; ``--quick``: 512 and 4k), one sequence of N random tokens; every rep runs
    the library copy then ours (fp32, ``torch.inference_mode``, default thread count), best rep kept.
    tokens/s = N / seconds of one forward. 512 gets 10 reps, longer lengths 1.
@@ -43,7 +43,7 @@ def build_backbones(*, seed: int = 0):
     import torch
     from transformers import ModernBertModel
 
-    from engine.local_attention import use_windowed_attention
+    from findling.engine.encode.windowed_attention import use_windowed_attention
     from tests.model_factory import edge_backbone_config
 
     torch.manual_seed(seed)

@@ -11,7 +11,7 @@ while an encoder keeps the cores busy.
      for a fresh 128 MB output): no chunk maxima at all, so no MaxSim can beat it by more than cache effects;
    * peer: PyTorch's straightforward MaxSim, the faster of ``torch.mm`` then ``scatter_reduce(amax)`` by
      chunk id, and chunks padded to ``[C, 512, 48]`` then einsum, mask, max (padding built outside the clock);
-   * ours: ``engine.maxsim.maxsim_scores`` as the searcher calls it. All three are checked to agree.
+   * ours: ``findling.engine.search.maxsim.maxsim_scores`` as the searcher calls it. All three are checked to agree.
 2. Latency: a real ``Searcher`` (hybrid mode, the default) over a real index file holding 1M synthetic token
    vectors in the format the engine gives an index of that size (``Store.compress_if_due`` at the default
    ``Config.codec_min_tokens``: residual codes, searched through candidates), the bundled model encoding each
@@ -79,8 +79,8 @@ def contenders(tokens: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> d
     """name -> ``f(q) -> scores [C]`` for the floor (two), PyTorch's MaxSim (two) and ours."""
     import torch
 
-    from engine.maxsim import maxsim_scores
-    from engine.threads import default_threads
+    from findling.engine.search.maxsim import maxsim_scores
+    from findling.engine.threads import default_threads
 
     t_tokens = torch.from_numpy(tokens)
     chunk_of_row = torch.from_numpy(np.repeat(np.arange(len(starts)), lengths))[:, None]
@@ -158,8 +158,8 @@ def kernel_results(n_tokens: int, reps: int) -> list[Result]:
 def build_index(home: Path, n_tokens: int, info, *, codec_min_tokens: int | None = None) -> Path:
     """An index file of synthetic chunks (short texts, random unit vectors) for ``info``'s model, compressed as
     the indexer would compress it when it holds ``codec_min_tokens`` or more (None: left float16)."""
-    from engine.records import Chunk, EncodedChunk
-    from engine.store import FileRecord, Store
+    from findling.engine.records import Chunk, EncodedChunk
+    from findling.engine.store.store import FileRecord, Store
 
     tokens, starts, lengths = corpus(n_tokens, seed=7)
     db = home / "index.sqlite"
@@ -187,8 +187,8 @@ def index_loop(config, db: Path, folder: Path, token, started: threading.Event) 
     """Index ``folder`` into ``db`` with a real ``Indexer`` until it is done or ``token`` is cancelled: the
     indexing worker's load (extraction on the read-ahead thread, encoding, writes into the index being
     searched). ``token`` (a ``CancelToken``) also holds it between the busy blocks."""
-    from engine import Store, load_encoder
-    from engine.indexer import Indexer
+    from findling.engine import Store, load_encoder
+    from findling.engine.index.indexer import Indexer
 
     try:
         with Store(db) as store:
@@ -253,9 +253,9 @@ def latency_results(n_tokens: int, rounds: int, *, block: int = 10, gap: float =
     minute) falls on both sides. An untimed search before each idle block takes in the chunks written
     meanwhile: idle is the steady state, and taking in new chunks counts against the busy side only. After
     each busy block the indexer runs on alone as long again, so the CPU time it gets with searches and
-    without them can be compared (it gives way while a search runs: ``engine.threads``)."""
-    from engine import Config, Searcher, Store, load_encoder
-    from engine.indexer import CancelToken
+    without them can be compared (it gives way while a search runs: ``findling.engine.threads``)."""
+    from findling.engine import Config, Searcher, Store, load_encoder
+    from findling.engine.index.indexer import CancelToken
 
     if not LOAD_FOLDER.is_dir():
         raise SystemExit(f"the indexing load needs {LOAD_FOLDER} (this project's shared data)")

@@ -24,10 +24,10 @@ import os, sys, time
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
-from app.main import build_config, parse_args
-from app.backend import Backend
-from app.window import MainWindow
-from engine import load_encoder
+from findling.app.main import build_config, parse_args
+from findling.app.backend import Backend
+from findling.app.window import MainWindow
+from findling.engine import load_encoder
 args = parse_args(["--home", sys.argv[1]])
 app = QApplication([])
 backend = Backend(build_config(args), encoder_factory=load_encoder)

@@ -6,9 +6,9 @@ resident memory of a searcher over it.
 
 Data: BEIR SciFact (``../shared/data/scifact``: 5,183 records, 300 test queries) as real 48-dim token vectors of
 the bundled model, without encoding anything: the frozen backbone's token vectors that ``python -m
-training.probe ../shared/data/scifact --work /tmp/probe`` caches (``--probe``, default ``/tmp/probe/scifact``;
+findling.training.probe ../shared/data/scifact --work /tmp/probe`` caches (``--probe``, default ``/tmp/probe/scifact``;
 computed there first when missing, about 25 minutes on 2 cores)
-go through the bundled head (``training.head.from_pylate``), once, into ``--work``. Each record is one chunk
+go through the bundled head (``findling.training.head.from_pylate``), once, into ``--work``. Each record is one chunk
 (the probe cuts records at the backbone's 512 positions), its text ``title + "\\n\\n" + text`` as
 ``findling eval`` stores it.
 
@@ -18,7 +18,7 @@ go through the bundled head (``training.head.from_pylate``), once, into ``--work
    token = the file (write-ahead log checkpointed into it) over the stored token vectors; the split by table
    comes from SQLite's ``dbstat``.
 2. Quality. nDCG@10 of exact MaxSim over the vectors read back from each file and decoded, against the fp16
-   file's; and of candidate search (``engine.candidates``, default settings) over the residual file.
+   file's; and of candidate search (``findling.engine.search.candidates``, default settings) over the residual file.
 3. Memory. A child process loads the bundled model, encodes a query (its resident set size then is the
    baseline: Python, torch, the model), opens a ``Searcher`` on the residual file and runs hybrid searches;
    the growth of its resident set is compared with the file's stored vector bytes, printed on stderr: the
@@ -73,8 +73,8 @@ class RealSet:
 
 def real_set(*, probe: Path = PROBE, work: Path = WORK, dataset: Path = SCIFACT, quick: bool = False) -> RealSet:
     """SciFact as 48-dim vectors of the bundled model (projected once into ``work``, then read back)."""
-    from engine import bundled
-    from training.probe import load_set
+    from findling.engine.encode import bundled
+    from findling.training.probe import load_set
 
     docs, queries, relevant = load_set(dataset)
     digest = hashlib.blake2b("\x1e".join(docs).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
@@ -106,9 +106,9 @@ def real_set(*, probe: Path = PROBE, work: Path = WORK, dataset: Path = SCIFACT,
 
 
 def _backbone_vectors(probe: Path, docs: list[str], queries: list[str]) -> None:
-    """The bundled backbone's token vectors of SciFact, computed once into ``probe`` as ``python -m training.probe
+    """The bundled backbone's token vectors of SciFact, computed once into ``probe`` as ``python -m findling.training.probe
     ../shared/data/scifact --work PARENT`` caches them (about 25 minutes on 2 cores)."""
-    from training.probe import backbone_features
+    from findling.training.probe import backbone_features
 
     print(f"computing SciFact's backbone vectors once into {probe} (about 25 minutes on 2 cores) ...",
           file=sys.stderr, flush=True)
@@ -116,8 +116,8 @@ def _backbone_vectors(probe: Path, docs: list[str], queries: list[str]) -> None:
 
 
 def _project(probe: Path, head_dir: Path, work: Path) -> None:
-    from training.features import FeatureSet
-    from training.head import from_pylate
+    from findling.training.features import FeatureSet
+    from findling.training.head import from_pylate
 
     head = from_pylate(head_dir)
     for name in ("queries", "corpus"):
@@ -137,8 +137,8 @@ def _read_json(path: Path):
 # --------------------------------------------------------------------------------------- the files
 def model_info():
     """The bundled model's identity, as an index written by it records (no weights are loaded)."""
-    from engine import Config
-    from engine.models import model_info as info_of, resolve_model
+    from findling.engine import Config
+    from findling.engine.encode.resolve import model_info as info_of, resolve_model
 
     config = Config(data_dir=WORK / "home")
     return info_of(resolve_model(config), config=config)
@@ -146,9 +146,9 @@ def model_info():
 
 def write_index(path: Path, data: RealSet, *, choice: str, info, min_tokens: int | None = None) -> Path:
     """An index file holding ``data``'s records, written in indexer-sized batches under codec ``choice``."""
-    from engine import Config
-    from engine.records import Chunk, EncodedChunk
-    from engine.store import FileRecord, Store
+    from findling.engine import Config
+    from findling.engine.records import Chunk, EncodedChunk
+    from findling.engine.store.store import FileRecord, Store
 
     min_tokens = Config().codec_min_tokens if min_tokens is None else min_tokens
     for suffix in ("", "-wal", "-shm", ".lock", ".folders.json"):
@@ -196,7 +196,7 @@ def breakdown(path: Path) -> dict[str, int]:
 
 def read_back(path: Path) -> list[np.ndarray]:
     """Every chunk's decoded vectors, in record order (chunk ids follow the order written)."""
-    from engine.store import Store
+    from findling.engine.store.store import Store
 
     with Store(path) as store:
         ids = store.chunk_ids().tolist()
@@ -207,8 +207,8 @@ def read_back(path: Path) -> list[np.ndarray]:
 def ndcg(data: RealSet, docs: list[np.ndarray], *, cache: Path | None = None) -> float:
     """nDCG@10 of exact MaxSim over ``docs``. ``cache``: where the scores of the float16 file are kept between
     runs; they are used only when ``docs`` are bit for bit the projected vectors they were computed from."""
-    from training.features import FeatureSet
-    from training.metrics import maxsim_matrix, ndcg_at_k
+    from findling.training.features import FeatureSet
+    from findling.training.metrics import maxsim_matrix, ndcg_at_k
 
     flat = np.concatenate(docs)
     same = cache is not None and flat.shape == data.vectors.shape and np.array_equal(flat, data.vectors)
@@ -223,9 +223,9 @@ def ndcg(data: RealSet, docs: list[np.ndarray], *, cache: Path | None = None) ->
 
 def candidate_ndcg(path: Path, data: RealSet) -> tuple[float, float]:
     """nDCG@10 of candidate search over a compressed file, and its CPU milliseconds per query."""
-    from engine.candidates import CandidateIndex
-    from engine.store import Store
-    from training.metrics import ndcg_at_k
+    from findling.engine.search.candidates import CandidateIndex
+    from findling.engine.store.store import Store
+    from findling.training.metrics import ndcg_at_k
 
     with Store(path) as store:
         index = CandidateIndex(store.codec)
@@ -241,7 +241,7 @@ MEMORY_CHILD = r"""
 import json, os, sys, time
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
-from engine import Config, Searcher, Store, load_encoder
+from findling.engine import Config, Searcher, Store, load_encoder
 def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

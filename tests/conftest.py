@@ -19,8 +19,8 @@ settings.register_profile("ci", derandomize=True)
 settings.register_profile("dev")
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-from engine.config import Config  # noqa: E402
-from engine.store import Store  # noqa: E402
+from findling.engine.config import Config  # noqa: E402
+from findling.engine.store.store import Store  # noqa: E402
 from tests.fakes import FakeEncoder  # noqa: E402
 
 
@@ -31,13 +31,13 @@ def _runner_keeps_its_priority(monkeypatch):
     any other thread lowers it as the app does (``tests/engine/test_threads.py`` checks that)."""
     import threading
 
-    import engine.indexer
-    from engine.threads import lower_thread_priority
+    import findling.engine.index.indexer
+    from findling.engine.threads import lower_thread_priority
 
     def on_other_threads(nice: int) -> bool:
         return threading.current_thread() is not threading.main_thread() and lower_thread_priority(nice)
 
-    monkeypatch.setattr(engine.indexer, "lower_thread_priority", on_other_threads)
+    monkeypatch.setattr(findling.engine.index.indexer, "lower_thread_priority", on_other_threads)
     interval = sys.getswitchinterval()  # indexing shortens it process-wide: each test starts from the default
     yield
     sys.setswitchinterval(interval)

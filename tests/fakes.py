@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from engine.encoder import ModelInfo
+from findling.engine.encode.encoder import ModelInfo
 
 _WORD = re.compile(r"\w+")
 

@@ -13,8 +13,8 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 from PySide6.QtCore import QSettings, QUrl  # noqa: E402
 
-from app.backend import Backend  # noqa: E402
-from app.window import MainWindow  # noqa: E402
+from findling.app.backend import Backend  # noqa: E402
+from findling.app.window import MainWindow  # noqa: E402
 from tests.fakes import FakeEncoder  # noqa: E402
 
 WAIT_MS = 20_000  # generous: waits end as soon as the condition holds; CI machines can be slow

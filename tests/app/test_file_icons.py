@@ -5,8 +5,8 @@ from pathlib import Path
 
 from PySide6.QtGui import QColor, QIcon, QPixmap
 
-from app.delegate import BADGE, PAD
-from app.file_icons import FileIcons
+from findling.app.delegate import BADGE, PAD
+from findling.app.file_icons import FileIcons
 from tests.app.conftest import search
 
 RED = QColor(220, 0, 0)

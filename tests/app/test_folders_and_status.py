@@ -5,8 +5,8 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 
-from app.statusbar import format_counts, format_duration, format_model, format_progress, model_tooltip
-from engine import ModelInfo, Progress
+from findling.app.statusbar import format_counts, format_duration, format_model, format_progress, model_tooltip
+from findling.engine import ModelInfo, Progress
 from tests.app.conftest import WAIT_MS
 
 
@@ -74,7 +74,7 @@ def test_status_bar_pause_button_drives_the_backend(make_window, docs, qtbot):
 
 
 def test_pausing_shows_at_once_in_the_status_bar(qtbot):
-    from app.statusbar import StatusBar
+    from findling.app.statusbar import StatusBar
 
     bar = StatusBar()
     qtbot.addWidget(bar)

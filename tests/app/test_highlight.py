@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtGui import QColor, QPalette
 
-from app.highlight import (
+from findling.app.highlight import (
     EXACT,
     MEANING,
     Span,
@@ -21,7 +21,7 @@ from app.highlight import (
     spans_to_html,
     word_contributions,
 )
-from engine import SearchHit, TokenMatch
+from findling.engine import SearchHit, TokenMatch
 
 
 def tm(q: str, start: int, end: int, sim: float, doc: str) -> TokenMatch:

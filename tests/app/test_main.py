@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtGui import QImage
 
-from app.main import build_config, main, parse_args
+from findling.app.main import build_config, main, parse_args
 from tests.fakes import FakeEncoder
 
 

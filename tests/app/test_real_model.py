@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from engine import load_encoder
+from findling.engine import load_encoder
 from tests.app.conftest import WAIT_MS
 
 pytestmark = pytest.mark.slow
@@ -20,7 +20,7 @@ WORDS = "river mountain protein cell engine wing music letter invoice budget".sp
 
 def test_searching_while_indexing_with_a_real_model(tiny_model_dir, config, make_backend, settings, tmp_path,
                                                      qtbot):
-    from app.window import MainWindow
+    from findling.app.window import MainWindow
 
     folder = tmp_path / "many"
     folder.mkdir()

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 
-from app.results_model import ResultsModel, Role
-from engine import SearchHit, TokenMatch
+from findling.app.results_model import ResultsModel, Role
+from findling.engine import SearchHit, TokenMatch
 
 
 def hit(path: str, score: float, **kw) -> SearchHit:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 
-from app.model_panel import describe
-from app.statusbar import format_progress
-from engine import ModelError, ModelInfo, Progress, Store
+from findling.app.model_panel import describe
+from findling.app.statusbar import format_progress
+from findling.engine import ModelError, ModelInfo, Progress, Store
 from tests.app.conftest import WAIT_MS, search
 from tests.fakes import FakeEncoder
 
@@ -98,7 +98,7 @@ def test_switching_models_keeps_the_old_index_answering_until_the_swap(make_back
     backend = make_backend(factory=_by_model)
     for name in ("a.md", "b.md", "c.md"):
         (docs / name).write_text(f"Tomatoes and basil, note {name}.")
-    from app.window import MainWindow
+    from findling.app.window import MainWindow
 
     backend.add_folder(docs)
     window = MainWindow(backend, confirm=asked)
@@ -144,7 +144,7 @@ def test_switching_models_keeps_the_old_index_answering_until_the_swap(make_back
 
 
 def test_a_model_that_cannot_load_leaves_everything_as_it_was(make_backend, docs, asked, qtbot, tmp_path):
-    from app.window import MainWindow
+    from findling.app.window import MainWindow
 
     backend = make_backend(factory=_by_model)
     backend.add_folder(docs)
@@ -163,7 +163,7 @@ def test_a_model_that_cannot_load_leaves_everything_as_it_was(make_backend, docs
 
 def test_a_cancelled_switch_keeps_the_current_model_and_resumes_later(make_backend, docs, asked, qtbot, tmp_path,
                                                                       config):
-    from app.window import MainWindow
+    from findling.app.window import MainWindow
 
     backend = make_backend(factory=_by_model)
     backend.add_folder(docs)
@@ -199,7 +199,7 @@ def test_model_texts():
 
 
 def test_patterns_from_the_old_app_settings_move_into_the_index(backend, settings):
-    from app.main import move_old_excludes
+    from findling.app.main import move_old_excludes
 
     settings.setValue("index/extra_excludes", ["notes/", "/not/relative"])
     move_old_excludes(settings, backend)

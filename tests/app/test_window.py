@@ -7,9 +7,9 @@ import time
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QGuiApplication
 
-from app.highlight import EXACT
-from app.window import MainWindow
-from engine import Store
+from findling.app.highlight import EXACT
+from findling.app.window import MainWindow
+from findling.engine import Store
 from tests.app.conftest import WAIT_MS, backend_of_another_model, search
 
 

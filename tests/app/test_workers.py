@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
-from app.search_worker import SearchRequest, SearchWorker
-from engine import ModelError, Store, parse_query
+from findling.app.search_worker import SearchRequest, SearchWorker
+from findling.engine import ModelError, Store, parse_query
 from tests.app.conftest import WAIT_MS, backend_of_another_model, fake_factory
 from tests.fakes import FakeEncoder
 
@@ -106,9 +106,9 @@ def test_adding_a_bad_folder_says_why(backend, tmp_path, config):
 
 
 def test_watcher_changes_are_indexed_live(backend, docs, config, qtbot):
-    watcher = pytest.importorskip("engine.watcher")
+    watcher = pytest.importorskip("findling.engine.sources.watcher")
     if not hasattr(watcher, "Watcher"):
-        pytest.skip("engine.watcher.Watcher is not there yet")
+        pytest.skip("findling.engine.sources.watcher.Watcher is not there yet")
     backend.add_folder(docs)
     backend.start()
     qtbot.waitUntil(lambda: backend.index_idle, timeout=WAIT_MS)
@@ -118,7 +118,7 @@ def test_watcher_changes_are_indexed_live(backend, docs, config, qtbot):
 
 
 def test_search_worker_answers_only_the_newest_waiting_request(config, docs, qtbot):
-    from engine import Indexer
+    from findling.engine import Indexer
 
     with Store(config.db_path) as store:
         store.add_folder(docs)
@@ -145,7 +145,7 @@ def test_search_worker_answers_only_the_newest_waiting_request(config, docs, qtb
 
 
 def test_window_shows_model_failure(make_backend, settings, qtbot):
-    from app.window import MainWindow
+    from findling.app.window import MainWindow
 
     def broken(config):
         raise ModelError("no model found")
@@ -177,7 +177,7 @@ def test_signals_queued_before_shutdown_reach_no_one_after_it(backend, docs, qtb
 def test_the_index_is_idle_only_once_its_jobs_signals_have_arrived(backend, docs, qtbot):
     import time
 
-    from app.workers import Job
+    from findling.app.workers import Job
 
     backend.add_folder(docs)
     backend.start()
@@ -199,7 +199,7 @@ def test_models_warm_up_on_one_torch_thread_and_the_search_encoder_loads_on_one(
     thread, and the search worker's encoder is made with one thread."""
     import torch
 
-    from app.workers import load_model
+    from findling.app.workers import load_model
 
     made, warm = [], []
 

@@ -43,6 +43,6 @@ def hf_cache(tmp_path, monkeypatch):
 @pytest.fixture
 def model_config(tmp_path):
     """Default settings with the data folder in ``tmp_path`` and one torch thread."""
-    from engine.config import Config
+    from findling.engine.config import Config
 
     return Config(data_dir=tmp_path / "data", threads=1)

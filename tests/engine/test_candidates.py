@@ -4,14 +4,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import codec as C
-from engine.candidates import CandidateIndex, CandidateSettings
-from engine.encoder import ModelInfo
-from engine.indexer import Indexer
-from engine.maxsim import maxsim_scores
-from engine.records import Chunk, EncodedChunk
-from engine.searcher import Searcher
-from engine.store import FileRecord, Store
+from findling.engine.store import codec as C
+from findling.engine.search.candidates import CandidateIndex, CandidateSettings
+from findling.engine.encode.encoder import ModelInfo
+from findling.engine.index.indexer import Indexer
+from findling.engine.search.maxsim import maxsim_scores
+from findling.engine.records import Chunk, EncodedChunk
+from findling.engine.search.searcher import Searcher
+from findling.engine.store.store import FileRecord, Store
 
 DIM = 48
 TOPICS = np.random.default_rng(99).standard_normal((40, DIM)).astype(np.float32)

@@ -1,7 +1,7 @@
 import pytest
 
-from engine.chunker import chunk_text
-from engine.records import ExtractedText, PageSpan
+from findling.engine.encode.chunker import chunk_text
+from findling.engine.records import ExtractedText, PageSpan
 from tests.fakes import FakeTokenizer
 
 

@@ -4,15 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from engine import cli
+from findling.cli import main as cli
 
 
 @pytest.fixture
 def fake_models(monkeypatch, fake_encoder):
     """The CLI's model loading replaced by the fake encoder (the process boundary of a model)."""
-    import engine.models
+    import findling.engine.encode.resolve
 
-    monkeypatch.setattr(engine.models, "load_encoder", lambda config: fake_encoder)
+    monkeypatch.setattr(findling.engine.encode.resolve, "load_encoder", lambda config: fake_encoder)
     return fake_encoder
 
 
@@ -80,8 +80,8 @@ def test_rebuild_recovers_from_a_damaged_index(tmp_path, docs, fake_models, caps
 
 
 def test_index_codec_choice_is_kept_and_converts(tmp_path, docs, fake_models, capsys, monkeypatch):
-    from engine import codec
-    from engine.store import Store
+    from findling.engine.store import codec
+    from findling.engine.store.store import Store
 
     monkeypatch.setattr(codec, "DEFAULT_CENTROIDS", 8)
     home = tmp_path / "home"

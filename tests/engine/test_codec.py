@@ -4,10 +4,10 @@ import doctest
 import numpy as np
 import pytest
 
-import engine.codec
-from engine import codec as C
-from engine.maxsim import maxsim_scores
-from engine.store import decode_vectors, encode_vectors
+import findling.engine.store.codec
+from findling.engine.store import codec as C
+from findling.engine.search.maxsim import maxsim_scores
+from findling.engine.store.store import decode_vectors, encode_vectors
 
 
 def clustered(n, dim=48, clusters=64, spread=0.35, seed=0):
@@ -37,7 +37,7 @@ def cosines(a, b):
 
 
 def test_doctests():
-    assert doctest.testmod(engine.codec).failed == 0
+    assert doctest.testmod(findling.engine.store.codec).failed == 0
 
 
 def test_fp16_codec_is_the_original_layout():

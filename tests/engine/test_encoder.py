@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.encoder import Encoder, ModelInfo, Tokenizer
-from engine.pylate_encoder import ColBERTSettings, PyLateEncoder, plan_batches
+from findling.engine.encode.encoder import Encoder, ModelInfo, Tokenizer
+from findling.engine.encode.pylate_encoder import ColBERTSettings, PyLateEncoder, plan_batches
 from tests.model_factory import generated_text
 
 DOCS = [

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import evaluate
-from engine.evaluate import (
+from findling.evaluation import beir as evaluate
+from findling.evaluation.beir import (
     DatasetError,
     doc_id_of,
     doc_path,
@@ -185,9 +185,9 @@ def test_query_text_is_taken_literally(tmp_path, fake_encoder, config):
 # ----------------------------------------------------------------------- CLI
 @pytest.fixture
 def fake_models(monkeypatch, fake_encoder):
-    import engine.models
+    import findling.engine.encode.resolve
 
-    monkeypatch.setattr(engine.models, "load_encoder", lambda config: fake_encoder)
+    monkeypatch.setattr(findling.engine.encode.resolve, "load_encoder", lambda config: fake_encoder)
     return fake_encoder
 
 
@@ -261,7 +261,7 @@ def test_a_kept_index_converted_to_another_vector_format(tmp_path, fake_encoder,
     kept = Path(first.extra["store_path"])
     small = evaluate.evaluate_beir(root, fake_encoder, config=config, index=kept, codec="compact")
     assert small.extra["vector_format"] == "compact"
-    from engine import Store
+    from findling.engine import Store
 
     with Store(kept) as store:  # every BLOB now holds the compact codes: centroid id and residual bytes
         blobs = store.conn.execute("SELECT COALESCE(SUM(length(data)), 0) FROM vectors").fetchone()[0]

@@ -2,14 +2,20 @@ import threading
 
 import pytest
 
-from engine import cli
-from engine.exclusions import add_patterns, check_pattern, effective_patterns, folder_pattern, remove_patterns, \
-    why_not_indexed
-from engine.indexer import Indexer
-from engine.records import ChangeKind, FileChange
-from engine.store import Store
-from engine.watch_loop import run_watch
-from engine.walk import is_excluded
+from findling.cli import main as cli
+from findling.engine.sources.exclusions import (
+    add_patterns,
+    check_pattern,
+    effective_patterns,
+    folder_pattern,
+    remove_patterns,
+    why_not_indexed,
+)
+from findling.engine.index.indexer import Indexer
+from findling.engine.records import ChangeKind, FileChange
+from findling.engine.store.store import Store
+from findling.engine.index.watch_loop import run_watch
+from findling.engine.sources.walk import is_excluded
 from tests.waiting import wait_for
 
 
@@ -122,9 +128,9 @@ def test_folder_pattern_hides_that_folder_only(tmp_path):
 
 @pytest.fixture
 def fake_models(monkeypatch, fake_encoder):
-    import engine.models
+    import findling.engine.encode.resolve
 
-    monkeypatch.setattr(engine.models, "load_encoder", lambda config: fake_encoder)
+    monkeypatch.setattr(findling.engine.encode.resolve, "load_encoder", lambda config: fake_encoder)
     return fake_encoder
 
 

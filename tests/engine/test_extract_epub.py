@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import CorruptFile, EncryptedFile
-from engine.extract import extract
+from findling.engine.errors import CorruptFile, EncryptedFile
+from findling.engine.extract import extract
 
 CONTAINER = """<?xml version="1.0"?>
 <container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container">

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from engine.errors import ExtractionError, FileTooLarge, FileVanished, UnsupportedFile
-from engine.extract import extract
+from findling.engine.errors import ExtractionError, FileTooLarge, FileVanished, UnsupportedFile
+from findling.engine.extract import extract
 
 
 @pytest.mark.parametrize("name", ["empty.txt", "empty.pdf", "empty.docx", "empty.epub", "empty.html"])

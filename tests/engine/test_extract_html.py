@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.config import Config
-from engine.errors import BinaryFile
-from engine.extract import extract
-from engine.extract.html import parse_html
+from findling.engine.config import Config
+from findling.engine.errors import BinaryFile
+from findling.engine.extract import extract
+from findling.engine.extract.html import parse_html
 
 PAGE = """<!DOCTYPE html>
 <html><head>

@@ -6,9 +6,9 @@ import zipfile
 
 import pytest
 
-from engine.errors import CorruptFile, EncryptedFile
-from engine.extract import extract
-from engine.extract.archive import SafeZip, ZipLimits, read_capped
+from findling.engine.errors import CorruptFile, EncryptedFile
+from findling.engine.extract import extract
+from findling.engine.extract.archive import SafeZip, ZipLimits, read_capped
 from tests.engine.files import write
 
 W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.errors import CorruptFile, EncryptedFile, ExtractionError
-from engine.extract import extract
-from engine.extract.pdf import NO_TEXT_REASON
+from findling.engine.errors import CorruptFile, EncryptedFile, ExtractionError
+from findling.engine.extract import extract
+from findling.engine.extract.pdf import NO_TEXT_REASON
 
 R_DATA = Path("/work/shared/data/folders/r-manuals/R-data.pdf")
 
@@ -189,7 +189,7 @@ def test_pypdf_warnings_are_demoted_to_debug(tmp_path, config, caplog):
         result = extract(write(tmp_path, data), config=config)
     assert result.page_at(result.text.index("Moraines")) == 2
     assert not [r for r in caplog.records if r.name.startswith("pypdf") and r.levelno >= logging.WARNING]
-    assert [r for r in caplog.records if r.name == "engine.extract.pdf" and r.getMessage().startswith("pypdf:")]
+    assert [r for r in caplog.records if r.name == "findling.engine.extract.pdf" and r.getMessage().startswith("pypdf:")]
     assert logging.getLogger("pypdf").propagate  # restored afterwards
 
 

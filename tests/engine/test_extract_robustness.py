@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.config import Config
-from engine.errors import ExtractionError
-from engine.extract import extract
-from engine.records import ExtractedText
+from findling.engine.config import Config
+from findling.engine.errors import ExtractionError
+from findling.engine.extract import extract
+from findling.engine.records import ExtractedText
 
 W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from engine.errors import BinaryFile, ExtractionError, UnsupportedFile
-from engine.extract import SUPPORTED_SUFFIXES, extract, is_supported
-from engine.extract.decode import decode_text
+from findling.engine.errors import BinaryFile, ExtractionError, UnsupportedFile
+from findling.engine.extract import SUPPORTED_SUFFIXES, extract, is_supported
+from findling.engine.extract.decode import decode_text
 from tests.engine.files import write
 
 SAMPLE = "Grüße aus Köln – naïve café, 10 €.\nSecond line.\n"

@@ -1,8 +1,8 @@
-"""engine.fused: oneDNN's fused blocks give what the unfused model gives (bf16 and fp32), and touch nothing else."""
+"""findling.engine.encode.fused_blocks: oneDNN's fused blocks give what the unfused model gives (bf16 and fp32), and touch nothing else."""
 import pytest
 import torch
 
-from engine.fused import LinearAddNorm, LinearGelu, SelfAttentionQKV, available, fuse_bert_blocks
+from findling.engine.encode.fused_blocks import LinearAddNorm, LinearGelu, SelfAttentionQKV, available, fuse_bert_blocks
 from tests.model_factory import edge_backbone_config
 
 needs_bf16 = pytest.mark.skipif(not available(), reason="this torch has no oneDNN fused bf16 linear kernels here")
@@ -85,8 +85,8 @@ def test_the_fp32_encoder_runs_the_fused_blocks_and_matches_pylate(tiny_model_di
     import numpy as np
     from pylate import models
 
-    from engine.encoder import ModelInfo
-    from engine.fast_encoder import DirectEncoder
+    from findling.engine.encode.encoder import ModelInfo
+    from findling.engine.encode.direct_encoder import DirectEncoder
 
     info = ModelInfo(name="t", source="t", path=str(tiny_model_dir), fingerprint="x", dim=48, max_tokens=512)
     encoder = DirectEncoder(tiny_model_dir, info, precision="fp32")
@@ -129,7 +129,7 @@ def test_packed_attention_follows_train_and_eval_and_leaves_a_cache_to_the_block
 ])
 @pytest.mark.parametrize("mask_kind", ["none", "bool", "float"])
 def test_blocked_attention_equals_attention(monkeypatch, batch, heads, length, block_bytes, mask_kind):
-    from engine import fused
+    from findling.engine.encode import fused_blocks as fused
 
     monkeypatch.setattr(fused, "BLOCK_BYTES", block_bytes)
     g = torch.Generator().manual_seed(batch * 100 + length)
@@ -147,7 +147,7 @@ def test_blocked_attention_equals_attention(monkeypatch, batch, heads, length, b
 
 
 def test_blocked_attention_keeps_a_mask_that_differs_by_query():
-    from engine.fused import blocked_attention
+    from findling.engine.encode.fused_blocks import blocked_attention
 
     g = torch.Generator().manual_seed(3)
     q, k, v = (torch.randn(2, 3, 10, 8, generator=g) for _ in range(3))
@@ -161,7 +161,7 @@ def test_blocked_attention_keeps_a_mask_that_differs_by_query():
 def test_packed_head_layers_give_the_same_vectors():
     from pylate.models import Dense
 
-    from engine.fused import LinearPacked, pack_linear_layers
+    from findling.engine.encode.fused_blocks import LinearPacked, pack_linear_layers
 
     torch.manual_seed(0)
     head = torch.nn.Sequential(Dense(32, 64, activation_function=torch.nn.GELU(), use_residual=True),
@@ -176,7 +176,7 @@ def test_packed_head_layers_give_the_same_vectors():
 
 
 def test_the_mask_bias_is_made_once_per_mask_and_follows_changes():
-    from engine import fused
+    from findling.engine.encode import fused_blocks as fused
 
     keep = torch.ones(2, 1, 6, 6, dtype=torch.bool)
     keep[1, ..., 4:] = False
@@ -195,7 +195,7 @@ def test_unpadded_rows_are_the_padded_models_real_rows():
     models, and padding that is not all on the right, are left to the model."""
     from transformers import BertConfig, BertModel
 
-    from engine.fused import packed_encoder_layers, unpadded_rows
+    from findling.engine.encode.fused_blocks import packed_encoder_layers, unpadded_rows
 
     torch.manual_seed(0)
     config = BertConfig(vocab_size=300, hidden_size=64, num_hidden_layers=3, num_attention_heads=4,

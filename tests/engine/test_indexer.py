@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import ModelMismatch
-from engine.indexer import CancelToken, Indexer, owning_folder
-from engine.records import ChangeKind, FileChange
-from engine.searcher import Searcher
+from findling.engine.errors import ModelMismatch
+from findling.engine.index.indexer import CancelToken, Indexer, owning_folder
+from findling.engine.records import ChangeKind, FileChange
+from findling.engine.search.searcher import Searcher
 from tests.fakes import FakeEncoder
 
 
@@ -136,8 +136,8 @@ def test_progress_arrives_while_one_large_file_is_encoded(store, fake_encoder, c
 
 
 def test_index_texts_uses_the_same_batches_and_rows(store, fake_encoder, config):
-    from engine.records import ExtractedText
-    from engine.store import FileRecord
+    from findling.engine.records import ExtractedText
+    from findling.engine.store.store import FileRecord
 
     items = [(FileRecord(Path(f"/corpus/{i}"), Path("/corpus"), 10, 0.0, None, "indexed"),
               ExtractedText(path=Path(f"/corpus/{i}"), text=text, title=f"doc {i}", kind="corpus"))
@@ -173,8 +173,8 @@ def test_files_are_read_on_another_thread_and_the_index_is_the_same_as_reading_i
         store, fake_encoder, config, tmp_path, monkeypatch):
     from dataclasses import replace
 
-    import engine.indexer as indexer_mod
-    from engine.store import Store
+    import findling.engine.index.indexer as indexer_mod
+    from findling.engine.store.store import Store
 
     root = tmp_path / "many"
     root.mkdir()

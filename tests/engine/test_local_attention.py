@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-import engine.local_attention
-from engine.local_attention import IMPLEMENTATION, use_windowed_attention, windowed_attention
+import findling.engine.encode.windowed_attention
+from findling.engine.encode.windowed_attention import IMPLEMENTATION, use_windowed_attention, windowed_attention
 from tests.model_factory import edge_backbone_config, generated_text
 
 TOLERANCE = 1e-4
@@ -48,7 +48,7 @@ def padded_batch(lengths, *, seed=0):
 
 
 def test_doctests():
-    assert doctest.testmod(engine.local_attention).failed == 0
+    assert doctest.testmod(findling.engine.encode.windowed_attention).failed == 0
 
 
 @pytest.mark.parametrize("n", [1, 5, 63, 64, 65, 128, 300, 1000])
@@ -118,8 +118,8 @@ def test_other_models_are_left_alone():
 def test_encoder_gives_the_vectors_of_plain_pylate(edge_model_dir):
     from pylate import models
 
-    from engine.encoder import ModelInfo
-    from engine.pylate_encoder import PyLateEncoder
+    from findling.engine.encode.encoder import ModelInfo
+    from findling.engine.encode.pylate_encoder import PyLateEncoder
 
     docs = [" ".join(generated_text(paragraphs=14, seed=11)), " ".join(generated_text(paragraphs=4, seed=12)), "x"]
     info = ModelInfo(name="test", source="test", path=str(edge_model_dir), fingerprint="x", dim=48, max_tokens=32768)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-import engine.maxsim
-from engine.maxsim import maxsim_alignment, maxsim_scores, top_k
+import findling.engine.search.maxsim
+from findling.engine.search.maxsim import maxsim_alignment, maxsim_scores, top_k
 
 
 def _per_chunk_reference(q: np.ndarray, tokens: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -26,7 +26,7 @@ def _random_corpus(seed: int, *, dim: int, n_chunks: int, max_len: int, non_nega
 
 
 def test_doctests():
-    assert doctest.testmod(engine.maxsim).failed == 0
+    assert doctest.testmod(findling.engine.search.maxsim).failed == 0
 
 
 @pytest.mark.parametrize("threads", [1, 2])

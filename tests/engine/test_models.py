@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from engine import bundled, models
-from engine.config import TARGET_MODEL, Config
-from engine.errors import ModelError
+from findling.engine.encode import bundled, resolve as models
+from findling.engine.config import TARGET_MODEL, Config
+from findling.engine.errors import ModelError
 from tests.model_factory import build_fake_hf_cache, generated_text
 
 
@@ -164,7 +164,7 @@ def test_bundled_assembly_links_backbone_and_copies_head(tmp_path):
 def test_bundled_model_matches_pylate_and_lines_up(tmp_path):
     from pylate import models as pylate_models
 
-    from engine.pylate_encoder import PyLateEncoder
+    from findling.engine.encode.pylate_encoder import PyLateEncoder
 
     folder = bundled.assemble(tmp_path)
     info = models.model_info(models.ResolvedModel(bundled.BUNDLED_NAME, "bundled", folder),

@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from engine import passkey
-from engine.passkey import LENGTHS, generate, key_sentence, parse_lengths
+from findling.evaluation import passkey
+from findling.evaluation.passkey import LENGTHS, generate, key_sentence, parse_lengths
 
 KEY_LINE = re.compile(r"\n([A-Z][a-z]+ [A-Z][a-z]+)'s pass key is (\d{5})\. "
                       r"Remember it\. \2 is the pass key for \1\.\n")
@@ -96,9 +96,9 @@ def test_tiny_evaluation_with_the_fake_encoder(fake_encoder, config):
 
 
 def test_cli_prints_one_json_object(config, fake_encoder, monkeypatch, capsys):
-    import engine.models
+    import findling.engine.encode.resolve
 
-    monkeypatch.setattr(engine.models, "load_encoder", lambda config: fake_encoder)
+    monkeypatch.setattr(findling.engine.encode.resolve, "load_encoder", lambda config: fake_encoder)
     parser = argparse.ArgumentParser(prog="findling")
     passkey.add_passkey_parser(parser.add_subparsers())
     args = parser.parse_args(["passkey", "--lengths", "128", "--docs", "6", "--queries", "3", "--json"])

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import QueryError
-from engine.query import fts_expression, parse_query
+from findling.engine.errors import QueryError
+from findling.engine.search.query import fts_expression, parse_query
 
 
 def test_filters_are_taken_out_of_the_text():

@@ -4,12 +4,12 @@ import time
 
 import pytest
 
-import engine.read_ahead
-from engine.read_ahead import read_ahead
+import findling.engine.index.read_ahead
+from findling.engine.index.read_ahead import read_ahead
 
 
 def test_doctests():
-    assert doctest.testmod(engine.read_ahead).failed == 0
+    assert doctest.testmod(findling.engine.index.read_ahead).failed == 0
 
 
 def test_results_come_in_order_from_another_thread():
@@ -87,9 +87,9 @@ def test_before_each_runs_on_the_worker_before_every_item():
 
 
 def test_the_reader_of_background_work_is_background_too():
-    """A background caller's reader yields to searches as the caller does (``engine.threads``); another caller's
+    """A background caller's reader yields to searches as the caller does (``findling.engine.threads``); another caller's
     does not."""
-    from engine.threads import is_background, mark_background
+    from findling.engine.threads import is_background, mark_background
 
     seen = {}
 

@@ -1,8 +1,8 @@
 import shutil
 
-from engine.indexer import Indexer
-from engine.records import ChangeKind
-from engine.reconcile import scan_folder
+from findling.engine.index.indexer import Indexer
+from findling.engine.records import ChangeKind
+from findling.engine.sources.reconcile import scan_folder
 
 
 def _scan(store, config, folder):

@@ -3,8 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.indexer import Indexer
-from engine.searcher import Searcher
+from findling.engine.index.indexer import Indexer
+from findling.engine.search.searcher import Searcher
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_scores_equal_direct_maxsim(indexed, fake_encoder):
 
 
 def test_an_index_of_another_model_is_refused(indexed, store):
-    from engine.errors import ModelMismatch
+    from findling.engine.errors import ModelMismatch
     from tests.fakes import FakeEncoder
 
     with pytest.raises(ModelMismatch, match="reencode"):
@@ -99,7 +99,7 @@ def keywords(store, fake_encoder, config, tmp_path, monkeypatch):
 
 
 def test_words_in_half_the_chunks_or_more_are_left_out_of_the_keyword_match(keywords, store):
-    from engine.query import fts_expression, parse_query
+    from findling.engine.search.query import fts_expression, parse_query
 
     searcher, sent = keywords
     assert store.fts_common_words(["report", "the", "basil", "tomato", "zzz"]) == {"report", "the"}
@@ -140,7 +140,7 @@ def test_which_words_are_common_follows_the_index(keywords, store, fake_encoder,
 
 
 def parse_q(text):
-    from engine.query import parse_query
+    from findling.engine.search.query import parse_query
 
     return parse_query(text)
 
@@ -162,7 +162,7 @@ def test_hybrid_runs_the_keyword_lane_on_its_own_thread_with_the_same_lanes(inde
 
 
 def test_a_failing_keyword_lane_fails_the_hybrid_search(indexed, monkeypatch):
-    from engine.errors import StoreError
+    from findling.engine.errors import StoreError
 
     def broken(*a, **kw):
         raise StoreError("the index file is damaged")
@@ -215,8 +215,8 @@ def test_the_keyword_lane_reads_through_a_connection_of_its_own(indexed, monkeyp
 
 
 def test_the_keyword_lane_shares_the_connection_when_it_cannot_open_one(indexed, monkeypatch):
-    import engine.searcher as searcher_module
-    from engine.errors import StoreError
+    import findling.engine.search.searcher as searcher_module
+    from findling.engine.errors import StoreError
 
     expected = indexed.ranked_lanes("read write csv files", depth=10, mode="hybrid")
     indexed.close()

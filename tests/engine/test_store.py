@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.encoder import ModelInfo
-from engine.errors import ModelMismatch, StoreError
-from engine.records import Chunk, EncodedChunk
-from engine.store import FileRecord, Store, decode_vectors, encode_vectors, path_from_db, path_to_db
+from findling.engine.encode.encoder import ModelInfo
+from findling.engine.errors import ModelMismatch, StoreError
+from findling.engine.records import Chunk, EncodedChunk
+from findling.engine.store.store import FileRecord, Store, decode_vectors, encode_vectors, path_from_db, path_to_db
 
 
 def _info(fp="fp1", dim=4):

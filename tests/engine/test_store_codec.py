@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import codec as C
-from engine.encoder import ModelInfo
-from engine.records import Chunk, EncodedChunk
-from engine.schema import SCHEMA_VERSION, migrations
-from engine.sqlite_lib import Database
-from engine.store import FileRecord, Store, encode_vectors
+from findling.engine.store import codec as C
+from findling.engine.encode.encoder import ModelInfo
+from findling.engine.records import Chunk, EncodedChunk
+from findling.engine.store.schema import SCHEMA_VERSION, migrations
+from findling.engine.store.sqlite_lib import Database
+from findling.engine.store.store import FileRecord, Store, encode_vectors
 from tests.engine.test_codec import clustered
 
 DIM = 48

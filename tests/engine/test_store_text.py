@@ -4,11 +4,11 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.encoder import ModelInfo
-from engine.records import Chunk, EncodedChunk
-from engine.schema import PAGE_SIZE, migrations, pack_text, register_functions, unpack_text
-from engine.sqlite_lib import Database
-from engine.store import FileRecord, Store
+from findling.engine.encode.encoder import ModelInfo
+from findling.engine.records import Chunk, EncodedChunk
+from findling.engine.store.schema import PAGE_SIZE, migrations, pack_text, register_functions, unpack_text
+from findling.engine.store.sqlite_lib import Database
+from findling.engine.store.store import FileRecord, Store
 
 PROSE = ("Alpine meadows flower in early summer, when the snow retreats above the tree line and marmots "
          "return to their burrows. ")
@@ -123,16 +123,16 @@ def test_the_functions_are_what_an_outside_connection_needs(tmp_path):
 def test_the_module_examples_hold():
     import doctest
 
-    import engine.schema
+    import findling.engine.store.schema
 
-    result = doctest.testmod(engine.schema)
+    result = doctest.testmod(findling.engine.store.schema)
     assert result.attempted > 0 and result.failed == 0
 
 
 def test_an_index_from_a_newer_findling_is_refused_with_a_reason(tmp_path):
     import pytest
 
-    from engine.errors import StoreError
+    from findling.engine.errors import StoreError
 
     path = tmp_path / "future.sqlite"
     with Store(path) as store:

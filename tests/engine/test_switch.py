@@ -3,14 +3,14 @@ from dataclasses import replace
 
 import pytest
 
-from engine import cli
-from engine.errors import IndexLocked
-from engine.exclusions import add_patterns
-from engine.indexer import CancelToken, Indexer
-from engine.records import Chunk
-from engine.searcher import Searcher
-from engine.store import Store
-from engine.switch import chosen_config, next_path, rechunk, switch_model
+from findling.cli import main as cli
+from findling.engine.errors import IndexLocked
+from findling.engine.sources.exclusions import add_patterns
+from findling.engine.index.indexer import CancelToken, Indexer
+from findling.engine.records import Chunk
+from findling.engine.search.searcher import Searcher
+from findling.engine.store.store import Store
+from findling.engine.index.reencode import chosen_config, next_path, rechunk, switch_model
 from tests.fakes import FakeEncoder, FakeTokenizer
 
 
@@ -123,7 +123,7 @@ def test_switching_needs_the_writer_lock(config, docs, tmp_path):
 def _hold_lock(db_path, ready, done):
     from pathlib import Path
 
-    from engine.store import Store as S
+    from findling.engine.store.store import Store as S
 
     s = S(Path(db_path))
     s.lock_for_writing()
@@ -156,7 +156,7 @@ def test_chosen_model_applies_unless_one_is_given(config, store):
 
 
 def test_cli_model_use_switches_and_later_commands_use_the_choice(tmp_path, docs, monkeypatch, capsys):
-    import engine.models
+    import findling.engine.encode.resolve
 
     loaded = []
 
@@ -164,7 +164,7 @@ def test_cli_model_use_switches_and_later_commands_use_the_choice(tmp_path, docs
         loaded.append(config.model)
         return FakeEncoder(name=config.model or "fake-encoder", dim=8 if config.model else 16)
 
-    monkeypatch.setattr(engine.models, "load_encoder", load)
+    monkeypatch.setattr(findling.engine.encode.resolve, "load_encoder", load)
     home = tmp_path / "home"
 
     def run(*args):
@@ -188,7 +188,7 @@ def test_cli_model_use_switches_and_later_commands_use_the_choice(tmp_path, docs
 
 def test_switch_to_a_real_tiny_model_splits_chunks_it_cannot_take(config, docs, tiny_model_dir):
     """The fake index's chunks, re-encoded by a real PyLate model whose limit is smaller than a chunk."""
-    from engine.models import load_encoder
+    from findling.engine.encode.resolve import load_encoder
 
     (docs / "long.md").write_text(" ".join(f"word{i} about tomatoes" for i in range(60)))
     config = replace(config, max_chunk_tokens=200)  # the fake encoder cuts chunks of up to 200 words

@@ -9,11 +9,11 @@ import pytest
 import torch
 from threadpoolctl import threadpool_info
 
-import engine.maxsim
-from engine.indexer import Indexer
-from engine.maxsim import maxsim_scores
-from engine.searcher import Searcher
-from engine.threads import default_threads, single_threaded_blas, torch_threads
+import findling.engine.search.maxsim
+from findling.engine.index.indexer import Indexer
+from findling.engine.search.maxsim import maxsim_scores
+from findling.engine.search.searcher import Searcher
+from findling.engine.threads import default_threads, single_threaded_blas, torch_threads
 
 
 def blas_threads() -> list[int]:
@@ -73,13 +73,13 @@ def test_torch_threads_sets_and_restores_the_calling_threads_count():
 
 def test_maxsim_runs_blas_single_threaded_on_worker_threads(monkeypatch, two_blas_threads):
     calls = []
-    real = engine.maxsim._block_scores
+    real = findling.engine.search.maxsim._block_scores
 
     def spy(*args):
         calls.append((threading.current_thread().name, blas_threads()))
         return real(*args)
 
-    monkeypatch.setattr(engine.maxsim, "_block_scores", spy)
+    monkeypatch.setattr(findling.engine.search.maxsim, "_block_scores", spy)
     rng = np.random.default_rng(0)
     tokens = rng.standard_normal((2000, 8)).astype(np.float32)
     starts = np.arange(0, 2000, 10)
@@ -152,7 +152,7 @@ def test_a_search_aligns_its_hits_with_single_threaded_blas(two_blas_threads, st
                                                              monkeypatch):
     """The hits' alignment products are small: split over OpenBLAS threads, those threads then spin waiting
     for more work, a core's worth of CPU for nothing while an indexer needs it."""
-    import engine.searcher as searcher_module
+    import findling.engine.search.searcher as searcher_module
 
     store.add_folder(docs)
     Indexer(store, fake_encoder, config=config).run_to_end()
@@ -196,7 +196,7 @@ def test_indexing_lowers_its_own_threads_priority_and_no_other(store, fake_encod
 
 
 def test_indexing_shortens_the_gil_switch_interval_and_never_lengthens_it(store, fake_encoder, config, docs):
-    from engine.threads import GIL_SWITCH_INTERVAL
+    from findling.engine.threads import GIL_SWITCH_INTERVAL
 
     store.add_folder(docs)
     sys.setswitchinterval(0.005)
@@ -210,7 +210,7 @@ def test_indexing_shortens_the_gil_switch_interval_and_never_lengthens_it(store,
 # ------------------------------------------------------------------ searches first
 def _on_thread(fn, *, background: bool):
     """Run ``fn`` on a new thread (marked background or not); returns (thread, result box)."""
-    from engine.threads import mark_background
+    from findling.engine.threads import mark_background
 
     box: dict = {}
 
@@ -224,7 +224,7 @@ def _on_thread(fn, *, background: bool):
 
 
 def test_background_threads_wait_at_pause_points_while_any_search_runs():
-    from engine.threads import search_running, searches_running, yield_to_searches
+    from findling.engine.threads import search_running, searches_running, yield_to_searches
 
     assert not yield_to_searches()  # no search: nobody waits
     first, second = threading.Event(), threading.Event()
@@ -256,7 +256,7 @@ def test_background_threads_wait_at_pause_points_while_any_search_runs():
 
 
 def test_a_pause_point_waits_no_longer_than_its_limit_nor_inside_without_pauses():
-    from engine.threads import search_running, without_pauses, yield_to_searches
+    from findling.engine.threads import search_running, without_pauses, yield_to_searches
 
     with search_running():
         waiter, box = _on_thread(lambda: yield_to_searches(limit=0.05), background=True)
@@ -274,7 +274,7 @@ def test_a_pause_point_waits_no_longer_than_its_limit_nor_inside_without_pauses(
 
 
 def test_a_search_holds_background_work_for_its_whole_run(store, fake_encoder, config, docs):
-    from engine.threads import searches_running
+    from findling.engine.threads import searches_running
 
     store.add_folder(docs)
     Indexer(store, fake_encoder, config=config).run_to_end()
@@ -293,7 +293,7 @@ def test_an_indexer_on_a_background_thread_waits_for_a_search(store, fake_encode
     stop at their pause points), and it finishes once the search ends."""
     from dataclasses import replace
 
-    from engine.threads import search_running
+    from findling.engine.threads import search_running
 
     store.add_folder(docs)
     indexer = Indexer(store, fake_encoder, config=replace(config, indexing_nice=1))
@@ -310,7 +310,7 @@ def test_an_indexer_on_a_background_thread_waits_for_a_search(store, fake_encode
 def test_a_background_thread_that_searches_does_not_wait_for_itself():
     """A thread that indexed (and so is background) and then searches, as ``findling eval`` does, passes its own
     pause points inside its search."""
-    from engine.threads import search_running, yield_to_searches
+    from findling.engine.threads import search_running, yield_to_searches
 
     def index_then_search():
         with search_running():

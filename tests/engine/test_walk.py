@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import DEFAULT_EXCLUDES
-from engine.walk import UNSUPPORTED_TYPE, FileEntry, is_excluded, iter_files, would_index
+from findling.engine.config import DEFAULT_EXCLUDES
+from findling.engine.sources.walk import UNSUPPORTED_TYPE, FileEntry, is_excluded, iter_files, would_index
 
 MB = 1024 * 1024
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file system features")

@@ -1,9 +1,9 @@
 import threading
 
-from engine.indexer import Indexer
-from engine.searcher import Searcher
-from engine.store import Store
-from engine.watch_loop import run_watch
+from findling.engine.index.indexer import Indexer
+from findling.engine.search.searcher import Searcher
+from findling.engine.store.store import Store
+from findling.engine.index.watch_loop import run_watch
 from tests.waiting import wait_for
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import DEFAULT_EXCLUDES
-from engine.errors import FindlingError
-from engine.records import ChangeKind, FileChange
-from engine.watcher import Debouncer, Watcher
+from findling.engine.config import DEFAULT_EXCLUDES
+from findling.engine.errors import FindlingError
+from findling.engine.records import ChangeKind, FileChange
+from findling.engine.sources.watcher import Debouncer, Watcher
 
 ADDED, MODIFIED, DELETED, MOVED = ChangeKind.ADDED, ChangeKind.MODIFIED, ChangeKind.DELETED, ChangeKind.MOVED
 A, B, C, T, X = (Path("/w") / name for name in ("a", "b", "c", "t", "x"))

@@ -30,7 +30,7 @@ def _child(argv: list[str], log_path: str) -> None:
     os.dup2(fd, 2)
     rc = 99
     try:
-        from engine import cli
+        from findling.cli import main as cli
 
         rc = cli.main(argv)
     except SystemExit as exc:
@@ -83,10 +83,10 @@ def main() -> None:
     import torch  # noqa: F401
     import transformers  # noqa: F401
 
-    import engine.cli  # noqa: F401
-    import engine.models  # noqa: F401
-    import engine.pylate_encoder  # noqa: F401
-    from engine.config import Config
+    import findling.cli.main  # noqa: F401
+    import findling.engine.encode.resolve  # noqa: F401
+    import findling.engine.encode.pylate_encoder  # noqa: F401
+    from findling.engine.config import Config
 
     overrides = json.loads(os.environ.get("FINDLING_TEST_CONFIG") or "{}")
     if overrides:

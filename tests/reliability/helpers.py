@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.schema import register_functions
+from findling.engine.store.schema import register_functions
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -27,7 +27,7 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """``findling ARGS`` in a fresh process."""
-    return subprocess.run([PYTHON, "-m", "engine.cli", *map(str, args)], cwd=ROOT, env=env or subprocess_env(),
+    return subprocess.run([PYTHON, "-m", "findling.cli.main", *map(str, args)], cwd=ROOT, env=env or subprocess_env(),
                           capture_output=True, text=True, errors="replace", timeout=timeout)
 
 

@@ -12,9 +12,9 @@ import sqlite3
 
 import pytest
 
-from engine import cli
-from engine.errors import StoreError
-from engine.store import Store
+from findling.cli import main as cli
+from findling.engine.errors import StoreError
+from findling.engine.store.store import Store
 from tests.reliability.helpers import check_consistent
 
 PAGE = 4096
@@ -22,9 +22,9 @@ PAGE = 4096
 
 @pytest.fixture
 def fake_models(monkeypatch, fake_encoder):
-    import engine.models
+    import findling.engine.encode.resolve
 
-    monkeypatch.setattr(engine.models, "load_encoder", lambda config: fake_encoder)
+    monkeypatch.setattr(findling.engine.encode.resolve, "load_encoder", lambda config: fake_encoder)
 
 
 @pytest.fixture

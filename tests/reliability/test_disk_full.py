@@ -6,10 +6,10 @@ from dataclasses import replace
 
 import pytest
 
-from engine import cli
-from engine.errors import StoreError
-from engine.indexer import Indexer
-from engine.store import Store
+from findling.cli import main as cli
+from findling.engine.errors import StoreError
+from findling.engine.index.indexer import Indexer
+from findling.engine.store.store import Store
 from tests.reliability.helpers import check_consistent
 
 
@@ -47,9 +47,9 @@ def test_disk_full_stops_cleanly_and_the_next_run_resumes(tmp_path, config, fake
 
 
 def test_disk_full_in_the_cli_is_one_clear_line(tmp_path, config, fake_encoder, monkeypatch, capsys):
-    import engine.models
+    import findling.engine.encode.resolve
 
-    monkeypatch.setattr(engine.models, "load_encoder", lambda config: fake_encoder)
+    monkeypatch.setattr(findling.engine.encode.resolve, "load_encoder", lambda config: fake_encoder)
     home = tmp_path / "home"
     folder = _folder(tmp_path / "docs", 40)
     assert cli.main(["--home", str(home), "folders", "add", str(folder)]) == 0

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import Config
-from engine.extract import extract
-from engine.indexer import Indexer
-from engine.reconcile import scan_folder
-from engine.store import Store, path_to_db
+from findling.engine.config import Config
+from findling.engine.extract import extract
+from findling.engine.index.indexer import Indexer
+from findling.engine.sources.reconcile import scan_folder
+from findling.engine.store.store import Store, path_to_db
 from tests.engine.test_extract_pdf import make_pdf
 from tests.reliability import hostile
 from tests.reliability.helpers import PYTHON, check_consistent, run_measured, subprocess_env, tree_snapshot
@@ -51,7 +51,7 @@ def test_hostile_corpus_indexes_completely_with_reasons_in_bounded_memory(corpus
     home = tmp_path / "home"
     before = tree_snapshot(folder)
     env = subprocess_env()
-    cli = [PYTHON, "-m", "engine.cli", "--home", str(home)]
+    cli = [PYTHON, "-m", "findling.cli.main", "--home", str(home)]
     assert run_measured([*cli, "folders", "add", str(folder)], env=env)[0] == 0
     rc, err, peak = run_measured([*cli, "index", "--quiet", "--model", str(tiny_model_dir)], env=env, timeout=600)
     assert rc == 0, err[-3000:]
@@ -95,9 +95,9 @@ RAISED_LIMIT = textwrap.dedent("""
     import sys
     from dataclasses import replace
     from pathlib import Path
-    from engine.config import Config
-    from engine.indexer import Indexer
-    from engine.store import Store
+    from findling.engine.config import Config
+    from findling.engine.index.indexer import Indexer
+    from findling.engine.store.store import Store
     from tests.fakes import FakeEncoder
 
     home, folder = Path(sys.argv[1]), Path(sys.argv[2])
@@ -145,7 +145,7 @@ def test_a_file_deleted_between_listing_and_reading_is_dropped(tmp_path, store, 
 
 
 def test_pdf_reading_stops_at_its_time_budget(tmp_path, config, monkeypatch):
-    import engine.extract.pdf as pdf
+    import findling.engine.extract.pdf as pdf
 
     path = tmp_path / "long.pdf"
     path.write_bytes(make_pdf([[f"page {i} text"] for i in range(1, 51)]))
@@ -175,8 +175,8 @@ def test_undecodable_file_names_and_characters_do_not_stop_indexing(tmp_path, st
 
 def test_extraction_limits_have_defaults():
     """Every extractor is bounded: file size, text length, PDF pages and time, zip expansion."""
-    from engine.extract.archive import ZipLimits
-    from engine.extract.pdf import TIME_BUDGET_S
+    from findling.engine.extract.archive import ZipLimits
+    from findling.engine.extract.pdf import TIME_BUDGET_S
 
     config = Config()
     assert config.max_file_bytes <= 64 * MIB and config.max_text_chars <= 20_000_000

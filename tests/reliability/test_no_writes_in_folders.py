@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from engine.indexer import Indexer
-from engine.searcher import Searcher
-from engine.store import Store
-from engine.watch_loop import run_watch
+from findling.engine.index.indexer import Indexer
+from findling.engine.search.searcher import Searcher
+from findling.engine.store.store import Store
+from findling.engine.index.watch_loop import run_watch
 from tests.waiting import wait_for
 from tests.reliability.helpers import tree_snapshot
 

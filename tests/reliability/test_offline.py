@@ -18,9 +18,9 @@ from dataclasses import replace
 
 import pytest
 
-from engine import load_encoder
-from engine.config import TARGET_MODEL, Config
-from engine.errors import ModelError
+from findling.engine import load_encoder
+from findling.engine.config import TARGET_MODEL, Config
+from findling.engine.errors import ModelError
 from tests.model_factory import build_fake_hf_cache
 from tests.reliability.helpers import PYTHON, ROOT, subprocess_env
 
@@ -59,7 +59,7 @@ SITECUSTOMIZE = textwrap.dedent("""
 
 SCRIPT = textwrap.dedent("""
     import contextlib, io, json, sys
-    from engine import cli
+    from findling.cli import main as cli
 
     home, docs, tiny, pickled, coded, out = sys.argv[1:7]
     report = {}
@@ -231,13 +231,13 @@ HOOK = textwrap.dedent("""
             return None
 
     sys.meta_path.insert(0, Watch())
-    from engine.config import Config
+    from findling.engine.config import Config
     config = Config(data_dir=Path(sys.argv[1]), model=sys.argv[2], threads=1)
     if sys.argv[3] == "cli":
-        from engine import cli
+        from findling.cli import main as cli
         cli.main(["--home", sys.argv[1], "model", "--model", sys.argv[2]])
     else:
-        from engine import load_encoder
+        from findling.engine import load_encoder
         load_encoder(config)
     print(json.dumps({"module": None}), flush=True)
 """)
@@ -267,7 +267,7 @@ def test_the_app_starts_indexes_and_searches_with_no_network(tmp_path, tiny_mode
     """The real window, rendered offscreen, with every internet socket refused and no offline variables set."""
     docs, env, net_log = _offline_world(tmp_path, tiny_model_dir)
     shot = tmp_path / "window.png"
-    done = subprocess.run([PYTHON, "-m", "app.main", "--home", str(tmp_path / "home"), "--add-folder", str(docs),
+    done = subprocess.run([PYTHON, "-m", "findling.app.main", "--home", str(tmp_path / "home"), "--add-folder", str(docs),
                            "--wait-index", "120", "--query", "glaciers", "--screenshot", str(shot)],
                           cwd=ROOT, env=env, capture_output=True, text=True, errors="replace", timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

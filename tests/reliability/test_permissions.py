@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 
-from engine import cli
-from engine.store import Store
+from findling.cli import main as cli
+from findling.engine.store.store import Store
 from tests.reliability.helpers import PYTHON, ROOT, subprocess_env
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
@@ -29,9 +29,9 @@ def open_umask():
 
 @pytest.fixture
 def fake_models(monkeypatch, fake_encoder):
-    import engine.models
+    import findling.engine.encode.resolve
 
-    monkeypatch.setattr(engine.models, "load_encoder", lambda config: fake_encoder)
+    monkeypatch.setattr(findling.engine.encode.resolve, "load_encoder", lambda config: fake_encoder)
 
 
 def test_index_wal_shm_lock_and_folder_backup_are_owner_only(tmp_path, docs, open_umask, fake_models, capsys):
@@ -57,8 +57,8 @@ LOGGING = textwrap.dedent("""
     import logging, os, sys
     from pathlib import Path
     os.umask(0o022)
-    from app.main import setup_logging
-    from engine import Config
+    from findling.app.main import setup_logging
+    from findling.engine import Config
     setup_logging(Config(data_dir=Path(sys.argv[1])), verbose=False)
     logging.getLogger("findling.test").warning("a line")
 """)

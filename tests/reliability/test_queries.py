@@ -17,14 +17,14 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from engine import cli
-from engine.config import Config
-from engine.errors import QueryError
-from engine.indexer import Indexer
-from engine.query import MAX_QUERY_CHARS, Query, fts_expression, parse_query
-from engine.records import SearchHit
-from engine.searcher import MODES, Searcher
-from engine.store import Store
+from findling.cli import main as cli
+from findling.engine.config import Config
+from findling.engine.errors import QueryError
+from findling.engine.index.indexer import Indexer
+from findling.engine.search.query import MAX_QUERY_CHARS, Query, fts_expression, parse_query
+from findling.engine.records import SearchHit
+from findling.engine.search.searcher import MODES, Searcher
+from findling.engine.store.store import Store
 from tests.fakes import FakeEncoder
 
 FTS_SYNTAX = ["AND", "OR", "NOT", "NEAR", "NEAR(", "NEAR/2", "*", "^", ":", "(", ")", '"', '""', "-", "+", "'",
@@ -144,10 +144,10 @@ def _cli(config: Config, argv: list[str]) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def cli_models(indexed):
-    import engine.models
+    import findling.engine.encode.resolve
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(engine.models, "load_encoder", lambda config: indexed[3])
+        mp.setattr(findling.engine.encode.resolve, "load_encoder", lambda config: indexed[3])
         yield
 
 

@@ -13,20 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from engine import cli
-from engine.errors import IndexLocked
-from engine.indexer import Indexer
-from engine.searcher import Searcher
-from engine.store import Store
+from findling.cli import main as cli
+from findling.engine.errors import IndexLocked
+from findling.engine.index.indexer import Indexer
+from findling.engine.search.searcher import Searcher
+from findling.engine.store.store import Store
 from tests.reliability.helpers import PYTHON, ROOT, check_consistent, subprocess_env
 
 WRITER = textwrap.dedent("""
     import sys, time
     from dataclasses import replace
     from pathlib import Path
-    from engine.config import Config
-    from engine.indexer import Indexer
-    from engine.store import Store
+    from findling.engine.config import Config
+    from findling.engine.index.indexer import Indexer
+    from findling.engine.store.store import Store
     from tests.fakes import FakeEncoder
 
     class SlowEncoder(FakeEncoder):
@@ -70,9 +70,9 @@ def _start_writer(config) -> subprocess.Popen:
 
 @pytest.fixture
 def fake_models(monkeypatch, fake_encoder):
-    import engine.models
+    import findling.engine.encode.resolve
 
-    monkeypatch.setattr(engine.models, "load_encoder", lambda config: fake_encoder)
+    monkeypatch.setattr(findling.engine.encode.resolve, "load_encoder", lambda config: fake_encoder)
 
 
 def test_second_indexer_is_refused_while_search_keeps_working(writer_setup, fake_encoder, fake_models, docs,

@@ -7,9 +7,9 @@ import random
 import pytest
 
 from tests.model_factory import WORDS
-from training import score
-from training.features import encode_features, load_backbone_model
-from training.pairs import Pair, build_tuples
+from findling.training import score
+from findling.training.features import encode_features, load_backbone_model
+from findling.training.pairs import Pair, build_tuples
 
 
 def toy_pairs(n: int = 40, seed: int = 0) -> list[Pair]:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from training.distributed import group
-from training.fit import FitSettings, fit
-from training.head import Head
+from findling.training.distributed import group
+from findling.training.fit import FitSettings, fit
+from findling.training.head import Head
 
 
 def make_head(width: int, spec: dict, seed: int) -> Head:

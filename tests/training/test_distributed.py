@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from training import distributed
-from training.fit import FitSettings, fit
-from training.head import Head
+from findling.training import distributed
+from findling.training.fit import FitSettings, fit
+from findling.training.head import Head
 
 pytestmark = pytest.mark.slow
 
@@ -178,7 +178,7 @@ def test_one_process_needs_no_group(monkeypatch):
 
 
 def test_a_recipe_runs_under_torchrun_with_rank_0_preparing_and_exporting(tiny_model_dir, tmp_path):
-    """``torchrun -m training run``: one set of prepared files, one checkpoint, one model, one progress log."""
+    """``torchrun -m findling.training run``: one set of prepared files, one checkpoint, one model, one progress log."""
     from tests.training.conftest import toy_pairs
 
     rows = [{"query": pair.query, "passage": pair.passage, "title": ""} for pair in toy_pairs(24)]
@@ -188,7 +188,7 @@ def test_a_recipe_runs_under_torchrun_with_rank_0_preparing_and_exporting(tiny_m
               "teacher": "wide-maxsim", "head": {"kind": "linear", "dim": 16, "warm_start": "none"},
               "fit": {"steps": 6, "batch": 6, "lr": 0.003, "checkpoint_every": 2}}
     (tmp_path / "recipe.json").write_text(json.dumps(recipe))
-    done = launch_module(["training", "run", str(tmp_path / "recipe.json"), "--work", str(tmp_path / "work")])
+    done = launch_module(["findling.training", "run", str(tmp_path / "recipe.json"), "--work", str(tmp_path / "work")])
     assert done.returncode == 0, f"torchrun failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
     for line in ("1/6 pairs", "4/6 fit", "5/6 export", "2 processes share each batch of 6 tuples"):
         assert done.stdout.count(line) == 1, (line, done.stdout)
@@ -200,14 +200,14 @@ def test_a_recipe_runs_under_torchrun_with_rank_0_preparing_and_exporting(tiny_m
 
 
 def test_a_rank_that_cannot_see_the_prepared_work_folder_says_why(tmp_path):
-    from training.recipe import _prepared_by_rank_0
+    from findling.training.recipe import _prepared_by_rank_0
 
     with pytest.raises(SystemExit, match="rank 1: .* must be one they all see"):
         _prepared_by_rank_0({"start": str(tmp_path), "_base": str(tmp_path)}, tmp_path / "work", 1)
 
 
 def test_each_process_takes_the_gpu_of_its_local_rank(monkeypatch):
-    from training.runtime import pick_device
+    from findling.training.runtime import pick_device
 
     monkeypatch.setenv("FINDLING_DEVICE", "cuda")
     monkeypatch.setenv("LOCAL_RANK", "3")

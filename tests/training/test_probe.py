@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from engine.searcher import Ranked, fuse
-from training.pairs import bm25_scores
-from training.probe import engine_fusion, main, rrf
+from findling.engine.search.searcher import Ranked, fuse
+from findling.training.pairs import bm25_scores
+from findling.training.probe import engine_fusion, main, rrf
 
 
 def test_rrf_adds_reciprocal_ranks_and_ignores_unranked_docs():

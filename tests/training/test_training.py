@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from engine.config import Config
-from engine.models import load_encoder
-from training.features import FeatureSet
-from training.fit import FitSettings, fit
-from training.head import Head, from_pylate, pca_map
-from training.pairs import pairs_from_jsonl
+from findling.engine.config import Config
+from findling.engine.encode.resolve import load_encoder
+from findling.training.features import FeatureSet
+from findling.training.fit import FitSettings, fit
+from findling.training.head import Head, from_pylate, pca_map
+from findling.training.pairs import pairs_from_jsonl
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +50,7 @@ def test_fit_lowers_the_loss_and_the_export_searches(toy_set, tiny_model_dir, tm
     history = __import__("torch").load(tmp_path / "fit" / "checkpoint.pt", weights_only=False)["history"]
     assert np.mean(history[-8:]) < np.mean(history[:8]), history
 
-    from training.export import export, framing_of
+    from findling.training.export import export, framing_of
 
     out = export(head, tmp_path / "model", backbone_dir=tiny_model_dir, framing=framing_of(tiny_model_dir),
                  card="# toy\n")
@@ -58,9 +58,9 @@ def test_fit_lowers_the_loss_and_the_export_searches(toy_set, tiny_model_dir, tm
     x = np.asarray(p.vectors[:20], dtype=np.float32)
     assert np.allclose(again.project(x), head.project(x), atol=1e-5)
 
-    from engine.evaluate import Doc, doc_path, index_documents
-    from engine.searcher import Searcher
-    from engine.store import Store
+    from findling.evaluation.beir import Doc, doc_path, index_documents
+    from findling.engine.search.searcher import Searcher
+    from findling.engine.store.store import Store
 
     config = Config(data_dir=tmp_path / "home", model=str(out))
     encoder = load_encoder(config)
@@ -73,7 +73,7 @@ def test_fit_lowers_the_loss_and_the_export_searches(toy_set, tiny_model_dir, tm
         hits = Searcher(store, encoder).search(first["query"], k=5, mode="maxsim")
     assert hits, "the exported model found nothing"
     # the engine ranks as the trained head does on the training side's cached vectors
-    from training.metrics import maxsim_matrix
+    from findling.training.metrics import maxsim_matrix
 
     expected = maxsim_matrix([head.project(np.asarray(q.text(first["query_index"])))], p, project=head.project)[0]
     top = [str(i) for i in np.argsort(-expected)[:5]]
@@ -115,8 +115,8 @@ def test_in_batch_candidates_lower_the_loss(toy_set, tmp_path, token_weight):
 def test_batch_maxsim_equals_the_reference_on_random_vectors():
     import torch
 
-    from training.fit import _padded, maxsim_all
-    from training.metrics import maxsim_matrix
+    from findling.training.fit import _padded, maxsim_all
+    from findling.training.metrics import maxsim_matrix
 
     rng = np.random.default_rng(3)
     q_len, d_len = [3, 5], [4, 1, 7]
@@ -139,7 +139,7 @@ def test_batch_maxsim_equals_the_reference_on_random_vectors():
 def test_token_kl_is_zero_for_the_teacher_itself_and_ignores_padding():
     import torch
 
-    from training.fit import _token_kl
+    from findling.training.fit import _token_kl
 
     rng = np.random.default_rng(5)
     teacher = torch.from_numpy(rng.uniform(0.1, 0.9, size=(2, 4, 3)).astype(np.float32))

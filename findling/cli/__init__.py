@@ -1,0 +1,1 @@
+"""The ``findling`` command line (``findling.cli.main``), its settings commands and progress output."""

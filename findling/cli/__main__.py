@@ -1,0 +1,4 @@
+"""``python -m findling.cli``: the same as the ``findling`` command."""
+from findling.cli.main import main
+
+raise SystemExit(main())

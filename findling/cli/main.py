@@ -1,0 +1,366 @@
+"""The ``findling`` command line: manage folders, index, watch, search, inspect.
+
+Engine errors become one clear line on stderr and exit status 2 here, at the boundary; so do SQLite errors
+that slip past the store (a page found damaged in the middle of a run). Every command except
+``model download`` runs with the Hugging Face libraries in offline mode: nothing here opens a connection.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sqlite3
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from findling.engine.store import codec as codecs
+from findling.cli.progress import drive as _drive, sigterm_token as _sigterm_token, summary as _summary
+from findling.cli.settings import add_exclude_parser, add_model_use_options, model_use
+from findling.engine.config import Config
+from findling.engine.store.index_file import WriterLock, damaged, explain
+from findling.engine.errors import FindlingError
+from findling.engine.index.indexer import CancelToken, Indexer, Progress
+from findling.engine.search.query import parse_date, parse_query
+from findling.engine.records import SearchHit
+from findling.engine.search.searcher import MODES, Searcher
+from findling.engine.store.store import Store, normal_folder
+from findling.engine.index.reencode import chosen_config, next_path
+
+log = logging.getLogger("findling")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if getattr(args, "action", None) != "download":  # set before huggingface_hub is imported: it reads it once
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    overrides = {}
+    if args.home:
+        overrides["data_dir"] = Path(args.home).expanduser().absolute()
+    if getattr(args, "model", None):
+        overrides["model"] = args.model
+    config = Config.default(**overrides)
+    try:
+        return args.func(args, config) or 0
+    except FindlingError as exc:
+        print(f"findling: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as exc:
+        log.debug("SQLite error", exc_info=True)
+        print(f"findling: {explain(exc, config.db_path) or damaged(config.db_path, str(exc))}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit-time flush cannot fail
+        return 1
+    except KeyboardInterrupt:
+        print("\nfindling: stopped; run the same command again to continue.", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="findling", description="Offline semantic search over your own files.")
+    p.add_argument("--home", help="data folder holding the index (default: the user data folder; env FINDLING_HOME)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(required=True, metavar="COMMAND")
+
+    f = sub.add_parser("folders", help="add, remove or list watched folders")
+    fsub = f.add_subparsers(required=True, metavar="ACTION")
+    for name, fn in (("add", _folders_add), ("remove", _folders_remove)):
+        a = fsub.add_parser(name)
+        a.add_argument("paths", nargs="+")
+        a.set_defaults(func=fn)
+    fsub.add_parser("list").set_defaults(func=_folders_list)
+
+    i = sub.add_parser("index", help="bring the index up to date with the watched folders")
+    _model_opt(i)
+    i.add_argument("--reencode", action="store_true", help="drop all vectors and encode again (after a model change)")
+    i.add_argument("--rebuild", action="store_true", help="move the index aside and build a new one from the files")
+    i.add_argument("--quiet", action="store_true", help="no progress bar")
+    i.add_argument("--codec", choices=codecs.CHOICES,
+                   help="how token vectors are stored, kept in the index: auto (the default: float16 until the "
+                        "index is big enough, then residual), fp16, residual (18 bytes a token at 48 dims) or "
+                        "compact (8 bytes)")
+    i.set_defaults(func=_index)
+
+    w = sub.add_parser("watch", help="index, then keep the index in step with the folders until Ctrl+C")
+    _model_opt(w)
+    w.set_defaults(func=_watch)
+
+    s = sub.add_parser("search", help="search the index")
+    _model_opt(s)
+    s.add_argument("query")
+    s.add_argument("-k", type=_positive, default=10, help="number of results (default 10)")
+    s.add_argument("--ext", action="append", default=[], help="only this file type (repeatable), e.g. pdf")
+    s.add_argument("--dir", action="append", default=[], help="only files under this folder (repeatable)")
+    s.add_argument("--after", help="modified on or after YYYY-MM-DD")
+    s.add_argument("--before", help="modified before YYYY-MM-DD")
+    s.add_argument("--mode", choices=MODES, default="hybrid", help="ranking (default hybrid)")
+    s.add_argument("--json", action="store_true", help="print results as JSON")
+    s.set_defaults(func=_search)
+
+    sub.add_parser("status", help="counts, model, and files that failed with their reasons").set_defaults(func=_status)
+
+    from findling.evaluation.beir import add_eval_parser
+    from findling.evaluation.passkey import add_passkey_parser
+
+    add_eval_parser(sub)
+    add_passkey_parser(sub)
+    add_exclude_parser(sub)
+
+    t = sub.add_parser("train", help="the training package: `train run RECIPE`, `train adapt FOLDER`, "
+                       "`train convert MODEL` (see `findling train -h`)", add_help=False)
+    t.add_argument("rest", nargs=argparse.REMAINDER)
+    t.set_defaults(func=_train)
+
+    m = sub.add_parser("model", help="which model is used and where it came from; `model download NAME`; "
+                                     "`model use PATH_OR_NAME` re-encodes the index with another model")
+    _model_opt(m)
+    m.add_argument("action", nargs="?", choices=["show", "download", "use"], default="show")
+    m.add_argument("name", nargs="?", help="hub name to download, or the model folder or name to use")
+    add_model_use_options(m)
+    m.set_defaults(func=_model)
+    return p
+
+
+def _train(args, config: Config) -> int:
+    from findling.training.cli import main as train_main
+
+    return train_main(args.rest, config=config)
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a positive whole number")
+    return number
+
+
+def _model_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model folder or hub name in the local cache (env FINDLING_MODEL)")
+
+
+def _open_store(config: Config) -> Store:
+    return Store(config.db_path)
+
+
+def _encoder(config: Config, store: Store):
+    """The model given with --model or FINDLING_MODEL, else the one chosen with `findling model use`."""
+    from findling.engine.encode.resolve import load_announced
+
+    return load_announced(chosen_config(config, store))
+
+
+# ----------------------------------------------------------------- folders
+def _folders_add(args, config: Config) -> int:
+    with _open_store(config) as store:
+        for raw in args.paths:
+            path = normal_folder(raw)
+            if not path.is_dir():
+                print(f"findling: {path} is not a folder", file=sys.stderr)
+                return 2
+            if config.data_dir == path or path in config.data_dir.parents:
+                print(f"findling: {path} contains Findling's own data folder; pick a folder inside it",
+                      file=sys.stderr)
+                return 2
+            store.add_folder(path)
+            print(f"watching {path}")
+    print("run `findling index` to index it")
+    return 0
+
+
+def _folders_remove(args, config: Config) -> int:
+    with _open_store(config) as store:
+        for raw in args.paths:
+            path = Path(raw).expanduser().absolute()
+            n = store.remove_folder(path)
+            print(f"removed {path} ({n} files dropped from the index)")
+    return 0
+
+
+def _folders_list(args, config: Config) -> int:
+    with _open_store(config) as store:
+        folders = store.folders()
+        if not folders:
+            print("no folders yet; add one with `findling folders add PATH`")
+        for f in folders:
+            states = store.file_states(f)
+            counts: dict[str, int] = {}
+            for s in states.values():
+                counts[s.status] = counts.get(s.status, 0) + 1
+            detail = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "not indexed yet"
+            print(f"{f}  ({detail})")
+    return 0
+
+
+# ------------------------------------------------------------------- index
+def _index(args, config: Config) -> int:
+    lock = WriterLock(config.db_path)
+    lock.acquire()  # before anything is moved or reset: IndexLocked when another process is indexing
+    try:
+        if args.rebuild:
+            _move_aside(config)
+        with _open_store(config) as store:
+            if not store.folders():
+                print("no folders to index; add one with `findling folders add PATH`", file=sys.stderr)
+                return 1
+            enc = _encoder(config, store)
+            if args.reencode:
+                store.reset_vectors()
+            indexer = Indexer(store, enc, config=config)
+            if args.codec:
+                _set_codec(store, args.codec, config)
+            last = _drive(indexer.sync(cancel=_sigterm_token()), quiet=args.quiet)
+    finally:
+        lock.release()
+    _summary(last)
+    return 0 if last.phase == "done" else 1
+
+
+def _set_codec(store: Store, choice: str, config: Config) -> None:
+    """Record the vector format asked for and convert the stored vectors now where that applies."""
+    store.set_codec_choice(choice)
+    current = store.codec.name
+    if choice == codecs.FP16 and current != codecs.FP16:
+        store.recode(codecs.FP16)
+        print("vectors stored as float16 again, with the compressed values; `findling index --reencode` "
+              "restores the model's full precision", file=sys.stderr)
+    elif choice not in ("auto", codecs.FP16) and current not in (codecs.FP16, choice):
+        store.recode(choice)
+        print(f"vectors re-coded from {current} to {choice}", file=sys.stderr)
+    elif store.compress_if_due(min_tokens=config.codec_min_tokens) is None and current == codecs.FP16 \
+            and choice != codecs.FP16:
+        print(f"vectors stay float16 until the index holds {config.codec_min_tokens:,} token vectors "
+              f"(now {store.token_count():,})", file=sys.stderr)
+
+
+def _move_aside(config: Config) -> None:
+    """Keep the folder list, move the damaged or old index aside, start a fresh one."""
+    db = config.db_path
+    folders: list[Path] = []
+    try:
+        with Store(db) as old:
+            folders = old.folders()
+    except FindlingError:
+        folders = Store.read_folder_backup(db)
+        print(f"findling: the old index could not be read; rebuilding {len(folders)} folders from their files",
+              file=sys.stderr)
+    if db.exists():
+        aside = db.with_name(f"{db.name}.{datetime.now():%Y%m%d-%H%M%S}.bak")
+        db.rename(aside)
+        for suffix in ("-wal", "-shm"):
+            side = db.with_name(db.name + suffix)
+            if side.exists():
+                side.rename(aside.with_name(aside.name + suffix))
+        print(f"old index moved to {aside}", file=sys.stderr)
+    with Store(db) as new:
+        for f in folders:
+            new.add_folder(f)
+
+
+# ------------------------------------------------------------------- watch
+def _watch(args, config: Config) -> int:
+    from findling.engine.index.watch_loop import run_watch
+
+    with _open_store(config) as store:
+        if not store.folders():
+            print("no folders to watch; add one with `findling folders add PATH`", file=sys.stderr)
+            return 1
+        indexer = Indexer(store, _encoder(config, store), config=config)
+
+        def first_sync() -> None:
+            _summary(_drive(indexer.sync(), quiet=False))
+            print("watching for changes (Ctrl+C to stop)", file=sys.stderr)
+
+        run_watch(indexer, config=config, report=lambda p: _summary(p) if p.files_done else None,
+                  on_watching=first_sync)
+    return 0
+
+
+# ------------------------------------------------------------------ search
+def _search(args, config: Config) -> int:
+    query = parse_query(args.query).with_filters(
+        exts=args.ext, dirs=args.dir,
+        after=parse_date(args.after) if args.after else None,
+        before=parse_date(args.before) if args.before else None,
+    )
+    with _open_store(config) as store:
+        enc = _encoder(config, store)
+        t0 = time.monotonic()
+        hits = Searcher(store, enc).search(query, k=args.k, mode=args.mode)
+        elapsed = time.monotonic() - t0
+    if args.json:
+        print(json.dumps({"query": args.query, "mode": args.mode, "model": enc.info.name,
+                          "results": [hit_json(h) for h in hits]}, indent=2, ensure_ascii=False))
+        return 0
+    if not hits:
+        print("no results")
+    for n, h in enumerate(hits, 1):
+        page = f"  p. {h.page}" if h.page else ""
+        print(f"{n:2d}. {h.path}{page}  ({h.score:.3f})\n    {h.snippet}")
+    print(f"{len(hits)} results in {elapsed * 1000:.0f} ms", file=sys.stderr)
+    return 0
+
+
+def hit_json(h: SearchHit) -> dict:
+    return {
+        "path": str(h.path), "score": round(h.score, 5), "page": h.page, "chunk": h.chunk_ordinal,
+        "span": [h.char_start, h.char_end], "snippet": h.snippet, "lanes": list(h.lanes),
+        "modified": datetime.fromtimestamp(h.mtime).isoformat(timespec="seconds"),
+        "alignment": [{"query_token": m.query_token, "doc_token": m.doc_token, "span": [m.doc_start, m.doc_end],
+                       "similarity": round(m.similarity, 4)} for m in h.alignment],
+    }
+
+
+# ------------------------------------------------------------ status/model
+def _status(args, config: Config) -> int:
+    with _open_store(config) as store:
+        st = store.stats()
+        problems = store.problems()
+    model = st["model"] or {}
+    print(f"index: {config.db_path} ({st['db_bytes'] / 1e6:.1f} MB)")
+    print(f"model: {model.get('name', 'none yet')} ({model.get('source', '-')}, dim {model.get('dim', '-')})")
+    print(f"folders: {st['folders']}; files: " + (", ".join(f"{n} {k}" for k, n in sorted(st["files"].items())) or "0"))
+    print(f"chunks: {st['chunks']}; tokens: {st['tokens']:,}; stored vectors: {st['vectors']:,}")
+    print(f"vector format: {st['codec']} (chosen: {st['codec_choice']}), {st['vector_bytes'] / 1e6:.1f} MB")
+    for s in problems:
+        print(f"  {s.status}: {s.path}: {s.reason}")
+    if next_path(config.db_path).exists():
+        print(f"an unfinished model switch waits in {next_path(config.db_path)}; `findling model use` with the "
+              "same model continues it (another model starts afresh)")
+    return 0
+
+
+def _model(args, config: Config) -> int:
+    from findling.engine.encode import resolve as models
+
+    if args.action == "download":
+        if not args.name:
+            print("findling: name the model to download, e.g. mixedbread-ai/mxbai-edge-colbert-v0-17m", file=sys.stderr)
+            return 2
+        path = models.download_model(args.name, config=config)
+        print(f"downloaded {args.name} to {path}")
+        return 0
+    if args.action == "use":
+        return model_use(args, config)
+    if config.db_path.exists():
+        with _open_store(config) as store:
+            config = chosen_config(config, store)
+    enc = models.load_encoder(config)
+    info = enc.info
+    print(f"model: {info.name}\nsource: {info.source}\npath: {info.path}\ndim: {info.dim}\n"
+          f"max tokens: {info.max_tokens}\nfingerprint: {info.fingerprint}")
+    if info.note:
+        print(f"note: {info.note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

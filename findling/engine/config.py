@@ -1,0 +1,130 @@
+"""Findling's settings: one frozen dataclass with documented defaults.
+
+Paths come from platformdirs. Nothing here does work at import time; ``Config.default()`` reads the
+environment when called. Override any field with ``dataclasses.replace``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_EXCLUDES: tuple[str, ...] = (
+    ".*",  # hidden files and folders (.git, .cache, .venv, ...)
+    "node_modules",
+    "__pycache__",
+    "venv",
+    "env",
+    "site-packages",
+    "*.egg-info",
+    "build",
+    "dist",
+    "target",
+    "*~",
+    "*.tmp",
+    "*.swp",
+    "~$*",  # Office lock files
+)
+
+TARGET_MODEL = "mixedbread-ai/mxbai-edge-colbert-v0-17m"
+
+
+def _data_dir() -> Path:
+    env = os.environ.get("FINDLING_HOME")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("findling", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the engine needs to know, with the defaults a new user gets."""
+
+    data_dir: Path = field(default_factory=_data_dir)
+    """Where the index, logs and the assembled bundled model live (never inside a watched folder)."""
+
+    model: str | None = None
+    """A model path or hub name given by the user; ``None`` means: target model from the local cache,
+    then the bundled model. ``FINDLING_MODEL`` in the environment sets it too."""
+
+    max_chunk_tokens: int = 480
+    """Upper bound of a chunk in model tokens, capped at what the model can encode (32768 at most).
+    480 was chosen by measurement; see README "Chunk size"."""
+
+    chunk_overlap_tokens: int = 32
+    """Tokens repeated at the start of the next chunk so a sentence cut at a boundary is found whole."""
+
+    max_file_bytes: int = 64 * 1024 * 1024
+    """Files larger than this are skipped with a recorded reason."""
+
+    max_pdf_pages: int = 5000
+    """PDF pages beyond this are not read (the file is indexed up to there, with a warning)."""
+
+    max_text_chars: int = 20_000_000
+    """Extracted text beyond this many characters is cut (with a warning)."""
+
+    exclude_patterns: tuple[str, ...] = DEFAULT_EXCLUDES
+    """Glob patterns matched against each path component; a match skips the file or whole folder."""
+
+    encode_batch_tokens: int = 8192
+    """Token budget of one encoder batch; chunks of similar length are batched together."""
+
+    indexing_nice: int = 19
+    """CPU priority (Unix niceness, 0-19) of the thread that indexes and of the threads it starts, on Linux:
+    a search on the same cores is served first, and an idle machine still gives indexing every core. Search
+    p95 while indexing against idle (``bench/search.py``, 1M tokens, 2 cores): 1.89x at 0, 1.41x at 10,
+    1.38x at 19. 0 leaves the priority as it is. Above 0 the indexing threads also give way to searches in
+    the same process (``findling.engine.threads.yield_to_searches``)."""
+
+    read_ahead_files: int = 64
+    """Files read (hashed, extracted, chunked) on a second thread while the encoder works on earlier ones, at
+    most this many and about ``8 * encode_batch_tokens`` tokens ahead; 0 reads each file in line."""
+
+    threads: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    """Torch threads for encoding."""
+
+    encode_workers: int = 2
+    """Document batches encoded at once, each on ``threads // encode_workers`` torch threads of its own (capped at
+    ``threads``; 1: every batch on all ``threads``). On 2 cores two single-threaded workers share no team of
+    threads, so no operation waits for the other core to finish its part, nor a batch for a core that another
+    program took for a moment (see ``engine/pylate_encoder.py``; measured in README "Measured")."""
+
+    encoder_precision: str = "auto"
+    """Arithmetic of the encoder's backbone: "auto" (bf16 where the CPU computes it natively and the model keeps
+    its per-token cosine, else fp32),
+    "fp32" (PyLate's own output, the reference), "int8" or "bf16"; ``FINDLING_PRECISION`` sets it. Lossy choices are held to a per-token cosine
+    of at least 0.99 against fp32; see README "Measured" and ``engine/fast_encoder.py``."""
+
+    codec_min_tokens: int = 524_288
+    """Token vectors a float16 index must hold before its vectors are compressed: the codec is trained on a sample
+    of what the index holds then, and a sample of more of the collection codes the rest better (SciFact through
+    ``bench/storage.py``, same sample size and seed: nDCG@10 loss of the residual format 0.0073 when trained at
+    262,144 tokens, -0.0004 at 524,288; compact 0.0181 against 0.0057). Below it, exact search over float32
+    (96 MB at this size). Which format: ``findling index --codec auto|fp16|residual|compact``, kept in the
+    index; see README "Storage"."""
+
+    debounce_seconds: float = 0.5
+    """Quiet time after the last event for a file before the watcher re-indexes it."""
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "index.sqlite"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @classmethod
+    def default(cls, **overrides) -> "Config":
+        """The default settings, with ``FINDLING_MODEL`` and ``FINDLING_PRECISION`` from the environment and
+        ``overrides`` applied."""
+        cfg = cls()
+        env_model = os.environ.get("FINDLING_MODEL")
+        if env_model and "model" not in overrides:
+            cfg = replace(cfg, model=env_model)
+        env_precision = os.environ.get("FINDLING_PRECISION")
+        if env_precision and "encoder_precision" not in overrides:
+            cfg = replace(cfg, encoder_precision=env_precision)
+        return replace(cfg, **overrides) if overrides else cfg

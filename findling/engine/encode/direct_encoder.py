@@ -1,0 +1,266 @@
+"""A faster runtime for PyLate models behind the ``Encoder`` seam, measured against ``PyLateEncoder`` (fp32).
+
+``DirectEncoder`` loads the same folder the same way as ``PyLateEncoder`` (and so keeps its tokeniser, prefixes,
+truncation, skiplist and row order: ``document_spans`` and ``query_labels`` still line up row by row), then:
+
+* runs the backbone module and the projection head itself instead of ``ColBERT.encode``: one masked gather and
+  one batched L2 normalisation per batch, the head applied to kept rows only, no per-row Python work in torch;
+* folds the projection head into one matrix and bias when every layer of it is linear (PyLate ``Dense`` with an
+  identity activation, with or without its residual path): ``y = x @ W.T + b``; a non-linear head (the bundled
+  model's) keeps its layers, with their float32 weights packed for oneDNN (``findling.engine.encode.fused_blocks.pack_linear_layers``);
+* computes the backbone in the precision ``precision`` names: ``"fp32"`` as stored (PyLate's output within
+  float rounding; a BERT-family backbone's products run on weights packed once for oneDNN, with GELU and the
+  residual adds done by the products: ``findling.engine.encode.fused_blocks``), ``"bf16"`` with the backbone's weights converted to bfloat16 once (``to_bf16``; a
+  BERT-family backbone then encodes documents on their real tokens only, ``findling.engine.encode.fused_blocks.unpadded_rows``), ``"int8"``
+  with the backbone's ``Linear`` layers quantised dynamically (weights int8, activations scaled per batch: a
+  text's vectors then depend slightly on its batch), and ``"auto"`` (the default): bf16 where the CPU has it
+  natively and the model keeps a per-token cosine of ``MIN_COSINE`` on ``PROBE``, else fp32
+  (``choose_precision``).
+
+Fidelity of the lossy precisions against the fp32 reference is pinned by ``tests/engine/test_fast_encoder.py``
+on the test models and measured on the bundled model by ``bench/indexing.py``.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from findling.engine.encode.encoder import ModelInfo
+from findling.engine.errors import ModelError
+from findling.engine.encode.pylate_encoder import PyLateEncoder
+
+logger = logging.getLogger(__name__)
+
+Precision = Literal["auto", "fp32", "int8", "bf16"]
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "int8", "bf16")
+MIN_COSINE = 0.99  # per-token cosine against fp32 that a lossy precision must keep
+PROBE = (  # encoded at load in fp32 and in the precision "auto" picked, to check that precision on this model
+    "Findling reads the files in your folders, cuts their text into chunks and encodes every chunk on your "
+    "computer. The csv module implements classes to read and write tabular data in CSV format; R-data.pdf "
+    "describes importing and exporting data in R (spreadsheets, databases, binary files, 2023-01-31, 42 %)."
+)
+
+
+def choose_precision() -> str:
+    """The precision ``"auto"`` starts from on this machine: bf16 where the CPU computes it natively (oneDNN
+    reports bf16 support: AVX512-BF16 or AMX), else fp32. ``DirectEncoder`` then checks bf16 on the loaded model
+    (``PROBE``) and keeps fp32 when the per-token cosine falls under ``MIN_COSINE``.
+
+    int8 is never chosen on its own: measured on the bundled MiniLM it misses the fidelity target by far
+    (per-token cosine down to 0.59 with every Linear quantised, 0.92 with the FFN outputs kept in fp32; README
+    "Measured"), since dynamic quantisation scales activations per tensor and BERT's outlier channels dominate.
+    """
+    import torch
+
+    try:
+        native_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        native_bf16 = False
+    return "bf16" if native_bf16 else "fp32"
+
+
+def fold_linear_head(modules: Sequence) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """One ``(W, b)`` with ``head(x) == x @ W.T + b`` for a chain of linear PyLate ``Dense`` layers, else ``None``.
+
+    A ``Dense`` computes ``act(L x) + R x`` (``R`` the residual projection, the identity when the sizes match, or
+    nothing without a residual); with ``act`` the identity that is ``(L.W + R) x + L.b``. Composing two layers
+    ``(W2, b2) o (W1, b1)`` gives ``(W2 W1, W2 b1 + b2)``.
+    """
+    import torch
+
+    weight, bias = None, None
+    for module in modules:
+        layer = _linear_of(module)
+        if layer is None:
+            return None
+        w, b = layer
+        weight = w if weight is None else w @ weight
+        if bias is not None:
+            bias = w @ bias
+        if b is not None:
+            bias = b if bias is None else bias + b
+    if weight is None:
+        return None
+    with torch.no_grad():
+        return weight.double().numpy(), None if bias is None else bias.double().numpy()
+
+
+def _linear_of(module):
+    """``(W, b)`` of one PyLate ``Dense`` as float64 tensors when it is linear, else ``None``."""
+    import torch
+
+    from pylate.models import Dense
+
+    if not isinstance(module, Dense) or not isinstance(module.activation_function, torch.nn.Identity):
+        return None
+    with torch.no_grad():
+        w = module.linear.weight.detach().double().clone()
+        b = None if module.linear.bias is None else module.linear.bias.detach().double().clone()
+        if getattr(module, "use_residual", False):
+            residual = getattr(module, "residual", None)
+            w = w + (residual.weight.detach().double() if residual is not None else torch.eye(w.shape[0], dtype=w.dtype))
+    return w, b
+
+
+def to_bf16(module):
+    """``module`` with its weights in bfloat16, converted once: every product then runs in oneDNN's native bf16
+    kernels with no per-call weight casts (indexing end to end 2.86x PyLate's encode against 2.67x under
+    ``torch.autocast`` on an AVX512-BF16 CPU, per-token cosine 0.9996 against fp32 on the bundled MiniLM;
+    ``bench/indexing.py``). Layer norms and softmax run in bf16 too,
+    accumulating in fp32 inside the kernels; the projection head stays in fp32. BERT-family blocks then get
+    oneDNN's fused kernels (``findling.engine.encode.fused_blocks``: GELU and the residual adds done by the products)."""
+    import torch
+
+    from findling.engine.encode.fused_blocks import fuse_bert_blocks
+
+    module = module.to(torch.bfloat16)
+    fuse_bert_blocks(module)
+    return module
+
+
+def quantise_linear_layers(module):
+    """``module`` with every ``torch.nn.Linear`` replaced by a dynamically quantised int8 one (weights int8 per
+    tensor, activations quantised on the fly). torch 2.10+ marks this eager API as deprecated in favour of
+    torchao, which is not a dependency; the warning is silenced here, the API still works."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+class DirectEncoder(PyLateEncoder):
+    """``PyLateEncoder``'s model, run directly, with a folded head and a chosen precision (implements ``Encoder``)."""
+
+    def __init__(self, folder: Path | str, info: ModelInfo, *, threads: int = 1, batch_tokens: int = 8192,
+                 precision: Precision = "auto", nice: int = 0, workers: int = 1) -> None:
+        if precision not in PRECISIONS:
+            raise ModelError(f"unknown encoder precision {precision!r}: use one of {', '.join(PRECISIONS)} "
+                             "(FINDLING_PRECISION or Config.encoder_precision)")
+        super().__init__(folder, info, threads=threads, batch_tokens=batch_tokens, nice=nice, workers=workers)
+        self.requested = precision
+        self.precision = choose_precision() if precision == "auto" else precision
+        self._head = None  # (weight, bias) torch tensors when folded, else the head modules
+        self._layers = None  # a bf16 BERT-family backbone's fused layers: documents then skip their padding
+
+    def _load(self):
+        """Load through ``PyLateEncoder._load``, fold the head, then set up the precision."""
+        import torch
+
+        model = super()._load()
+        modules = list(model)
+        folded = fold_linear_head(modules[1:])
+        if folded is not None:
+            weight, bias = folded
+            self._head = (torch.from_numpy(weight).float(), None if bias is None else torch.from_numpy(bias).float())
+        else:
+            from findling.engine.encode.fused_blocks import pack_linear_layers
+
+            self._head = torch.nn.Sequential(*modules[1:])
+            pack_linear_layers(self._head)  # the head runs in float32 whatever the backbone's precision
+        if self.requested == "auto" and self.precision != "fp32":
+            self._check_auto_precision(model)
+        elif self.precision == "bf16":
+            modules[0].auto_model = to_bf16(modules[0].auto_model)
+        if self.precision == "int8":
+            logger.warning("%s: int8 was asked for; it misses the per-token cosine of %.2f against fp32 that the "
+                           "other precisions keep (0.56 measured on the bundled model), so search quality drops",
+                           self.info.name, MIN_COSINE)
+            modules[0].auto_model = quantise_linear_layers(modules[0].auto_model)
+        if self.precision == "fp32":  # last: the bf16 check above copies the plain fp32 model
+            from findling.engine.encode.fused_blocks import fuse_bert_blocks
+
+            fuse_bert_blocks(modules[0].auto_model, torch.float32)
+        if self.precision == "bf16":
+            from findling.engine.encode.fused_blocks import packed_encoder_layers
+
+            self._layers = packed_encoder_layers(modules[0].auto_model)
+        logger.info("%s runs in %s, head %s", self.info.name, self.precision,
+                    "folded into one matrix" if folded is not None else "as PyLate modules")
+        return model
+
+    def _check_auto_precision(self, model) -> None:
+        """Keep the precision "auto" chose only if it holds ``MIN_COSINE`` on ``PROBE`` against fp32.
+
+        The lossy backbone is made from a copy, so the fp32 weights stay exact when the check fails."""
+        import copy
+
+        import torch
+
+        chosen, backbone = self.precision, model[0]
+        with torch.inference_mode():
+            self.precision = "fp32"
+            reference = self._encode_batch(model, [PROBE], queries=False)[0]
+            fp32_model = backbone.auto_model
+            backbone.auto_model = to_bf16(copy.deepcopy(fp32_model))
+            self.precision = chosen
+            probe = self._encode_batch(model, [PROBE], queries=False)[0]
+        low = float((reference * probe).sum(axis=1).min())
+        if low < MIN_COSINE:
+            logger.info("%s keeps fp32: %s reaches a per-token cosine of only %.3f", self.info.name, chosen, low)
+            backbone.auto_model = fp32_model
+            self.precision = "fp32"
+
+    def _project(self, hidden):
+        """The projection head on ``[rows, hidden]`` (or ``[batch, seq, hidden]``) token states."""
+        import torch
+
+        if isinstance(self._head, tuple):
+            weight, bias = self._head
+            return torch.nn.functional.linear(hidden.float(), weight, bias)
+        return self._head({"token_embeddings": hidden.float()})["token_embeddings"]
+
+    def _encode(self, texts: list[str], *, queries: bool, batch_size: int) -> list[np.ndarray]:
+        """Encode in slices of ``batch_size`` texts: tokenise as PyLate does, run, mask, project, normalise. Several
+        threads may run this at once (the compute threads, a query): only the tokenisation is one at a time."""
+        import torch
+
+        model = self._loaded()
+        out: list[np.ndarray] = []
+        with torch.inference_mode():
+            for lo in range(0, len(texts), batch_size):
+                out.extend(self._encode_batch(model, texts[lo:lo + batch_size], queries=queries))
+        return out
+
+    def _encode_batch(self, model, texts: list[str], *, queries: bool) -> list[np.ndarray]:
+        import torch
+
+        with self._encode_lock:  # PyLate's tokenize sets its truncation per call (queries or documents)
+            features = model.tokenize(texts, is_query=queries)
+        mask = self._row_mask(model, features, queries=queries)
+        kept = self._unpadded(model, features, mask) if not queries and self._layers is not None else None
+        if kept is None:
+            hidden = model[0](dict(features))["token_embeddings"]  # bf16 out of a bf16 backbone; the head is fp32
+            kept = hidden[mask]
+        rows = self._project(kept)  # only the kept rows go through the head
+        rows = torch.nn.functional.normalize(rows, p=2, dim=1).numpy()
+        counts = mask.sum(dim=1).tolist()
+        bounds = np.cumsum([0, *counts])
+        return [np.ascontiguousarray(rows[a:b], dtype=np.float32) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def _unpadded(self, model, features, mask):
+        """The backbone's rows under ``mask`` computed on the real tokens only (``findling.engine.encode.fused_blocks.unpadded_rows``), or
+        None where that does not apply (padding not all on the right)."""
+        from findling.engine.encode.fused_blocks import unpadded_rows
+
+        attention = features["attention_mask"]
+        rows = unpadded_rows(model[0].auto_model, self._layers, features["input_ids"], attention,
+                             features.get("token_type_ids"))
+        return None if rows is None else rows[mask[attention.bool()]]
+
+    @staticmethod
+    def _row_mask(model, features, *, queries: bool):
+        """Which rows ``ColBERT.encode`` keeps: documents drop padding and skiplist tokens; queries keep every
+        row with query expansion, else the attended ones."""
+        import torch
+
+        attention = features["attention_mask"].bool()
+        if queries:
+            return torch.ones_like(attention) if model.do_query_expansion else attention
+        skip = torch.tensor(sorted(set(model.skiplist)), dtype=features["input_ids"].dtype)
+        return attention & ~torch.isin(features["input_ids"], skip)

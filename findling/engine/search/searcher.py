@@ -1,0 +1,447 @@
+"""Search: encode the query, score chunks by MaxSim, rank files by their best chunk.
+
+Modes: ``maxsim`` (semantic, late interaction), ``bm25`` (the store's FTS5 keyword index) and ``hybrid``
+(the two file rankings fused, ``Fusion``: scores scaled per lane and mixed by default). Each hit carries the MaxSim alignment: for each query
+token, the document token it matched and how strongly, so a front end can highlight and explain.
+
+Exact or candidate search, by the index's format and size: a float16 index, or a compressed one with fewer
+than ``candidate_min_tokens`` token vectors, is scored exactly over one in-memory float32 matrix
+(``findling.engine.search.exact``); a larger compressed index goes through candidate search (``findling.engine.search.candidates``:
+inverted lists per centroid, then exact MaxSim over the decoded candidates), which keeps no float copy.
+
+Threads: a search usually runs while an indexer keeps every core busy encoding. The query is encoded on
+``query_threads`` torch threads (default 1: a 32-token query gains little from more, and a multi-threaded
+operation waits for its slowest thread, which waits for a core), and exact MaxSim runs on ``threads``
+workers that each use single-threaded BLAS and take blocks as cores come free (``findling.engine.threads``). In
+``hybrid`` the keyword lane runs on a second thread (the searcher's own) while this one encodes the query
+and scores MaxSim: SQLite lets go of the GIL inside FTS5, and encoding touches no SQL, so on two free cores
+a hybrid search takes about as long as its longer lane instead of both. The keyword lane reads through a
+``Store(path, reader=True)`` of its own on the same file, opened by the first hybrid search: SQLite runs one
+statement of a connection at a time, so on a shared connection MaxSim's first read of candidate codes waited
+for the whole FTS5 query (about 40 ms at 10M tokens) and the two lanes ran one after the other.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from findling.engine.search.candidates import CandidateIndex, CandidateSettings
+from findling.engine.store.codec import FP16
+from findling.engine.encode.encoder import Encoder
+from findling.engine.errors import ModelMismatch, StoreError
+from findling.engine.search.exact import TokenMatrix
+from findling.engine.search.maxsim import maxsim_alignment, maxsim_scores
+from findling.engine.search.query import Query, fts_expression, fts_words, parse_query, phrase_expression
+from findling.engine.records import SearchHit, TokenMatch
+from findling.engine.store.store import Store
+from findling.engine.store.search_reads import ChunkRow
+from findling.engine.threads import default_threads, search_running, single_threaded_blas, torch_threads
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["maxsim", "bm25", "hybrid"]
+MODES: tuple[str, ...] = ("hybrid", "maxsim", "bm25")
+RRF_K = 60
+CANDIDATE_MIN_TOKENS = 262_144
+"""A compressed index this big or bigger is searched through candidates; see README "Storage and compression"."""
+_MARKER = re.compile(r"^\[[A-Za-z0-9_]+\]$")
+
+
+@dataclass(frozen=True)
+class Ranked:
+    file_id: int
+    chunk_id: int
+    score: float
+
+
+class Searcher:
+    """Answers queries over one store with one encoder. Not thread-safe: one per thread."""
+
+    def __init__(self, store: Store, encoder: Encoder, *, threads: int | None = None, query_threads: int = 1,
+                 candidate_min_tokens: int = CANDIDATE_MIN_TOKENS,
+                 candidates: CandidateSettings = CandidateSettings(), fusion: Fusion | None = None) -> None:
+        self.store = store
+        self.fusion = fusion or DEFAULT_FUSION
+        self.encoder = encoder
+        self.index: TokenMatrix | CandidateIndex = TokenMatrix(encoder.info.dim)
+        self.threads = threads or default_threads()
+        self.query_threads = query_threads
+        self.candidate_min_tokens = candidate_min_tokens
+        self.candidate_settings = candidates
+        self._index_key: tuple | None = None
+        self._common: tuple[int, dict[str, bool]] = (-1, {})  # generation, word -> in half the chunks or more
+        self._keyword_thread: ThreadPoolExecutor | None = None  # hybrid's keyword lane, made on first use
+        self._keyword_store: Store | None = None  # that lane's own connection to the same file
+
+    def search(self, query: str | Query, *, k: int = 10, mode: Mode = "hybrid", explain: bool = True) -> list[SearchHit]:
+        """The ``k`` best files for ``query``. ``explain=False`` leaves out each hit's token alignment (and the
+        snippet centred on it): for callers that only rank, such as the evaluation at depth 100."""
+        q = parse_query(query) if isinstance(query, str) else query
+        # background work of this process (an indexer) waits at its pause points meanwhile (findling.engine.threads);
+        # the hits' alignment in single-threaded BLAS too: small products OpenBLAS would split over threads
+        # that then spin waiting for work (19 ms of a core per search at 10M tokens)
+        with search_running(), single_threaded_blas():
+            lanes, qvec = self._lanes(q, mode=mode, depth=lane_depth(k), keep=2 * k if explain else 0)
+            if not lanes:
+                return []
+            ranked = fuse(lanes, self.fusion) if len(lanes) > 1 else next(iter(lanes.values()))
+            return self._hits(ranked[:k], q, qvec if explain else None, lanes)
+
+    def ranked_lanes(self, query: str | Query, *, depth: int, mode: Mode = "hybrid") -> dict[str, list[Ranked]]:
+        """Each lane's file ranking (best chunk per file, ``depth`` files) before fusion: what ``fuse`` takes.
+
+        For measuring fusion methods on kept indexes (``bench/fusion.py``) without searching again per method;
+        ``depth=lane_depth(k)`` gives the lanes ``search(query, k=k)`` fuses (candidate search re-ranks more
+        chunks for deeper lanes, so other depths can give other lanes).
+        """
+        q = parse_query(query) if isinstance(query, str) else query
+        with search_running():
+            return self._lanes(q, mode=mode, depth=depth)[0]
+
+    def _lanes(self, q: Query, *, mode: str, depth: int,
+               keep: int = 0) -> tuple[dict[str, list[Ranked]], np.ndarray | None]:
+        """Each lane's ranking and the query's vectors; ``keep``: how many of the MaxSim lane's best chunks
+        candidate search keeps decoded for the hits' alignment."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
+        if not q.text and not q.phrases:
+            return {}, None
+        allowed = self._allowed_chunks(q)
+        qvec = None
+        lanes: dict[str, list[Ranked]] = {}
+        semantic = mode in ("maxsim", "hybrid") and bool(q.text)
+        keywords = None
+        if mode in ("bm25", "hybrid"):
+            if semantic:  # both lanes: the keyword one on the searcher's thread meanwhile
+                if self._keyword_thread is None:
+                    self._keyword_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="findling-keywords")
+                keywords = self._keyword_thread.submit(self._bm25_lane, q, allowed, depth=depth,
+                                                       store=self._keyword_lane_store())
+            else:
+                lanes["bm25"] = self._bm25_lane(q, allowed, depth=depth)
+        try:
+            if semantic:
+                with torch_threads(self.query_threads):
+                    qvec = self.encoder.encode_queries([q.text])[0]
+                lanes["maxsim"] = self._maxsim_lane(qvec, allowed, depth=depth, keep=keep)
+        finally:
+            if keywords is not None:  # waited for even when MaxSim failed: the thread uses this searcher's state
+                lanes["bm25"] = keywords.result()
+        return lanes, qvec
+
+    def close(self) -> None:
+        """Stop the keyword lane's thread and close its connection (a later hybrid search opens them again)."""
+        if self._keyword_thread is not None:
+            self._keyword_thread.shutdown(wait=True)
+            self._keyword_thread = None
+        if self._keyword_store is not None:
+            self._keyword_store.close()
+            self._keyword_store = None
+
+    def _keyword_lane_store(self) -> Store:
+        """The keyword lane's own ``Store`` on this searcher's file, opened on first use; this searcher's store
+        when a second one cannot be opened (the lanes then take turns on one connection, as they once did)."""
+        if self._keyword_store is None:
+            try:
+                self._keyword_store = Store(self.store.path, reader=True)
+            except StoreError as exc:
+                log.warning("the keyword lane shares the searcher's connection: %s", exc)
+                return self.store
+        return self._keyword_store
+
+    def _check_model(self) -> None:
+        """Refuse to compare query vectors with document vectors of another model."""
+        ident = self.store.model_identity()
+        if ident and ident.get("fingerprint") != self.encoder.info.fingerprint:
+            raise ModelMismatch(
+                f"This index was built with {ident.get('name')}, not {self.encoder.info.name}; re-encode it "
+                f"(`findling index --reencode`) or switch back to {ident.get('name')}."
+            )
+
+    # ---------------------------------------------------------------- lanes
+    def _refresh(self) -> None:
+        """Bring the index up to date; pick exact or candidate search when the format or the size class changed."""
+        generation = self.store.generation()
+        if self.index.generation == generation:
+            return
+        self._check_model()
+        codec = self.store.codec
+        exact = codec.name == FP16 or self.store.token_count() < self.candidate_min_tokens
+        key = (id(codec), exact)
+        if key != self._index_key:
+            self.index = (TokenMatrix(self.encoder.info.dim) if exact
+                          else CandidateIndex(codec, settings=self.candidate_settings))
+            self._index_key = key
+            log.debug("search over %s: %s", codec.name, "exact" if exact else "candidates")
+        self.index.refresh(self.store)
+
+    def _allowed_chunks(self, q: Query) -> np.ndarray | None:
+        """Boolean mask over the index' chunks that pass the filters, or None for all."""
+        self._refresh()
+        if not q.has_filters and not q.phrases:
+            return None
+        mask = self.index.alive.copy()
+        if q.has_filters:
+            files = self.store.filtered_file_ids(folders=q.dirs, suffixes=q.exts, after=q.after, before=q.before)
+            mask &= np.isin(self.index.file_ids, np.fromiter(files, dtype=np.int64, count=len(files)))
+        if q.phrases:
+            hits = self.store.fts_search(phrase_expression(q), limit=1_000_000)
+            ids = np.array([h[0] for h in hits], dtype=np.int64)
+            mask &= np.isin(self.index.chunk_ids, ids)
+        return mask
+
+    def _maxsim_lane(self, qvec: np.ndarray, allowed: np.ndarray | None, *, depth: int,
+                     keep: int = 0) -> list[Ranked]:
+        m = self.index
+        if not len(m.chunk_ids):
+            return []
+        if isinstance(m, CandidateIndex):
+            scores = m.search(self.store, qvec, allowed, depth=depth, threads=self.threads, keep=keep)
+        else:
+            scores = maxsim_scores(qvec, m.tokens, m.starts, threads=self.threads)
+            scores = np.where(m.alive if allowed is None else allowed, scores, -np.inf)
+        return _best_per_file(scores, m.file_ids, m.chunk_ids, depth)
+
+    def _bm25_lane(self, q: Query, allowed: np.ndarray | None, *, depth: int,
+                   store: Store | None = None) -> list[Ranked]:
+        """The keyword lane's file ranking, read through ``store`` (default: the searcher's)."""
+        store = store or self.store
+        common = self._common_words(fts_words(q), store)
+        expr = fts_expression(q)
+        if not expr:
+            return []
+        limit = depth * 20
+        pruned = fts_expression(q, skip=common)
+        rows = store.fts_search(pruned, limit=limit) if pruned != expr else []
+        if len(rows) < limit:  # the rare words fill no page: the common ones' near-nil scores follow, as before
+            rows = store.fts_search(expr, limit=limit)
+        if allowed is not None:
+            ok = set(self.index.chunk_ids[allowed].tolist())
+            rows = [r for r in rows if r[0] in ok]
+        seen: set[int] = set()
+        out = []
+        for chunk_id, file_id, score in rows:
+            if file_id not in seen:
+                seen.add(file_id)
+                out.append(Ranked(file_id, chunk_id, score))
+        return out[:depth]
+
+    def _common_words(self, words: list[str], store: Store) -> set[str]:
+        """Which of ``words`` half the chunks or more contain. The keyword lane first matches without them
+        (``Store.fts_common_words``: their BM25 weight is nil, their cost a score per chunk they are in: at
+        10M tokens this halves the lane), and only when the other words fill fewer rows than it asks for
+        does it match them all, so the rows it returns are the full match's (scores within 1e-5). Known
+        answers are kept until the index changes."""
+        generation = store.generation()
+        if self._common[0] != generation:
+            self._common = (generation, {})
+        known = self._common[1]
+        new = [w for w in words if w not in known]
+        if new:
+            common = store.fts_common_words(new)
+            known.update((w, w in common) for w in new)
+        return {w for w in words if known[w]}
+
+    # ----------------------------------------------------------------- hits
+    def _hits(self, ranked: list[Ranked], q: Query, qvec: np.ndarray | None,
+              lanes: dict[str, list[Ranked]]) -> list[SearchHit]:
+        rows = self.store.chunk_rows([r.chunk_id for r in ranked])
+        found_by = {name: {r.file_id for r in lane} for name, lane in lanes.items()}
+        labels = self.encoder.tokenizer.query_labels(q.text) if qvec is not None else []
+        positions = {r.chunk_id: self._index_position(r.chunk_id) for r in ranked if r.chunk_id in rows}
+        aligned = [cid for cid, index in positions.items() if qvec is not None and index is not None]
+        spans = dict(zip(aligned, self.encoder.tokenizer.document_spans_many([rows[c].text for c in aligned])))
+        hits = []
+        for r in ranked:
+            row = rows.get(r.chunk_id)
+            if row is None:  # deleted between ranking and now
+                continue
+            alignment: tuple[TokenMatch, ...] = ()
+            if r.chunk_id in spans:
+                alignment = self._align(qvec, labels, row, positions[r.chunk_id], spans[r.chunk_id])
+            hits.append(SearchHit(
+                path=row.path, score=r.score, chunk_id=row.chunk_id, chunk_ordinal=row.ordinal, page=row.page,
+                snippet=make_snippet(row.text, alignment, q), chunk_text=row.text, char_start=row.char_start,
+                char_end=row.char_end, mtime=row.mtime, size=row.size, alignment=alignment,
+                lanes=tuple(name for name in ("maxsim", "bm25") if r.file_id in found_by.get(name, ())),
+            ))
+        return hits
+
+    def _index_position(self, chunk_id: int) -> int | None:
+        ids = self.index.chunk_ids  # ascending: the store never reuses or back-fills ids
+        i = int(np.searchsorted(ids, chunk_id))
+        return i if i < len(ids) and ids[i] == chunk_id and self.index.alive[i] else None
+
+    def _align(self, qvec: np.ndarray, labels: list[str], row: ChunkRow, index: int,
+               spans: list[tuple[int, int]]) -> tuple[TokenMatch, ...]:
+        if isinstance(self.index, TokenMatrix):
+            doc = self.index.chunk_vectors(index)
+        else:  # as the candidate search decoded them, or else decoded again from the hit's own row
+            doc = self.index.vectors_of(row.chunk_id)
+            if doc is None:
+                doc = self.store.read_vectors([row.chunk_id]).get(row.chunk_id, np.zeros((0, self.index.dim)))
+        if len(spans) != len(doc) or len(labels) != len(qvec):
+            log.debug("alignment skipped for chunk %d: %d spans for %d vectors", row.chunk_id, len(spans), len(doc))
+            return ()
+        idx, sims = maxsim_alignment(qvec, doc)
+        out = []
+        for label, j, sim in zip(labels, idx.tolist(), sims.tolist()):
+            if _MARKER.match(label):
+                continue
+            s, e = spans[j]
+            out.append(TokenMatch(query_token=label, doc_start=s, doc_end=e, similarity=float(sim),
+                                  doc_token=row.text[s:e] if s >= 0 else ""))
+        return tuple(out)
+
+
+def lane_depth(k: int) -> int:
+    """How many files each lane ranks for a search of ``k`` results."""
+    return max(k * 4, NORM_DEPTH)
+
+
+def _best_per_file(scores: np.ndarray, file_ids: np.ndarray, chunk_ids: np.ndarray, depth: int) -> list[Ranked]:
+    """Each file scored by its best chunk; the ``depth`` best files, best first."""
+    order = np.argsort(-scores, kind="stable")
+    out: list[Ranked] = []
+    seen: set[int] = set()
+    for i in order:
+        if not np.isfinite(scores[i]):
+            break
+        f = int(file_ids[i])
+        if f in seen:
+            continue
+        seen.add(f)
+        out.append(Ranked(f, int(chunk_ids[i]), float(scores[i])))
+        if len(out) >= depth:
+            break
+    return out
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How ``hybrid`` merges the MaxSim and keyword file rankings.
+
+    * ``rrf``: reciprocal-rank fusion, ``sum w_lane / (rrf_k + rank)``: ranks only, blind to how far ahead a
+      lane's first file is.
+    * ``relative``: each lane's scores min-max scaled over its own list to [0, 1] (a file a lane did not return
+      gets 0), then ``weight * maxsim + (1 - weight) * bm25``. A lane that is sure (one file far ahead) keeps
+      that lead; a lane whose scores are all close moves the order little.
+    * ``zscore``: each lane's scores standardised by the mean and spread of its first ``NORM_DEPTH`` (how many
+      standard deviations above its own typical result a file is, floored at -3 and shifted by 3, so a file a
+      lane did not return counts as 3 below), then mixed as above. Like ``relative`` it keeps a confident
+      lead, but one outlier at the top or bottom of a lane does not squash the others.
+
+    ``weight`` is the MaxSim lane's share (the keyword lane gets ``1 - weight``). The default (``relative``,
+    0.4) was chosen by ``bench/fusion.py`` on SciFact, Cranfield and QMSum with fp32 vectors (what "auto"
+    encodes in on a CPU without native bf16): the best mean nDCG@10 of the fusions at least as good as BM25
+    on all three (README "Hybrid ranking"); reciprocal rank lost to BM25 on QMSum at every weight.
+    """
+
+    method: str = "relative"
+    weight: float = 0.4
+    rrf_k: int = RRF_K
+
+    def __post_init__(self) -> None:
+        if self.method not in FUSION_METHODS:
+            raise ValueError(f"fusion method must be one of {FUSION_METHODS}, not {self.method!r}")
+        if not 0.0 <= self.weight <= 1.0:
+            raise ValueError(f"fusion weight must be within [0, 1], not {self.weight}")
+
+
+FUSION_METHODS = ("rrf", "relative", "zscore")
+NORM_DEPTH = 50
+Z_FLOOR = 3.0  # zscore: standard deviations below the mean that count as nothing
+DEFAULT_FUSION = Fusion()  # relative, MaxSim 0.4: chosen with bench/fusion.py (README "Hybrid ranking")
+
+
+def fuse(lanes: dict[str, list[Ranked]], fusion: Fusion = DEFAULT_FUSION) -> list[Ranked]:
+    """One file ranking from the lanes' (each best first); a file keeps the chunk of the lane that ranked it
+    highest. Ties go to the lower file id, so the order is reproducible.
+
+    The ranking does not depend on how deep the lanes go: its head is fused from each lane's first
+    ``NORM_DEPTH`` files (what a search always fetches), and the files that only deeper entries bring follow
+    it, in their own fused order. So for the same lanes the first ten of a 100-result search (the
+    evaluation, the window's 50) are the ten a 10-result search shows (``findling search``). (Candidate
+    search scores more chunks for deeper lanes, so there the lanes themselves can improve with depth.) A
+    tail file's score is capped at the last head score, so scores still fall down the list.
+    """
+    head = _fuse_lanes({name: lane[:NORM_DEPTH] for name, lane in lanes.items()}, fusion)
+    if all(len(lane) <= NORM_DEPTH for lane in lanes.values()):
+        return head
+    shown = {r.file_id for r in head}
+    floor = head[-1].score if head else float("inf")
+    tail = [Ranked(r.file_id, r.chunk_id, min(r.score, floor)) for r in _fuse_lanes(lanes, fusion, tail=True)
+            if r.file_id not in shown]
+    return head + tail
+
+
+def _fuse_lanes(lanes: dict[str, list[Ranked]], fusion: Fusion, *, tail: bool = False) -> list[Ranked]:
+    fused: dict[int, float] = {}
+    best: dict[int, tuple[int, Ranked]] = {}
+    for name, lane in lanes.items():
+        share = fusion.weight if name == "maxsim" else 1.0 - fusion.weight
+        for rank, value in enumerate(_lane_values(lane, fusion, tail=tail)):
+            r = lane[rank]
+            fused[r.file_id] = fused.get(r.file_id, 0.0) + share * value
+            if r.file_id not in best or rank < best[r.file_id][0]:
+                best[r.file_id] = (rank, r)
+    order = sorted(fused, key=lambda f: (-fused[f], f))
+    return [Ranked(f, best[f][1].chunk_id, fused[f]) for f in order]
+
+
+def _lane_values(lane: list[Ranked], fusion: Fusion, *, tail: bool = False) -> list[float]:
+    """What each entry of a lane (best first) adds before the lane's share is applied.
+
+    ``relative`` scales between the lane's best score and its score at rank ``NORM_DEPTH`` (or its last, if
+    shorter), clipped at 0 below that (for the ``tail``, the files after the fused head, down to its last); ``zscore`` standardises by the first ``NORM_DEPTH``. Either way the
+    same files get the same values whether 10 or 100 results were asked for (a search always fetches at
+    least ``NORM_DEPTH`` per lane). A lane whose scores are all equal gives every file the same value.
+    """
+    if fusion.method == "rrf":
+        return [1.0 / (fusion.rrf_k + rank + 1) for rank in range(len(lane))]
+    if not lane:
+        return []
+    if fusion.method == "zscore":
+        top = np.array([r.score for r in lane[:NORM_DEPTH]], dtype=np.float64)
+        mean, spread = float(top.mean()), float(top.std())
+        if spread <= 1e-9 * max(abs(mean), 1.0):
+            return [Z_FLOOR] * len(lane)
+        return [max(-Z_FLOOR, (r.score - mean) / spread) + Z_FLOOR for r in lane]
+    # the tail (files after the fused head) is ordered by the scale down to each lane's last file: clipped at
+    # the 50th, every file deeper in both lanes would tie at 0 and fall back to file-id order
+    hi, lo = lane[0].score, lane[(len(lane) if tail else min(len(lane), NORM_DEPTH)) - 1].score
+    if hi - lo <= 1e-9 * max(abs(hi), 1.0):
+        return [1.0 if r.score >= hi else 0.0 for r in lane]
+    return [max(0.0, (r.score - lo) / (hi - lo)) for r in lane]
+
+
+def make_snippet(text: str, alignment: tuple[TokenMatch, ...], q: Query, *, width: int = 240) -> str:
+    """A window of ``text`` around its strongest matches, whitespace collapsed."""
+    centre = _snippet_centre(text, alignment, q)
+    start = max(0, centre - width // 3)
+    end = min(len(text), start + width)
+    start = max(0, end - width)
+    if start > 0:
+        space = text.find(" ", start, start + 30)
+        start = space + 1 if space >= 0 else start
+    piece = " ".join(text[start:end].split())
+    return ("… " if start > 0 else "") + piece + (" …" if end < len(text) else "")
+
+
+def _snippet_centre(text: str, alignment: tuple[TokenMatch, ...], q: Query) -> int:
+    matched = [m for m in alignment if m.doc_start >= 0]
+    if matched:
+        # the densest window: the match position with most other strong matches within 120 chars
+        positions = [m.doc_start for m in sorted(matched, key=lambda m: -m.similarity)[:8]]
+        return max(positions, key=lambda p: sum(abs(p - o) < 120 for o in positions))
+    lowered = text.lower()
+    for word in list(q.phrases) + q.text.split():
+        at = lowered.find(word.lower())
+        if at >= 0:
+            return at
+    return 0

@@ -1,0 +1,1 @@
+"""Evaluation: BEIR-style retrieval runs (``findling eval``) and the long-context passkey test."""

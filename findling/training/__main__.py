@@ -1,0 +1,3 @@
+from findling.training.cli import main
+
+raise SystemExit(main())

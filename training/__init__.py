@@ -1,1 +1,0 @@
-"""Recipes that build, fine-tune, evaluate and export Findling's models. Run each as ``python -m training.<name>``."""
