@@ -33,7 +33,8 @@ log = logging.getLogger("findling")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser().parse_args(_train_passthrough(argv))
     if getattr(args, "action", None) != "download":  # set before huggingface_hub is imported: it reads it once
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -127,10 +128,22 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _train_passthrough(argv: list[str]) -> list[str]:
+    """``argv`` with a ``--`` put after the ``train`` command, so that everything after it (``--help`` included,
+    which argparse's REMAINDER would otherwise refuse) reaches the training package's own parser."""
+    at = 0
+    while at < len(argv) and argv[at].startswith("-"):
+        at += 2 if argv[at] == "--home" else 1
+    if at < len(argv) and argv[at] == "train" and argv[at + 1:at + 2] != ["--"]:
+        return [*argv[:at + 1], "--", *argv[at + 1:]]
+    return argv
+
+
 def _train(args, config: Config) -> int:
     from findling.training.cli import main as train_main
 
-    return train_main(args.rest, config=config)
+    rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
+    return train_main(rest, config=config)
 
 
 def _positive(value: str) -> int:
