@@ -19,7 +19,7 @@ def _commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> 
     return found
 
 
-COMMANDS = _commands(_parser()) + [("train", "run"), ("train", "adapt"), ("train", "convert")]
+COMMANDS = _commands(_parser())
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "findling")

@@ -33,8 +33,7 @@ log = logging.getLogger("findling")
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = _parser().parse_args(_train_passthrough(argv))
+    args = _parser().parse_args(argv)
     if getattr(args, "action", None) != "download":  # set before huggingface_hub is imported: it reads it once
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -113,10 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     add_passkey_parser(sub)
     add_exclude_parser(sub)
 
-    t = sub.add_parser("train", help="the training package: `train run RECIPE`, `train adapt FOLDER`, "
-                       "`train convert MODEL` (see `findling train -h`)", add_help=False)
-    t.add_argument("rest", nargs=argparse.REMAINDER)
-    t.set_defaults(func=_train)
+    from findling.training.cli import add_train_parser
+
+    add_train_parser(sub)
 
     m = sub.add_parser("model", help="which model is used and where it came from; `model download NAME`; "
                                      "`model use PATH_OR_NAME` re-encodes the index with another model")
@@ -126,24 +124,6 @@ def _parser() -> argparse.ArgumentParser:
     add_model_use_options(m)
     m.set_defaults(func=_model)
     return p
-
-
-def _train_passthrough(argv: list[str]) -> list[str]:
-    """``argv`` with a ``--`` put after the ``train`` command, so that everything after it (``--help`` included,
-    which argparse's REMAINDER would otherwise refuse) reaches the training package's own parser."""
-    at = 0
-    while at < len(argv) and argv[at].startswith("-"):
-        at += 2 if argv[at] == "--home" else 1
-    if at < len(argv) and argv[at] == "train" and argv[at + 1:at + 2] != ["--"]:
-        return [*argv[:at + 1], "--", *argv[at + 1:]]
-    return argv
-
-
-def _train(args, config: Config) -> int:
-    from findling.training.cli import main as train_main
-
-    rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
-    return train_main(rest, config=config)
 
 
 def _positive(value: str) -> int:

@@ -24,8 +24,23 @@ STEPS = ["pairs", "features", "score", "fit", "export"]
 
 
 def main(argv: list[str] | None = None, config=None) -> int:
+    """``python -m findling.training``: the same commands as ``findling train``."""
     parser = argparse.ArgumentParser(prog="findling train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_commands(parser)
+    return run_command(parser.parse_args(argv), config)
+
+
+def add_train_parser(sub) -> None:
+    """Register ``train`` and its commands on the ``findling`` command line's subparsers ``sub``."""
+    train = sub.add_parser("train", help="rebuild or fine-tune the model: `train run`, `train adapt`, "
+                           "`train convert`", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_commands(train)
+    train.set_defaults(func=run_command)
+
+
+def add_commands(parser: argparse.ArgumentParser) -> None:
+    """Add the ``run``, ``adapt`` and ``convert`` commands to ``parser``."""
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a recipe end to end (each step resumes)")
     run.add_argument("recipe", type=Path)
@@ -46,7 +61,10 @@ def main(argv: list[str] | None = None, config=None) -> int:
     conv.add_argument("--head", choices=["ffn", "linear"], default="ffn")
     conv.add_argument("--query-length", type=int, default=64)
     conv.add_argument("--document-length", type=int, default=512)
-    args = parser.parse_args(argv)
+
+
+def run_command(args: argparse.Namespace, config=None) -> int:
+    """Carry out the training command parsed into ``args``."""
     if args.command == "run":
         from findling.training.recipe import main_run
 
