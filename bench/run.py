@@ -7,7 +7,7 @@ after the other, so that none inherits another's threads, memory or CPU priority
 threads for every thread that ran parallel operations (and its workers stop spinning once there are two), the
 allocator keeps what a module freed, and the indexing benchmark's threads run at the indexing priority. The
 modules' own progress lines go to stderr as they come. ``--quick`` shrinks the sizes for a smoke run (the
-figures are then not the ones the README reports). The machine summary goes to stderr with ``--json`` so that
+figures are then not the ones docs/measurements.md reports). The machine summary goes to stderr with ``--json`` so that
 standard output stays one JSON list.
 """
 from __future__ import annotations

@@ -48,7 +48,7 @@ Mode = Literal["maxsim", "bm25", "hybrid"]
 MODES: tuple[str, ...] = ("hybrid", "maxsim", "bm25")
 RRF_K = 60
 CANDIDATE_MIN_TOKENS = 262_144
-"""A compressed index this big or bigger is searched through candidates; see README "Storage and compression"."""
+"""A compressed index this big or bigger is searched through candidates; see docs/measurements.md "Storage"."""
 _MARKER = re.compile(r"^\[[A-Za-z0-9_]+\]$")
 
 
@@ -339,7 +339,7 @@ class Fusion:
     ``weight`` is the MaxSim lane's share (the keyword lane gets ``1 - weight``). The default (``relative``,
     0.4) was chosen by ``bench/fusion.py`` on SciFact, Cranfield and QMSum with fp32 vectors (what "auto"
     encodes in on a CPU without native bf16): the best mean nDCG@10 of the fusions at least as good as BM25
-    on all three (README "Hybrid ranking"); reciprocal rank lost to BM25 on QMSum at every weight.
+    on all three (docs/measurements.md "Hybrid ranking"); reciprocal rank lost to BM25 on QMSum at every weight.
     """
 
     method: str = "relative"
@@ -356,7 +356,7 @@ class Fusion:
 FUSION_METHODS = ("rrf", "relative", "zscore")
 NORM_DEPTH = 50
 Z_FLOOR = 3.0  # zscore: standard deviations below the mean that count as nothing
-DEFAULT_FUSION = Fusion()  # relative, MaxSim 0.4: chosen with bench/fusion.py (README "Hybrid ranking")
+DEFAULT_FUSION = Fusion()  # relative, MaxSim 0.4: chosen with bench/fusion.py (docs/measurements.md "Hybrid ranking")
 
 
 def fuse(lanes: dict[str, list[Ranked]], fusion: Fusion = DEFAULT_FUSION) -> list[Ranked]:
