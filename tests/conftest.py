@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,25 +21,6 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 from findling.engine.config import Config  # noqa: E402
 from findling.engine.store.store import Store  # noqa: E402
 from tests.fakes import FakeEncoder  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _runner_keeps_its_priority(monkeypatch):
-    """Indexing lowers its thread's CPU priority for good (``Config.indexing_nice``); on pytest's own thread (an
-    in-process ``findling index``, say) that would slow every later test and could not be undone. Indexing on
-    any other thread lowers it as the app does (``tests/engine/test_threads.py`` checks that)."""
-    import threading
-
-    import findling.engine.index.indexer
-    from findling.engine.threads import lower_thread_priority
-
-    def on_other_threads(nice: int) -> bool:
-        return threading.current_thread() is not threading.main_thread() and lower_thread_priority(nice)
-
-    monkeypatch.setattr(findling.engine.index.indexer, "lower_thread_priority", on_other_threads)
-    interval = sys.getswitchinterval()  # indexing shortens it process-wide: each test starts from the default
-    yield
-    sys.setswitchinterval(interval)
 
 
 @pytest.fixture

@@ -68,3 +68,29 @@ class FakeEncoder:
             # markers match every document's [D] row exactly: a constant, like real expansion tokens
             out.append(np.stack([self._vec("[D]" if w.startswith("[") else w) for w in labels]))
         return out
+
+
+# Encoder factories by name, for the app's child indexer (``findling index --encoder-factory tests.fakes:NAME``):
+# a child process cannot be handed a function object, only where to import one.
+def fake_factory(config) -> FakeEncoder:
+    return FakeEncoder()
+
+
+def other_model_factory(config) -> FakeEncoder:
+    return FakeEncoder(name="other-model")
+
+
+def by_model_factory(config) -> FakeEncoder:
+    """Encoders named by the chosen model (another name and dimension than the default fake); a model whose name
+    holds "broken" fails to load."""
+    from findling.engine.errors import ModelError
+
+    if config.model and "broken" in config.model:
+        raise ModelError(f"No usable model. Tried:\n  - {config.model}: has no config.json")
+    return FakeEncoder(name=config.model, dim=8) if config.model else FakeEncoder()
+
+
+def broken_factory(config) -> FakeEncoder:
+    from findling.engine.errors import ModelError
+
+    raise ModelError("no model found; install the bundled model with pip install findling")

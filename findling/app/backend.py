@@ -1,17 +1,18 @@
-"""The window's one door to the engine: starts and stops the worker threads and relays their signals.
+"""The window's one door to the engine: the search thread, the indexer process, and their signals.
 
-Start-up order: the search worker loads its model (so the user can search as soon as possible), then
-the indexing worker loads its own copy and syncs the watched folders (see ``workers`` for why two).
+Start-up order: the search worker loads its model on a thread of this process (so the user can search as
+soon as possible), then the indexer starts as a child process (``indexer_process``) and syncs the watched
+folders. Searching never waits for indexing: the child runs at the lowest priority, in its own process.
 
-The backend also keeps a read-only ``Store`` on the GUI thread for quick look-ups (folders, counts,
-failed files); every write goes through the indexing worker, except adding a folder (one small insert,
-done at once so the window can leave its empty state).
+The backend also keeps a ``Store`` on the GUI thread for quick look-ups (folders, counts, failed files) and
+for the small writes that must show at once (adding a folder, exclude patterns); everything that touches
+files or vectors is a job for the indexer.
 """
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal
@@ -19,6 +20,8 @@ from PySide6.QtCore import QObject, QThread, Signal
 from findling.engine import (
     Config,
     FileState,
+    Job,
+    JobKind,
     Query,
     Store,
     add_patterns,
@@ -31,8 +34,8 @@ from findling.engine import (
     why_not_indexed,
 )
 
-from findling.app.search_worker import SearchRequest, SearchWorker
-from findling.app.workers import EncoderFactory, IndexWorker, Job
+from findling.app.indexer_process import IndexerProcess
+from findling.app.search_worker import EncoderFactory, SearchRequest, SearchWorker
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ class FolderSummary:
 
 
 class Backend(QObject):
-    """Owns the search and indexing workers; every method is called on the GUI thread."""
+    """Owns the search worker and the indexer process; every method is called on the GUI thread."""
 
     model_ready = Signal(object)  # ModelInfo of the search model
     model_failed = Signal(str)
@@ -67,9 +70,12 @@ class Backend(QObject):
     folders_changed = Signal()
     exclusions_changed = Signal()
     model_switched = Signal(object)  # ModelInfo the index now uses (the search model follows: model_ready)
+    indexer_restarted = Signal(str)  # the indexer process ended unasked and was started again
 
     def __init__(self, config: Config, *, encoder_factory: EncoderFactory = load_encoder,
-                 parent: QObject | None = None) -> None:
+                 indexer_factory: str | None = None, parent: QObject | None = None) -> None:
+        """``encoder_factory`` gives the search worker its encoder; ``indexer_factory`` (``module:callable``,
+        for tests) names the one the indexer process imports instead of resolving the model itself."""
         super().__init__(parent)
         self.config = config
         self.store = Store(config.db_path)  # opened here first, so the schema exists before the workers open it
@@ -91,11 +97,7 @@ class Backend(QObject):
         self._searcher.results.connect(self.results)
         self._searcher.error.connect(self.search_error)
 
-        self._index_thread = QThread()
-        self._index_thread.setObjectName("findling-index")
-        self._indexer = IndexWorker(config, encoder_factory)
-        self._indexer.moveToThread(self._index_thread)
-        self._index_thread.started.connect(self._indexer.run)
+        self._indexer = IndexerProcess(config, encoder_factory=indexer_factory, parent=self)
         self._indexer.progress.connect(self._on_progress)
         self._indexer.finished.connect(self._on_finished)
         self._indexer.file_failed.connect(self.file_failed)
@@ -103,9 +105,7 @@ class Backend(QObject):
         self._indexer.mismatch.connect(self.model_mismatch)
         self._indexer.folders_changed.connect(self.folders_changed)
         self._indexer.model_switched.connect(self._on_model_switched)
-        self._indexer.drained.connect(self._on_drained)
-        self._drains_seen = 0  # the last ``drained`` count delivered here
-        self._indexer.on_swap = self._searcher.reload  # called on the indexing thread, right after the swap
+        self._indexer.crashed.connect(self.indexer_restarted)
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> None:
@@ -122,20 +122,18 @@ class Backend(QObject):
         self.model_ready.emit(info)
         if not self._stopped and not self._index_started:  # a model_ready listener may have shut us down
             self._index_started = True
-            self._indexer.submit(Job("sync"))
-            self._index_thread.start()
+            self._indexer.start()
 
     def shutdown(self) -> None:
-        """Stop both workers and wait for their threads (safe to call twice)."""
+        """Stop the indexer process and the search worker and wait for both (safe to call twice)."""
         if self._stopped:
             return
         self._stopped = True
         self._indexer.stop()
         self._searcher.stop()
-        for thread in (self._index_thread, self._search_thread):
-            thread.quit()
-            if thread.isRunning() and not thread.wait(60_000):
-                log.error("thread %s did not stop in time", thread.objectName())
+        self._search_thread.quit()
+        if self._search_thread.isRunning() and not self._search_thread.wait(60_000):
+            log.error("thread %s did not stop in time", self._search_thread.objectName())
         self.store.close()
 
     # ------------------------------------------------------------------ search
@@ -175,30 +173,32 @@ class Backend(QObject):
 
     @property
     def index_idle(self) -> bool:
-        """True once the indexing worker has started, has nothing left to do, and every signal of the jobs it
-        did has been delivered here (the worker's count alone goes idle while its last signals still wait in
-        this thread's queue)."""
-        return self._index_started and self._indexer.idle and self._drains_seen == self._indexer.drains
+        """True once the indexer has started, has done every job sent to it, and every signal of those jobs has
+        been delivered here."""
+        return self._index_started and self._indexer.idle
 
-    def _on_drained(self, count: int) -> None:
-        self._drains_seen = count
+    @property
+    def indexer_pid(self) -> int | None:
+        """The indexer process's id, while one runs."""
+        return self._indexer.pid if self._indexer.running else None
 
     def reindex_file(self, path: Path) -> None:
-        self._indexer.submit(Job("reindex", path=Path(path)))
+        self._indexer.submit(Job(JobKind.REINDEX, path=Path(path)))
 
     def reencode(self) -> None:
         """Drop every vector and encode all files again with the current model (after a model change)."""
-        self._indexer.submit(Job("reencode"))
+        self._indexer.submit(Job(JobKind.REENCODE))
 
     def switch_model(self, choice: str | None) -> None:
         """Re-encode the index with another model (a folder or hub name; None: the default order) in the
         background, then switch to it; searches use the current model until then."""
-        self._indexer.submit(Job("switch_model", model=choice))
+        self._indexer.submit(Job(JobKind.SWITCH_MODEL, model=choice))
 
-    def _on_model_switched(self, info) -> None:
+    def _on_model_switched(self, info, choice) -> None:
         if self._stopped:
             return
-        self.config = self._indexer.config
+        self.config = replace(self.config, model=choice)
+        self._searcher.reload(self.config)
         self.model_switched.emit(info)
 
     @property
@@ -220,12 +220,12 @@ class Backend(QObject):
         self.store.add_folder(folder)
         self.folders_changed.emit()
         if self._index_started:  # otherwise the start-up sync picks it up
-            self._indexer.submit(Job("sync"))
+            self._indexer.submit(Job(JobKind.SYNC))
         return folder
 
     def remove_folder(self, path: Path) -> None:
         """Stop watching a folder; its files leave the index (in the background)."""
-        self._indexer.submit(Job("remove_folder", path=Path(path)))
+        self._indexer.submit(Job(JobKind.REMOVE_FOLDER, path=Path(path)))
 
     def exclude_folder(self, folder: Path) -> str | None:
         """Stop indexing ``folder`` (inside a watched folder) with an exclude pattern kept in the index.
@@ -237,7 +237,7 @@ class Backend(QObject):
             return None
         add_patterns(self.store, [pattern])
         self.exclusions_changed.emit()
-        self._indexer.submit(Job("prune", path=Path(folder)))
+        self._indexer.submit(Job(JobKind.PRUNE, path=Path(folder)))
         return pattern
 
     # ------------------------------------------------------------------ exclusions
@@ -260,7 +260,7 @@ class Backend(QObject):
     def _patterns_changed(self) -> None:
         self.exclusions_changed.emit()
         if self._index_started:  # a sync drops newly hidden files and picks up newly shown ones
-            self._indexer.submit(Job("sync"))
+            self._indexer.submit(Job(JobKind.SYNC))
 
     def file_state(self, path: Path | str) -> FileState | None:
         return self.store.file_state(Path(path).absolute())

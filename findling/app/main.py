@@ -19,7 +19,7 @@ from pathlib import Path
 
 from findling.engine import Config, FindlingError, load_encoder
 
-from findling.app.workers import EncoderFactory
+from findling.app.search_worker import EncoderFactory
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,10 @@ def setup_logging(config: Config, *, verbose: bool) -> None:
         log.warning("no log file: %s", exc)
 
 
-def main(argv: list[str] | None = None, *, encoder_factory: EncoderFactory | None = None) -> int:
+def main(argv: list[str] | None = None, *, encoder_factory: EncoderFactory | None = None,
+         indexer_factory: str | None = None) -> int:
+    """Run the window. ``encoder_factory`` and ``indexer_factory`` replace the model for searches and for the
+    indexer process (see ``Backend``); the defaults resolve the model as usual."""
     args = parse_args(argv)
     if args.screenshot is not None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -95,7 +98,7 @@ def main(argv: list[str] | None = None, *, encoder_factory: EncoderFactory | Non
     app.setApplicationName("Findling")
     settings = None if args.screenshot is not None else QSettings()  # screenshots neither read nor write settings
     try:
-        backend = Backend(config, encoder_factory=encoder_factory or load_encoder)
+        backend = Backend(config, encoder_factory=encoder_factory or load_encoder, indexer_factory=indexer_factory)
     except FindlingError as exc:
         QMessageBox.critical(None, "Findling", str(exc))
         return 1

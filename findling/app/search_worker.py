@@ -1,28 +1,41 @@
 """The search worker: one ``Searcher`` (with its in-memory matrix) on its own thread for the window's life.
 
-It loads its model first (then ``ready`` fires and the indexing worker loads its own). Requests
+It loads its model first (then ``ready`` fires and the backend starts the indexer process). Requests
 go into a thread-safe queue; when several wait, only the newest is answered (the others are stale before
 they start). Every answer carries its request id, and the window drops any answer that is not the newest.
-Like the indexing worker it runs as one plain loop inside one slot call (see ``workers`` for why).
 
-After a model switch the indexing worker calls ``reload`` while it holds ``MODEL_LOCK``: the next thing this
-worker does, before any answer, is to load the new model and reopen the index (then ``ready`` fires again).
-Until the swap, searches are answered from the old index with the old model.
+The worker runs as one long call, a plain loop over the queue inside the slot connected to
+``QThread.started``, instead of many queued slot calls: with PySide 6.12 and torch, a model first used in the
+``started`` slot and used again in a later queued slot call crashed the process (a segfault in ``Module.to``;
+the Python thread state of the first call is gone by the second). One loop keeps one thread state.
+
+After a model switch (done by the indexer process) the backend calls ``reload``: the next thing this worker
+does, before any answer, is to load the new model and reopen the index (then ``ready`` fires again). Until
+the swap, searches are answered from the old index with the old model.
 """
 from __future__ import annotations
 
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from findling.engine import Config, FindlingError, ModelMismatch, Query, QueryError, Searcher, Store
-
-from findling.app.workers import MODEL_LOCK, EncoderFactory, load_model
+from findling.engine import Config, Encoder, FindlingError, ModelMismatch, Query, QueryError, Searcher, Store
 
 log = logging.getLogger(__name__)
+
+EncoderFactory = Callable[[Config], Encoder]
+
+
+def load_model(factory: EncoderFactory, config: Config) -> Encoder:
+    """The encoder from ``factory``, with its network loaded (factories may load lazily, on first use) by a
+    warm-up query."""
+    encoder = factory(config)
+    encoder.encode_queries(["warm up"])
+    return encoder
 
 
 _WAKE = object()
@@ -100,8 +113,7 @@ class SearchWorker(QObject):
     def _setup(self) -> None:
         try:
             self._store = Store(self.config.db_path)
-            # this encoder only encodes queries (one torch thread): its loading on one thread too, so that the
-            # index worker's encoder keeps the process's only team of torch workers (findling.engine.encode.pylate_encoder)
+            # this encoder only encodes queries, on one torch thread
             encoder = load_model(self._factory, replace(self.config, threads=1))
             self._searcher = Searcher(self._store, encoder)
         except FindlingError as exc:
@@ -145,13 +157,12 @@ class SearchWorker(QObject):
         self.results.emit(request.id, hits)
 
     def _search(self, request: SearchRequest):
-        """Search holding ``MODEL_LOCK`` (never while a model loads); a reload asked for meanwhile goes first."""
+        """Search; a reload asked for meanwhile goes first."""
         while True:
-            with MODEL_LOCK:
-                with self._reload_guard:
-                    reload_first = self._reload_to is not None
-                if not reload_first:
-                    return self._searcher.search(request.query, k=request.k, mode=request.mode)
+            with self._reload_guard:
+                reload_first = self._reload_to is not None
+            if not reload_first:
+                return self._searcher.search(request.query, k=request.k, mode=request.mode)
             self._reload_if_asked()
             if self._searcher is None:
                 raise ModelMismatch("The new model could not be loaded, so searching is not possible.")

@@ -200,6 +200,7 @@ class MainWindow(ResultActions, QMainWindow):
         b.progress.connect(self._on_progress)
         b.index_finished.connect(self._on_index_finished)
         b.index_error.connect(lambda msg: self.show_banner(msg))
+        b.indexer_restarted.connect(lambda msg: self.show_banner(msg))
         b.model_mismatch.connect(self._on_mismatch)
         b.folders_changed.connect(self._on_folders_changed)
         b.model_switched.connect(self._on_model_switched)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from findling.engine.store import codec as codecs
 from findling.cli.progress import drive as _drive, sigterm_token as _sigterm_token, summary as _summary
+from findling.cli.serve import add_serve_options, serve
 from findling.cli.settings import add_exclude_parser, add_model_use_options, model_use
 from findling.engine.config import Config
 from findling.engine.store.index_file import WriterLock, damaged, explain
@@ -85,11 +86,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="how token vectors are stored, kept in the index: auto (the default: float16 until the "
                         "index is big enough, then residual), fp16, residual (18 bytes a token at 48 dims) or "
                         "compact (8 bytes)")
+    i.add_argument("--watch", action="store_true", help="then keep the index in step with the folders until stopped")
+    add_serve_options(i)
     i.set_defaults(func=_index)
 
     w = sub.add_parser("watch", help="index, then keep the index in step with the folders until Ctrl+C")
     _model_opt(w)
-    w.set_defaults(func=_watch)
+    add_serve_options(w)
+    w.set_defaults(func=serve)
 
     s = sub.add_parser("search", help="search the index")
     _model_opt(s)
@@ -195,6 +199,8 @@ def _folders_list(args, config: Config) -> int:
 
 # ------------------------------------------------------------------- index
 def _index(args, config: Config) -> int:
+    if args.watch or args.control:
+        return serve(args, config)
     lock = WriterLock(config.db_path)
     lock.acquire()  # before anything is moved or reset: IndexLocked when another process is indexing
     try:
@@ -259,24 +265,6 @@ def _move_aside(config: Config) -> None:
 
 
 # ------------------------------------------------------------------- watch
-def _watch(args, config: Config) -> int:
-    from findling.engine.index.watch_loop import run_watch
-
-    with _open_store(config) as store:
-        if not store.folders():
-            print("no folders to watch; add one with `findling folders add PATH`", file=sys.stderr)
-            return 1
-        indexer = Indexer(store, _encoder(config, store), config=config)
-
-        def first_sync() -> None:
-            _summary(_drive(indexer.sync(), quiet=False))
-            print("watching for changes (Ctrl+C to stop)", file=sys.stderr)
-
-        run_watch(indexer, config=config, report=lambda p: _summary(p) if p.files_done else None,
-                  on_watching=first_sync)
-    return 0
-
-
 # ------------------------------------------------------------------ search
 def _search(args, config: Config) -> int:
     query = parse_query(args.query).with_filters(

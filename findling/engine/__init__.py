@@ -25,6 +25,15 @@ from findling.engine.sources.exclusions import (
 )
 from findling.engine.extract import SUPPORTED_SUFFIXES, is_supported
 from findling.engine.index.indexer import CancelToken, Indexer, Progress
+from findling.engine.index.service import (
+    Control,
+    Event,
+    IndexService,
+    Job,
+    JobKind,
+    model_from_json,
+    progress_from_json,
+)
 from findling.engine.search.query import Query, parse_query
 from findling.engine.records import (
     ChangeKind,
@@ -49,7 +58,8 @@ __all__ = [
     "load_encoder",
     "SUPPORTED_SUFFIXES", "is_supported", "Watcher", "add_patterns", "check_pattern", "effective_patterns",
     "folder_pattern", "remove_patterns", "why_not_indexed", "already_active", "chosen_config", "switch_model",
-    "reencode_beside", "swap_in",
+    "reencode_beside", "swap_in", "Control", "Event", "IndexService", "Job", "JobKind", "model_from_json",
+    "progress_from_json",
 ]
 
 

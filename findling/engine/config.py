@@ -72,11 +72,10 @@ class Config:
     """Token budget of one encoder batch; chunks of similar length are batched together."""
 
     indexing_nice: int = 19
-    """CPU priority (Unix niceness, 0-19) of the thread that indexes and of the threads it starts, on Linux:
-    a search on the same cores is served first, and an idle machine still gives indexing every core. Search
-    p95 while indexing against idle (``bench/search.py``, 1M tokens, 2 cores): 1.89x at 0, 1.41x at 10,
-    1.38x at 19. 0 leaves the priority as it is. Above 0 the indexing threads also give way to searches in
-    the same process (``findling.engine.threads.yield_to_searches``)."""
+    """CPU priority (Unix niceness, 0-19) of a background indexer process (the app's child indexer,
+    ``findling index --watch --background``): a search on the same cores is served first, and an idle machine
+    still gives indexing every core. Its I/O runs in the idle class where the platform has one. 0 leaves the
+    priority as it is (``findling.engine.index.priority``)."""
 
     read_ahead_files: int = 64
     """Files read (hashed, extracted, chunked) on a second thread while the encoder works on earlier ones, at
@@ -128,3 +127,33 @@ class Config:
         if env_precision and "encoder_precision" not in overrides:
             cfg = replace(cfg, encoder_precision=env_precision)
         return replace(cfg, **overrides) if overrides else cfg
+
+    def to_json(self) -> str:
+        """Every field as JSON (paths as strings, tuples as lists): how the app hands its settings to its
+        child indexer. ``from_json`` gives back an equal ``Config``."""
+        import json
+        from dataclasses import fields
+
+        values = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            values[f.name] = str(value) if isinstance(value, Path) else list(value) if isinstance(value, tuple) \
+                else value
+        return json.dumps(values)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Config":
+        """The ``Config`` that ``to_json`` wrote; fields it does not know are ignored, missing ones default."""
+        import json
+        from dataclasses import fields
+
+        data = json.loads(text)
+        default = cls()
+        values = {}
+        for f in fields(cls):
+            if f.name not in data:
+                continue
+            value, like = data[f.name], getattr(default, f.name)
+            values[f.name] = Path(value) if isinstance(like, Path) else tuple(value) if isinstance(like, tuple) \
+                else value
+        return replace(default, **values)

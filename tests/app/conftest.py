@@ -1,6 +1,7 @@
-"""GUI fixtures: a real backend (real store and files in tmp_path, the fake encoder) and the real window.
+"""GUI fixtures: a real backend (real store and files in tmp_path, the fake encoder, a real indexer child
+process) and the real window.
 
-Every thread the backend starts is stopped at teardown.
+Every thread and process the backend starts is stopped at teardown.
 """
 from __future__ import annotations
 
@@ -15,13 +16,20 @@ from PySide6.QtCore import QSettings, QUrl  # noqa: E402
 
 from findling.app.backend import Backend  # noqa: E402
 from findling.app.window import MainWindow  # noqa: E402
-from tests.fakes import FakeEncoder  # noqa: E402
+from tests.fakes import fake_factory, other_model_factory  # noqa: E402
 
 WAIT_MS = 20_000  # generous: waits end as soon as the condition holds; CI machines can be slow
 
 
-def fake_factory(config):
-    return FakeEncoder()
+def indexer_spec(factory) -> str | None:
+    """How the indexer process imports ``factory``: ``module:name`` for the factories of ``tests.fakes``, None
+    (the usual model resolution) for the engine's own ``load_encoder``."""
+    from findling.engine import load_encoder
+
+    if factory is load_encoder:
+        return None
+    assert factory.__module__ == "tests.fakes", "the indexer process can only import named factories"
+    return f"{factory.__module__}:{factory.__name__}"
 
 
 class Opened(list):
@@ -59,7 +67,7 @@ def make_backend(config, qtbot):
     made: list[Backend] = []
 
     def make(*, factory=fake_factory, cfg=None) -> Backend:
-        b = Backend(cfg or config, encoder_factory=factory)
+        b = Backend(cfg or config, encoder_factory=factory, indexer_factory=indexer_spec(factory))
         made.append(b)
         return b
 
@@ -112,4 +120,4 @@ def backend_of_another_model(make_backend, docs: Path, qtbot) -> Backend:
     first.start()
     qtbot.waitUntil(lambda: first.index_idle, timeout=WAIT_MS)
     first.shutdown()
-    return make_backend(factory=lambda cfg: FakeEncoder(name="other-model"))
+    return make_backend(factory=other_model_factory)

@@ -5,7 +5,7 @@ import pytest
 from PySide6.QtGui import QImage
 
 from findling.app.main import build_config, main, parse_args
-from tests.fakes import FakeEncoder
+from tests.fakes import fake_factory
 
 
 def test_arguments_build_the_config(tmp_path):
@@ -21,7 +21,7 @@ def test_screenshot_writes_a_png(tmp_path, docs, view, qapp):
     out = tmp_path / "shots" / f"{view}.png"
     code = main(["--home", str(tmp_path / "home"), "--add-folder", str(docs), "--wait-index", "60",
                  "--query", "csv module", "--view", view, "--screenshot", str(out)],
-                encoder_factory=lambda config: FakeEncoder())
+                encoder_factory=fake_factory, indexer_factory="tests.fakes:fake_factory")
     assert code == 0
     image = QImage(str(out))
     assert not image.isNull() and image.width() > 300 and image.height() > 200

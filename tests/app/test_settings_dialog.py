@@ -7,7 +7,7 @@ from findling.app.model_panel import describe
 from findling.app.statusbar import format_progress
 from findling.engine import ModelError, ModelInfo, Progress, Store
 from tests.app.conftest import WAIT_MS, search
-from tests.fakes import FakeEncoder
+from tests.fakes import FakeEncoder, by_model_factory
 
 
 def _indexed(backend):
@@ -86,11 +86,7 @@ def test_the_tester_browses_and_names_other_reasons(make_window, docs, tmp_path)
     assert panel.verdict.text() == ""
 
 
-def _by_model(cfg):
-    """Encoders named by the chosen model (another name and dimension than the default fake)."""
-    if cfg.model and "broken" in cfg.model:
-        raise ModelError(f"No usable model. Tried:\n  - {cfg.model}: has no config.json")
-    return FakeEncoder(name=cfg.model, dim=8) if cfg.model else FakeEncoder()
+_by_model = by_model_factory
 
 
 def test_switching_models_keeps_the_old_index_answering_until_the_swap(make_backend, make_window, docs, asked,

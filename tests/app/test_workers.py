@@ -1,4 +1,5 @@
-"""The backend's workers on real threads: indexing signals, pause/resume, cancel, model problems, search."""
+"""The backend's search thread and indexer process: indexing signals, pause/resume, cancel, a killed indexer,
+model problems, search."""
 from __future__ import annotations
 
 import threading
@@ -6,9 +7,9 @@ import threading
 import pytest
 
 from findling.app.search_worker import SearchRequest, SearchWorker
-from findling.engine import ModelError, Store, parse_query
-from tests.app.conftest import WAIT_MS, backend_of_another_model, fake_factory
-from tests.fakes import FakeEncoder
+from findling.engine import Store, parse_query
+from tests.app.conftest import WAIT_MS, backend_of_another_model
+from tests.fakes import FakeEncoder, broken_factory, fake_factory
 
 
 def indexed_paths(config) -> set:
@@ -67,10 +68,7 @@ def test_cancel_stops_the_run_and_later_jobs_still_work(backend, docs, config, q
 
 
 def test_a_model_that_cannot_load_is_reported(make_backend, qtbot):
-    def broken(config):
-        raise ModelError("no model found; install the bundled model with pip install findling")
-
-    backend = make_backend(factory=broken)
+    backend = make_backend(factory=broken_factory)
     with qtbot.waitSignal(backend.model_failed, timeout=WAIT_MS) as failed:
         backend.start()
     assert "pip install" in failed.args[0]
@@ -147,10 +145,7 @@ def test_search_worker_answers_only_the_newest_waiting_request(config, docs, qtb
 def test_window_shows_model_failure(make_backend, settings, qtbot):
     from findling.app.window import MainWindow
 
-    def broken(config):
-        raise ModelError("no model found")
-
-    backend = make_backend(factory=broken)
+    backend = make_backend(factory=broken_factory)
     window = MainWindow(backend, settings=settings)
     qtbot.addWidget(window)
     window.show()
@@ -169,60 +164,36 @@ def test_signals_queued_before_shutdown_reach_no_one_after_it(backend, docs, qtb
     with qtbot.assertNotEmitted(backend.model_ready), qtbot.assertNotEmitted(backend.model_switched), \
             qtbot.assertNotEmitted(backend.progress):
         backend._searcher.ready.emit(info)  # as a worker's queued signal lands after the shutdown
-        backend._indexer.model_switched.emit(info)
+        backend._indexer.model_switched.emit(info, None)
         backend._indexer.progress.emit(None)
         qtbot.wait(50)
 
 
 def test_the_index_is_idle_only_once_its_jobs_signals_have_arrived(backend, docs, qtbot):
-    import time
-
-    from findling.app.workers import Job
+    from findling.engine import Job, JobKind
 
     backend.add_folder(docs)
     backend.start()
     qtbot.waitUntil(lambda: backend.index_idle, timeout=WAIT_MS)
     finished = []
     backend.index_finished.connect(finished.append)
-    backend._indexer.submit(Job("sync"))
-    deadline = time.monotonic() + WAIT_MS / 1000
-    while not backend._indexer.idle and time.monotonic() < deadline:
-        time.sleep(0.01)  # no event processing: the job's signals wait in this thread's queue
-    assert backend._indexer.idle and finished == []
-    assert not backend.index_idle  # the worker is done, but what it said has not been heard yet
+    backend._indexer.submit(Job(JobKind.SYNC))
+    assert not backend.index_idle  # sent, not yet reported done
     qtbot.waitUntil(lambda: backend.index_idle, timeout=WAIT_MS)
-    assert [p.phase for p in finished] == ["done"]
+    assert [p.phase for p in finished] == ["done"]  # heard before idle
 
 
-def test_models_warm_up_on_one_torch_thread_and_the_search_encoder_loads_on_one(config):
-    """Only the index worker's encoder may start a team of torch workers: the warm-up query runs on one torch
-    thread, and the search worker's encoder is made with one thread."""
-    import torch
-
-    from findling.app.workers import load_model
-
+def test_the_search_encoder_is_made_for_one_thread_and_warmed_up(config):
     made, warm = [], []
 
     def factory(cfg):
         made.append(cfg.threads)
         encoder = FakeEncoder()
         plain = encoder.encode_queries
-
-        def encode_queries(texts):
-            warm.append(torch.get_num_threads())
-            return plain(texts)
-
-        encoder.encode_queries = encode_queries
+        encoder.encode_queries = lambda texts: warm.append(list(texts)) or plain(texts)
         return encoder
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        load_model(factory, config)
-        assert warm == [1] and torch.get_num_threads() == 2  # put back after the warm-up
-        worker = SearchWorker(config, factory)
-        worker._setup()
-        worker._close()
-    finally:
-        torch.set_num_threads(before)
-    assert made == [config.threads, 1] and warm == [1, 1]
+    worker = SearchWorker(config, factory)
+    worker._setup()
+    worker._close()
+    assert made == [1] and len(warm) == 1

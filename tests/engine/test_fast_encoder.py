@@ -180,26 +180,23 @@ def test_precision_comes_from_the_settings_or_the_environment(monkeypatch, tmp_p
 
 @pytest.mark.parametrize("model", ["tiny", "edge"])
 def test_two_workers_encode_batches_at_once_and_match_pylate(model, folders, references):
-    """With ``workers=2`` two compute threads run batches at the same time, each on one torch thread of its own,
-    at the indexing priority; the vectors are PyLate's, in input order; queries stay on the caller's thread."""
-    import os
-    import sys
+    """With ``workers=2`` two compute threads run batches at the same time, each on one torch thread of its own;
+    the vectors are PyLate's, in input order; queries stay on the caller's thread."""
     import threading
 
     folder, max_tokens = folders[model]
     info = ModelInfo(name="test", source="test", path=str(folder), fingerprint="x", dim=48, max_tokens=max_tokens)
-    encoder = DirectEncoder(folder, info, threads=2, workers=2, batch_tokens=128, precision="fp32", nice=3)
+    encoder = DirectEncoder(folder, info, threads=2, workers=2, batch_tokens=128, precision="fp32")
     assert (encoder.workers, encoder.worker_threads) == (2, 1)
     encoder.encode_queries(QUERIES[:1])  # loads the model first: the batches below all meet at the barrier
     both_inside = threading.Barrier(2, timeout=60)  # broken (and the test failed) unless two batches overlap
-    seen: dict[threading.Thread, tuple[int, int]] = {}
+    seen: dict[threading.Thread, int] = {}
     plain = encoder._encode
 
     def spying_encode(texts, *, queries, batch_size):
         me = threading.current_thread()
         if not queries and me not in seen:
-            priority = os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) if sys.platform == "linux" else 3
-            seen[me] = (torch.get_num_threads(), priority)
+            seen[me] = torch.get_num_threads()
             both_inside.wait()
         return plain(texts, queries=queries, batch_size=batch_size)
 
@@ -208,9 +205,7 @@ def test_two_workers_encode_batches_at_once_and_match_pylate(model, folders, ref
     ref = references[model]
     assert_same_vectors(encoder.encode_documents(docs), ref.encode(docs, is_query=False, show_progress_bar=False))
     assert len(seen) == 2 and all(t.name.startswith("findling-encoder") for t in seen)
-    assert {threads for threads, _ in seen.values()} == {1}
-    if os.getpriority(os.PRIO_PROCESS, 0) <= 3:
-        assert {priority for _, priority in seen.values()} == {3}
+    assert set(seen.values()) == {1}
     assert_same_vectors(encoder.encode_queries(QUERIES), ref.encode(QUERIES, is_query=True, show_progress_bar=False))
     assert threading.current_thread() not in seen
     encoder.close()
@@ -219,51 +214,3 @@ def test_two_workers_encode_batches_at_once_and_match_pylate(model, folders, ref
     assert single.workers == 1  # never more workers than threads
 
 
-@pytest.mark.parametrize("precision", ["fp32", "auto"])
-@pytest.mark.parametrize("model", ["tiny", "edge"])
-def test_documents_on_background_threads_wait_for_a_search(model, precision, folders, references):
-    """An indexing encoder's compute thread is background work: while a search runs in the process it stops at
-    the network's next block (a pause point) and goes on when the search ends, with the same vectors; the
-    search's own query encoding, on its thread, does not wait."""
-    import threading
-
-    from findling.engine.threads import search_running
-
-    folder, max_tokens = folders[model]
-    info = ModelInfo(name="test", source="test", path=str(folder), fingerprint="x", dim=48, max_tokens=max_tokens)
-    encoder = DirectEncoder(folder, info, threads=1, precision=precision, nice=1)
-    expected = encoder.encode_documents(DOCS)  # loads the model; no search running: no wait
-    box: dict = {}
-    worker = threading.Thread(target=lambda: box.update(vectors=encoder.encode_documents(DOCS)), daemon=True)
-    with search_running():
-        worker.start()
-        worker.join(1.0)  # far longer than these documents take (milliseconds)
-        assert worker.is_alive() and "vectors" not in box
-        queries = encoder.encode_queries(QUERIES)  # the search's own thread is not held
-    worker.join(60)
-    assert not worker.is_alive()
-    for a, b in zip(box["vectors"], expected):
-        np.testing.assert_array_equal(a, b)
-    if precision == "fp32":
-        ref = references[model]
-        assert_same_vectors(queries, ref.encode(QUERIES, is_query=True, show_progress_bar=False))
-    encoder.close()
-
-
-@pytest.mark.parametrize("model", ["tiny", "edge"])
-def test_a_search_that_loads_the_model_is_not_held_by_the_load(model, folders, monkeypatch):
-    """The first query of a search loads the model on a compute thread, which is background work; the load (and
-    the precision check it runs) must not wait for the search that is waiting for it."""
-    import findling.engine.threads
-    from findling.engine.threads import search_running
-
-    waits = []
-    plain = findling.engine.threads._no_search.wait
-    monkeypatch.setattr(findling.engine.threads._no_search, "wait", lambda limit=None: waits.append(limit) or plain(limit))
-    folder, max_tokens = folders[model]
-    info = ModelInfo(name="test", source="test", path=str(folder), fingerprint="x", dim=48, max_tokens=max_tokens)
-    encoder = DirectEncoder(folder, info, threads=1, precision="auto", nice=1)
-    with search_running():
-        assert len(encoder.encode_queries(QUERIES[:1])) == 1
-    assert waits == []
-    encoder.close()

@@ -84,21 +84,3 @@ def test_before_each_runs_on_the_worker_before_every_item():
     gate.set()
     taker.join(5)
     assert first == [0] and list(gen) == [1, 2] and len(calls) == 3
-
-
-def test_the_reader_of_background_work_is_background_too():
-    """A background caller's reader yields to searches as the caller does (``findling.engine.threads``); another caller's
-    does not."""
-    from findling.engine.threads import is_background, mark_background
-
-    seen = {}
-
-    def caller(background: bool):
-        mark_background(background)
-        seen[background] = list(read_ahead(range(3), lambda x: is_background(), ahead=2))
-
-    for background in (True, False):
-        t = threading.Thread(target=caller, args=(background,))
-        t.start()
-        t.join(10)
-    assert seen == {True: [True] * 3, False: [False] * 3}

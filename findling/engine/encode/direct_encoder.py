@@ -138,11 +138,11 @@ class DirectEncoder(PyLateEncoder):
     """``PyLateEncoder``'s model, run directly, with a folded head and a chosen precision (implements ``Encoder``)."""
 
     def __init__(self, folder: Path | str, info: ModelInfo, *, threads: int = 1, batch_tokens: int = 8192,
-                 precision: Precision = "auto", nice: int = 0, workers: int = 1) -> None:
+                 precision: Precision = "auto", workers: int = 1) -> None:
         if precision not in PRECISIONS:
             raise ModelError(f"unknown encoder precision {precision!r}: use one of {', '.join(PRECISIONS)} "
                              "(FINDLING_PRECISION or Config.encoder_precision)")
-        super().__init__(folder, info, threads=threads, batch_tokens=batch_tokens, nice=nice, workers=workers)
+        super().__init__(folder, info, threads=threads, batch_tokens=batch_tokens, workers=workers)
         self.requested = precision
         self.precision = choose_precision() if precision == "auto" else precision
         self._head = None  # (weight, bias) torch tensors when folded, else the head modules

@@ -32,7 +32,6 @@ import weakref
 import torch
 from torch import nn
 
-from findling.engine.threads import yield_to_searches
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +182,6 @@ def blocked_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
     scaled = query * scale if scale != 1.0 else query
     keys_t = key.transpose(-1, -2)
     for b0 in range(0, batch, seqs):
-        yield_to_searches()
         b1 = min(batch, b0 + seqs)
         for h0 in range(0, heads, group):
             h1 = h0 + group
@@ -358,7 +356,6 @@ def _attention_by_text(mixed: torch.Tensor, bounds: list[int], head_size: int, s
         length = end - start
         if length == 0:
             continue
-        yield_to_searches()  # text by text: the Python between these small products wants the GIL
         group = _heads_per_block(heads, length * length * mixed.element_size())
         query, key, value = (parts[start:end, i].transpose(0, 1) for i in range(3))  # [heads, length, size]
         if scale != 1.0:

@@ -12,8 +12,8 @@ length under a token budget (padded length times batch size), returning them in 
 several threads are serialised (PyLate switches its truncation length between queries and documents inside
 ``ColBERT.encode``); ``findling.engine.encode.direct_encoder.DirectEncoder`` serialises only the tokenisation.
 
-The loading and every document batch run on threads the encoder keeps (its compute threads, at the indexing
-priority ``nice``), whichever thread asks: torch's OpenMP runtime keeps a team of worker threads for each thread
+The loading and every document batch run on threads the encoder keeps (its compute threads), whichever thread
+asks: torch's OpenMP runtime keeps a team of worker threads for each thread
 that runs parallel operations, and once two such teams exist its workers stop spinning between operations, so
 every one of the hundreds of operations in a batch waits for a worker to wake (measured: the same documents
 encoded 10% slower by the wall clock, on 1.74 of 2 cores instead of 1.9, when the model had been warmed up on
@@ -237,12 +237,11 @@ class PyLateEncoder:
     """Token vectors from a PyLate ColBERT folder (implements ``Encoder``); the network loads on first use."""
 
     def __init__(self, folder: Path | str, info: ModelInfo, *, threads: int = 1, batch_tokens: int = 8192,
-                 nice: int = 0, workers: int = 1) -> None:
+                 workers: int = 1) -> None:
         self.folder = Path(folder)
         self.info = info
         self.threads = threads
         self.batch_tokens = batch_tokens
-        self.nice = nice
         self.workers = max(1, min(workers, threads))  # compute threads; each runs threads // workers torch threads
         self.worker_threads = max(1, threads // self.workers)
         self.settings = ColBERTSettings.from_folder(self.folder)
@@ -257,15 +256,7 @@ class PyLateEncoder:
     def _loaded(self):
         with self._lock:
             if self._model is None:
-                from findling.engine.threads import add_pause_points, without_pauses
-
-                def load():
-                    with without_pauses():  # a search may be waiting for this load (its query needs the model)
-                        return self._load()
-
-                model = self._on_compute_thread(load)
-                add_pause_points(model)  # documents on background threads give way to searches, block by block
-                self._model = model
+                self._model = self._on_compute_thread(self._load)
             return self._model
 
     def _on_compute_thread(self, fn: Callable, *args):
@@ -285,11 +276,8 @@ class PyLateEncoder:
     def _start_compute_thread(self) -> None:
         import torch
 
-        from findling.engine.threads import lower_thread_priority
-
         with self._executor_lock:
             self._compute_threads.add(threading.current_thread())
-        lower_thread_priority(self.nice)  # before torch starts its workers here: they inherit it
         torch.set_num_threads(self.worker_threads)
 
     def close(self) -> None:
@@ -338,12 +326,9 @@ class PyLateEncoder:
     def _encode(self, texts: list[str], *, queries: bool, batch_size: int) -> list[np.ndarray]:
         import torch
 
-        from findling.engine.threads import without_pauses
-
         model = self._loaded()
-        # PyLate's tokenize sets state per call: one at a time, and no waiting for a search (which may be waiting
-        # for this lock to encode its query) while holding the lock
-        with self._encode_lock, without_pauses(), torch.inference_mode():
+        # PyLate's tokenize sets state per call: one at a time
+        with self._encode_lock, torch.inference_mode():
             out = model.encode(texts, is_query=queries, batch_size=batch_size, show_progress_bar=False,
                                convert_to_numpy=True, normalize_embeddings=True)
         return [np.ascontiguousarray(v, dtype=np.float32) for v in out]

@@ -211,7 +211,7 @@ def load_encoder(config: Config) -> Encoder:
     info = model_info(resolved, config=config)
     try:
         return DirectEncoder(resolved.path, info, threads=config.threads, batch_tokens=config.encode_batch_tokens,
-                             precision=config.encoder_precision, nice=config.indexing_nice,
+                             precision=config.encoder_precision,
                              workers=config.encode_workers)
     except (OSError, ValueError) as exc:
         raise _no_model([*resolved.tried, f"{resolved.name} at {resolved.path}: tokenizer failed to load: {exc}"])

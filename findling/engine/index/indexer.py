@@ -31,7 +31,6 @@ from findling.engine.index.read_ahead import read_ahead
 from findling.engine.records import ChangeKind, Chunk, EncodedChunk, ExtractedText, FileChange
 from findling.engine.sources.reconcile import file_digest, scan_folder
 from findling.engine.store.store import FileRecord, FileState, Store
-from findling.engine.threads import lower_thread_priority, short_gil_turns, yield_to_searches
 from findling.engine.sources.walk import format_size, is_excluded
 
 log = logging.getLogger(__name__)
@@ -201,8 +200,6 @@ class Indexer:
                     cancel: CancelToken | None) -> Iterator[Progress]:
         """Read each item (on the read-ahead thread), settle it with the store, then encode and write them in
         batches of about ``4 * encode_batch_tokens``."""
-        lower_thread_priority(self.config.indexing_nice)  # before the read-ahead thread starts: it inherits it
-        short_gil_turns()  # a search thread then waits 1 ms, not 5, for the GIL the reader thread holds
         batch: list[_Pending] = []
         pending_tokens = 0
         shown = time.monotonic()
@@ -212,7 +209,6 @@ class Indexer:
                            before_each=cancel.wait_if_paused if cancel is not None else None)
         try:
             for item in reads:
-                yield_to_searches()  # settling and writing are Python too: a search in this process goes first
                 if cancel is not None:
                     cancel.wait_if_paused()
                     if cancel.cancelled:

@@ -18,7 +18,6 @@ import threading
 from collections import deque
 from typing import Callable, Iterable, Iterator, TypeVar
 
-from findling.engine.threads import is_background, mark_background, yield_to_searches
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -95,17 +94,14 @@ def read_ahead(items: Iterable[T], fn: Callable[[T], R], *, ahead: int, budget: 
             yield fn(item)
         return
     waiting = _Waiting(ahead, budget)
-    background = is_background()
 
     def work() -> None:
-        mark_background(background)  # a background caller's reader gives way to searches as it does
         try:
             for item in items:
                 if waiting.stopped:
                     return
                 if before_each is not None:
                     before_each()
-                yield_to_searches()
                 try:
                     value = fn(item)
                     weight = cost(value) if cost is not None else 0.0

@@ -40,7 +40,7 @@ from findling.engine.search.query import Query, fts_expression, fts_words, parse
 from findling.engine.records import SearchHit, TokenMatch
 from findling.engine.store.store import Store
 from findling.engine.store.search_reads import ChunkRow
-from findling.engine.threads import default_threads, search_running, single_threaded_blas, torch_threads
+from findling.engine.threads import default_threads, single_threaded_blas, torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +82,9 @@ class Searcher:
         """The ``k`` best files for ``query``. ``explain=False`` leaves out each hit's token alignment (and the
         snippet centred on it): for callers that only rank, such as the evaluation at depth 100."""
         q = parse_query(query) if isinstance(query, str) else query
-        # background work of this process (an indexer) waits at its pause points meanwhile (findling.engine.threads);
-        # the hits' alignment in single-threaded BLAS too: small products OpenBLAS would split over threads
-        # that then spin waiting for work (19 ms of a core per search at 10M tokens)
-        with search_running(), single_threaded_blas():
+        # the hits' alignment in single-threaded BLAS: small products OpenBLAS would split over threads that
+        # then spin waiting for work
+        with single_threaded_blas():
             lanes, qvec = self._lanes(q, mode=mode, depth=lane_depth(k), keep=2 * k if explain else 0)
             if not lanes:
                 return []
@@ -100,8 +99,7 @@ class Searcher:
         chunks for deeper lanes, so other depths can give other lanes).
         """
         q = parse_query(query) if isinstance(query, str) else query
-        with search_running():
-            return self._lanes(q, mode=mode, depth=depth)[0]
+        return self._lanes(q, mode=mode, depth=depth)[0]
 
     def _lanes(self, q: Query, *, mode: str, depth: int,
                keep: int = 0) -> tuple[dict[str, list[Ranked]], np.ndarray | None]:
