@@ -10,7 +10,6 @@ import argparse
 import json
 import logging
 import os
-import sqlite3
 import sys
 import time
 from datetime import datetime
@@ -21,7 +20,7 @@ from findling.cli.progress import drive as _drive, sigterm_token as _sigterm_tok
 from findling.cli.serve import add_serve_options, serve
 from findling.cli.settings import add_exclude_parser, add_model_use_options, model_use
 from findling.engine.config import Config
-from findling.engine.store.index_file import WriterLock, damaged, explain
+from findling.engine.store.index_file import DatabaseError, WriterLock, damaged, explain
 from findling.engine.errors import FindlingError
 from findling.engine.index.indexer import CancelToken, Indexer, Progress
 from findling.engine.search.query import parse_date, parse_query
@@ -51,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     except FindlingError as exc:
         print(f"findling: {exc}", file=sys.stderr)
         return 2
-    except sqlite3.DatabaseError as exc:
+    except DatabaseError as exc:
         log.debug("SQLite error", exc_info=True)
         print(f"findling: {explain(exc, config.db_path) or damaged(config.db_path, str(exc))}", file=sys.stderr)
         return 2

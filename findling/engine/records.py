@@ -115,3 +115,16 @@ class SearchHit:
     size: int = 0
     alignment: tuple[TokenMatch, ...] = field(default=())
     lanes: tuple[str, ...] = ()  # which rankers found it: "maxsim", "bm25"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Which model produced a set of vectors and where it came from."""
+
+    name: str  # e.g. "mixedbread-ai/mxbai-edge-colbert-v0-17m"
+    source: str  # "user", "hf-cache", "bundled", "test"
+    path: str  # folder the weights were loaded from
+    fingerprint: str  # hash of the weight files: vectors of two fingerprints never mix
+    dim: int
+    max_tokens: int  # longest document the model can encode, in tokens (markers included)
+    note: str = ""  # shown to the user, e.g. "bundled fallback: the target model is not in the cache"

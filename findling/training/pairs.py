@@ -17,13 +17,13 @@ from __future__ import annotations
 import json
 import random
 import re
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from findling.engine.errors import QueryError
 from findling.engine.search.query import fts_expression, parse_query
+from findling.engine.store.fts import KeywordPool
 
 
 @dataclass
@@ -171,12 +171,10 @@ def bm25_scores(passages: Sequence[str], queries: Sequence[str], *, depth: int =
 
 
 class _Bm25Pool:
-    """An in-memory FTS5 table over the pool, with the engine's tokenizer, for BM25 negatives."""
+    """The pool's passages in the store's in-memory keyword index (``KeywordPool``), for BM25 negatives."""
 
     def __init__(self, passages: Sequence[str]) -> None:
-        self.db = sqlite3.connect(":memory:")
-        self.db.execute("CREATE VIRTUAL TABLE pool USING fts5(text, tokenize='porter unicode61 remove_diacritics 2')")
-        self.db.executemany("INSERT INTO pool(rowid, text) VALUES (?, ?)", ((i, t) for i, t in enumerate(passages)))
+        self._pool = KeywordPool(passages)
 
     def top(self, query: str, k: int) -> list[int]:
         return [pid for pid, _score in self.scored(query, k)]
@@ -189,9 +187,7 @@ class _Bm25Pool:
             return []
         if not expression:
             return []
-        rows = self.db.execute("SELECT rowid, -bm25(pool) FROM pool WHERE pool MATCH ?"
-                               " ORDER BY bm25(pool) LIMIT ?", (expression, k)).fetchall()
-        return [(r[0], float(r[1])) for r in rows]
+        return self._pool.scored(expression, k)
 
     def close(self) -> None:
-        self.db.close()
+        self._pool.close()

@@ -15,23 +15,13 @@ Vectors are L2-normalised, so a dot product is a cosine similarity.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from findling.engine.records import ModelInfo  # the seam's record; kept with the engine's other records
 
-@dataclass(frozen=True)
-class ModelInfo:
-    """Which model produced a set of vectors and where it came from."""
-
-    name: str  # e.g. "mixedbread-ai/mxbai-edge-colbert-v0-17m"
-    source: str  # "user", "hf-cache", "bundled", "test"
-    path: str  # folder the weights were loaded from
-    fingerprint: str  # hash of the weight files: vectors of two fingerprints never mix
-    dim: int
-    max_tokens: int  # longest document the model can encode, in tokens (markers included)
-    note: str = ""  # shown to the user, e.g. "bundled fallback: the target model is not in the cache"
+__all__ = ["Encoder", "ModelInfo", "Tokenizer"]
 
 
 @runtime_checkable

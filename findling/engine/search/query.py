@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from findling.engine.errors import QueryError
+from findling.engine.store.fts import fts_quote
 
 MAX_QUERY_CHARS = 2000
 _FILTER = re.compile(r'(?<!\S)(ext|dir|after|before):("[^"]*"|\S+)', re.IGNORECASE)
@@ -113,11 +114,6 @@ def fts_expression(query: Query, *, skip: frozenset[str] | set[str] = frozenset(
 
 def phrase_expression(query: Query) -> str:
     return " AND ".join(fts_quote(p) for p in query.phrases)
-
-
-def fts_quote(term: str) -> str:
-    """``term`` as one quoted FTS5 string (inner quotes doubled): matched as a word or phrase, never as syntax."""
-    return '"' + term.replace('"', '""') + '"'
 
 
 def _norm_ext(ext: str) -> str:

@@ -20,6 +20,10 @@ from typing import Callable, TypeVar
 
 from findling.engine.errors import IndexLocked, StoreError
 
+DatabaseError = sqlite3.DatabaseError
+"""What SQLite raises for a damaged or unreadable index file; callers outside the store catch it by this name
+and turn it into a message with ``explain`` or ``damaged``."""
+
 _ESCAPED_BYTE = re.compile(r"\\x([0-9a-f]{2})")
 
 

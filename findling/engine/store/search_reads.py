@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from findling.engine.store.index_file import explain, guarded, path_from_db, path_to_db
-from findling.engine.search.query import fts_quote
+from findling.engine.store.fts import fts_quote
 from findling.engine.store.schema import unpack_text
 
 log = logging.getLogger(__name__)

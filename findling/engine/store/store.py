@@ -22,9 +22,8 @@ import numpy as np
 from findling.engine.store.sqlite_lib import Database
 
 from findling.engine.store.index_file import WriterLock, check_health, explain, guarded, path_from_db, path_to_db
-from findling.engine.encode.encoder import ModelInfo
 from findling.engine.errors import ModelMismatch, StoreError
-from findling.engine.records import Chunk, EncodedChunk
+from findling.engine.records import Chunk, EncodedChunk, ModelInfo
 from findling.engine.store.schema import (
     PAGE_SIZE,
     SCHEMA_VERSION,
