@@ -90,6 +90,26 @@ def by_model_factory(config) -> FakeEncoder:
     return FakeEncoder(name=config.model, dim=8) if config.model else FakeEncoder()
 
 
+class SlowEncoder(FakeEncoder):
+    """The fake encoder, taking ``delay`` seconds per document: a file stays in the encoder long enough for a
+    test to end the process mid-file."""
+
+    def __init__(self, *, delay: float = 0.25, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.delay = delay
+
+    def encode_documents(self, texts: Sequence[str]) -> list[np.ndarray]:
+        import time
+
+        time.sleep(self.delay * len(texts))
+        return super().encode_documents(texts)
+
+
+def slow_factory(config) -> FakeEncoder:
+    """The fake encoder's vectors (same name, so indexes mix with ``fake_factory``'s), slowly."""
+    return SlowEncoder()
+
+
 def broken_factory(config) -> FakeEncoder:
     from findling.engine.errors import ModelError
 
