@@ -1,0 +1,446 @@
+"""Generate the pages of docs/ that are made from data: the benchmarks, the retrieval quality and the CLI.
+
+    python docs/generate.py [all|benchmarks|quality|cli] [--check]
+    findling eval DATASET --json | python docs/generate.py record-eval
+
+- ``docs/benchmarks.md`` from ``docs/bench-results.json``, the file ``make bench`` writes: one run, its header
+  (machine, CPU flags, date, commit) and every target with its peer and the ratio.
+- ``docs/quality.md`` from ``docs/eval-results/*.json``: one ``findling eval --json`` report per file, stamped
+  with the date, machine and commit of the run by ``record-eval``; one table of data set x ranking mode.
+- ``docs/cli.md`` from the ``findling`` argument parser: every command's ``--help`` text.
+
+Contracts: a page shows only figures found in its input; with no input it says "No run recorded yet." The
+readers take what they know and pass over what they do not: rows or modes added later appear, fields that are
+missing show as a dash, a file that cannot be read is named on the page instead of failing the whole page.
+Rendering is deterministic (sorted inputs, fixed help width), so regenerating unchanged inputs gives the same
+bytes; ``--check`` exits 1 and names the pages that differ from what the generator would write.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+BENCH_JSON = DOCS / "bench-results.json"
+EVAL_DIR = DOCS / "eval-results"
+NO_RUN = "No run recorded yet."
+DASH = "–"
+HELP_WIDTH = 100
+"""Columns of the help text in docs/cli.md (argparse reads ``COLUMNS``), so the page does not depend on the
+terminal it was generated in."""
+
+MODE_ORDER = ("bm25", "maxsim", "dense", "hybrid")
+"""Ranking modes in the order the quality tables show them; modes not named here follow, sorted."""
+
+PAGES = ("benchmarks", "quality", "cli")
+
+BENCH_ROW_FIELDS = ("name", "value", "unit", "peer", "peer_value", "ratio", "target", "ok")
+HEADER_ALIASES = {
+    "machine": ("machine", "machine_summary", "host", "cpu", "cpu_model"),
+    "cpu_flags": ("cpu_flags", "flags", "cpu_flags_selected"),
+    "date": ("date", "datetime", "time", "timestamp", "started", "when"),
+    "commit": ("commit", "git_commit", "revision", "git"),
+}
+HEADER_LABELS = {"machine": "Machine", "cpu_flags": "CPU flags", "date": "Date", "commit": "Commit"}
+
+
+# ------------------------------------------------------------------------------------------ formatting
+def cell(value) -> str:
+    """``value`` as one Markdown table cell: a dash for nothing, pipes escaped, one line."""
+    if value is None or value == "":
+        return DASH
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return number(value)
+    if isinstance(value, (list, tuple)):
+        return cell(" ".join(str(v) for v in value))
+    if isinstance(value, Mapping):
+        return cell("; ".join(f"{k}: {v}" for k, v in value.items()))
+    text = " ".join(str(value).split())
+    return text.replace("|", "\\|") or DASH
+
+
+def number(value, digits: int = 4) -> str:
+    """A figure with ``digits`` significant digits (whole and thousands separated from 1,000 up); a dash for
+    nothing."""
+    if value is None:
+        return DASH
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return cell(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return DASH
+    if isinstance(value, int) or abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
+
+
+def metric(value) -> str:
+    """A retrieval score (0 to 1) with four decimals, a dash for nothing."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return f"{value:.4f}"
+    return DASH if value is None else cell(value)
+
+
+def table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _header_lines(header: Mapping) -> list[str]:
+    """The run's header as a bullet list: the known fields first (machine, CPU flags, date, commit), then the
+    rest in their own order."""
+    lines, used = [], set()
+    for key, aliases in HEADER_ALIASES.items():
+        for alias in aliases:
+            if alias in header and header[alias] not in (None, ""):
+                lines.append(f"- {HEADER_LABELS[key]}: {_header_value(header[alias])}")
+                used.add(alias)
+                break
+        else:
+            lines.append(f"- {HEADER_LABELS[key]}: {DASH} (not recorded)")
+    for key, value in header.items():
+        if key not in used and key not in {a for aliases in HEADER_ALIASES.values() for a in aliases}:
+            lines.append(f"- {key.replace('_', ' ')}: {_header_value(value)}")
+    return lines
+
+
+def _header_value(value) -> str:
+    if isinstance(value, str) and "\n" in value:
+        return "; ".join(line.strip() for line in value.splitlines() if line.strip())
+    return cell(value)
+
+
+# ------------------------------------------------------------------------------------------ benchmarks
+def read_bench(data) -> tuple[dict, list[dict]]:
+    """The header and the result rows of a parsed ``bench-results.json``.
+
+    Takes the shapes the benchmark runner writes or has written: a list of rows (no header), a list whose
+    header is the one object without ``name``, or an object with the header under ``header`` (or ``meta``,
+    ``machine_info``, else its plain fields) and the rows under ``results`` (or ``rows``, ``benchmarks``,
+    else its first list of objects)."""
+    header: dict = {}
+    rows: list = []
+    if isinstance(data, list):
+        rows = [r for r in data if isinstance(r, Mapping) and "name" in r]
+        for extra in (r for r in data if isinstance(r, Mapping) and "name" not in r):
+            header.update(extra.get("header", extra) if isinstance(extra.get("header"), Mapping) else extra)
+    elif isinstance(data, Mapping):
+        for key in ("header", "meta", "machine_info", "run"):
+            if isinstance(data.get(key), Mapping):
+                header = dict(data[key])
+                break
+        for key in ("results", "rows", "benchmarks", "targets"):
+            if isinstance(data.get(key), list):
+                rows = data[key]
+                break
+        else:
+            rows = next((v for v in data.values() if isinstance(v, list) and v and isinstance(v[0], Mapping)), [])
+        if not header:
+            header = {k: v for k, v in data.items() if not isinstance(v, (list, Mapping))}
+    else:
+        raise ValueError(f"expected a JSON list or object, found {type(data).__name__}")
+    return header, [dict(r) for r in rows if isinstance(r, Mapping)]
+
+
+def _bench_row(row: Mapping) -> list[str]:
+    unit = row.get("unit") or ""
+
+    def with_unit(value) -> str:
+        shown = number(value)
+        return f"{shown} {unit}".strip() if shown != DASH else DASH
+
+    ratio = row.get("ratio")
+    if ratio is None and isinstance(row.get("value"), (int, float)) and isinstance(row.get("peer_value"), (int, float)) \
+            and row["peer_value"]:
+        ratio = row["value"] / row["peer_value"]
+    ok = row.get("ok")
+    met = DASH if ok is None else ("yes" if ok else "**no**")
+    return [cell(row.get("name")), with_unit(row.get("value")), cell(row.get("peer")), with_unit(row.get("peer_value")),
+            f"{number(ratio, 3)}x" if isinstance(ratio, (int, float)) and not isinstance(ratio, bool) else DASH,
+            cell(row.get("target")), met]
+
+
+def render_benchmarks(source: str, header: Mapping | None, rows: list[Mapping] | None, *,
+                      problem: str | None = None) -> str:
+    """docs/benchmarks.md for one run (``rows`` None: no run recorded; ``problem``: why the input was not read)."""
+    lines = ["# Benchmarks", "",
+             f"Generated by `python docs/generate.py benchmarks` from `{source}`, which `make bench` writes. Do not "
+             "edit by hand.", "",
+             "Each row is one performance target measured side by side with its named peer in the same run; the "
+             "ratio is value / peer value, and \"met\" says whether the target held in this run.", ""]
+    if problem:
+        return "\n".join(lines + [f"{NO_RUN} ({problem})", ""])
+    if rows is None:
+        return "\n".join(lines + [NO_RUN + " Run `make bench` to record one.", ""])
+    lines += ["## Run", ""] + _header_lines(header or {}) + ["", "## Targets", ""]
+    if not rows:
+        lines.append("The run recorded no results.")
+    else:
+        lines += table(["benchmark", "value", "peer", "peer value", "ratio", "target", "met"],
+                       (_bench_row(r) for r in rows))
+        extra_keys = sorted({k for r in rows for k in r if k not in BENCH_ROW_FIELDS})
+        if extra_keys:
+            lines += ["", "### More figures", ""]
+            lines += table(["benchmark", *extra_keys], ([cell(r.get("name"))] + [cell(r.get(k)) for k in extra_keys]
+                                                         for r in rows if any(k in r for k in extra_keys)))
+        missed = [r.get("name") for r in rows if r.get("ok") is False]
+        lines += ["", f"{sum(1 for r in rows if r.get('ok') is True)} of {len(rows)} targets met"
+                  + (f"; not met: {', '.join(cell(m) for m in missed)}." if missed else ".")]
+    return "\n".join(lines + [""])
+
+
+def benchmarks_page(path: Path | None = None) -> str:
+    path = BENCH_JSON if path is None else path
+    source = _shown(path)
+    if not path.is_file():
+        return render_benchmarks(source, None, None)
+    try:
+        header, rows = read_bench(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        return render_benchmarks(source, None, None, problem=f"{source} could not be read: {exc}")
+    return render_benchmarks(source, header, rows)
+
+
+# ------------------------------------------------------------------------------------------ quality
+def read_eval(data) -> dict:
+    """One recorded evaluation as a flat dict: the ``findling eval --json`` report, with the stamp that
+    ``record-eval`` puts under ``header`` (date, machine, commit) merged in. A bare report is taken as is."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"expected a JSON object, found {type(data).__name__}")
+    report = data.get("result") if isinstance(data.get("result"), Mapping) else data
+    out = {k: v for k, v in report.items()}
+    if isinstance(data.get("header"), Mapping):
+        for key, value in data["header"].items():
+            out.setdefault(key, value)
+    if not isinstance(out.get("modes"), Mapping):
+        raise ValueError("no \"modes\" object: not a findling eval report")
+    return out
+
+
+def ordered_modes(runs: Iterable[Mapping]) -> list[str]:
+    seen = {m for r in runs for m in r.get("modes", {})}
+    return [m for m in MODE_ORDER if m in seen] + sorted(seen - set(MODE_ORDER))
+
+
+def _metric(run: Mapping, mode: str, name: str) -> str:
+    values = run.get("modes", {}).get(mode)
+    return metric(values.get(name)) if isinstance(values, Mapping) else DASH
+
+
+def _stamp(run: Mapping, key: str) -> str:
+    for alias in HEADER_ALIASES[key]:
+        if run.get(alias) not in (None, ""):
+            return _header_value(run[alias])
+    return DASH
+
+
+def render_quality(runs: list[Mapping], *, problems: Iterable[str] = (), source: str = "docs/eval-results/") -> str:
+    """docs/quality.md: nDCG@10 for every data set x mode, then Recall@100 and MRR@10, then speed and size."""
+    lines = ["# Retrieval quality", "",
+             f"Generated by `python docs/generate.py quality` from `{source}`: one `findling eval DATASET --json` "
+             "run per data set and model, recorded with `findling eval DATASET --json | python docs/generate.py "
+             "record-eval`. Do not edit by hand.", ""]
+    problems = list(problems)
+    if not runs:
+        lines.append(NO_RUN)
+    else:
+        runs = sorted(runs, key=lambda r: (str(r.get("dataset")), str(r.get("model")), str(r.get("split"))))
+        modes = ordered_modes(runs)
+        lines += ["## nDCG@10", ""]
+        lines += table(["data set", "model", "docs", "queries", *modes, "date", "machine", "commit"],
+                       ([cell(r.get("dataset")), cell(r.get("model")), number(r.get("n_docs")),
+                         number(r.get("n_queries")), *(_metric(r, m, "ndcg@10") for m in modes),
+                         _stamp(r, "date"), _stamp(r, "machine"), _stamp(r, "commit")] for r in runs))
+        for title, key in (("Recall@100", "recall@100"), ("MRR@10", "mrr@10")):
+            lines += ["", f"## {title}", ""]
+            lines += table(["data set", "model", *modes],
+                           ([cell(r.get("dataset")), cell(r.get("model")), *(_metric(r, m, key) for m in modes)]
+                            for r in runs))
+        lines += ["", "## Speed and size", ""]
+        lines += table(["data set", "model", "encode tokens/s", "precision", "query p50 ms", "query p95 ms",
+                        "bytes/token", "vector format"],
+                       ([cell(r.get("dataset")), cell(r.get("model")), number(r.get("encode_tokens_per_s")),
+                         cell(r.get("precision")), number(r.get("query_ms_p50")), number(r.get("query_ms_p95")),
+                         number(r.get("bytes_per_token")), cell(r.get("vector_format"))] for r in runs))
+    if problems:
+        lines += ["", "Not shown (could not be read):", ""] + [f"- {p}" for p in problems]
+    return "\n".join(lines + [""])
+
+
+def quality_page(folder: Path | None = None) -> str:
+    folder = EVAL_DIR if folder is None else folder
+    runs, problems = [], []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            runs.append(read_eval(json.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, ValueError) as exc:
+            problems.append(f"{_shown(path)}: {cell(str(exc))}")
+    return render_quality(runs, problems=problems, source=_shown(folder) + "/")
+
+
+def run_stamp() -> dict:
+    """Date (UTC), machine and commit of a run recorded now."""
+    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+            "commit": commit()}
+
+
+def machine() -> str:
+    """The CPU model, its logical CPU count and the operating system, in one line."""
+    model = ""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        model = next((line.split(":", 1)[1].strip() for line in out.splitlines()
+                      if line.split(":", 1)[0].strip() == "Model name"), "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return f"{model or platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}"
+
+
+def commit() -> str:
+    """The checked-out commit (short hash, ``-dirty`` when tracked files differ from it), or "unknown"."""
+    try:
+        sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+        if sha.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return sha.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def record_eval(text: str, folder: Path | None = None, *, stamp: Mapping | None = None) -> Path:
+    """Store one ``findling eval --json`` report with its stamp as ``folder/<dataset>--<model>.json`` (a later
+    run of the same data set, model and split replaces it); ``ValueError`` when ``text`` is not such a report."""
+    report = read_eval(json.loads(text))
+    folder = EVAL_DIR if folder is None else folder
+    name = "--".join(_slug(str(report.get(k) or "")) for k in ("dataset", "model"))
+    if report.get("split") not in (None, "test"):
+        name += f"--{_slug(str(report['split']))}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
+    path.write_text(json.dumps({"header": dict(stamp or run_stamp()), "result": json.loads(text)}, indent=1,
+                               ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text.rsplit("/", 1)[-1]).strip("-") or "unnamed"
+
+
+# ------------------------------------------------------------------------------------------ CLI
+@contextmanager
+def _help_width(columns: int):
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(columns)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = old
+
+
+def commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) \
+        -> list[tuple[tuple[str, ...], argparse.ArgumentParser, str]]:
+    """Every command under ``parser``, depth first: (words after ``findling``, its parser, its one-line help)."""
+    found = [(path, parser, parser.description or "")] if not path else []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            summaries = {a.dest: a.help or "" for a in action._choices_actions}
+            for name, child in action.choices.items():
+                found.append(((*path, name), child, summaries.get(name, "")))
+                found += commands(child, (*path, name))
+    return found
+
+
+def render_cli(parser: argparse.ArgumentParser) -> str:
+    """docs/cli.md: a list of the commands, then each one's ``--help`` text at ``HELP_WIDTH`` columns."""
+    lines = ["# The `findling` command line", "",
+             "Generated by `python docs/generate.py cli` from the argument parser; `findling COMMAND --help` prints "
+             "the same text. Do not edit by hand.", "", "| command | what it does |", "|---|---|"]
+    listed = [(path, p, summary) for path, p, summary in commands(parser) if path]
+    for path, _, summary in listed:
+        name = " ".join(("findling", *path))
+        lines.append(f"| [`{name}`](#{_anchor(name)}) | {cell(summary)} |")
+    with _help_width(HELP_WIDTH):
+        for path, p, _ in [((), parser, "")] + listed:
+            name = " ".join(("findling", *path))
+            lines += ["", f"## {name}", "", "```text", p.format_help().rstrip(), "```"]
+    return "\n".join(lines + [""])
+
+
+def _anchor(title: str) -> str:
+    return re.sub(r"[^a-z0-9 -]", "", title.lower()).replace(" ", "-")
+
+
+def cli_page() -> str:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from findling.cli.main import _parser
+
+    return render_cli(_parser())
+
+
+# ------------------------------------------------------------------------------------------ main
+PAGE_FILES = {"benchmarks": DOCS / "benchmarks.md", "quality": DOCS / "quality.md", "cli": DOCS / "cli.md"}
+PAGE_MAKERS = {"benchmarks": benchmarks_page, "quality": quality_page, "cli": cli_page}
+
+
+def _shown(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python docs/generate.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", nargs="?", default="all", choices=["all", *PAGES, "record-eval"],
+                        help="the page to regenerate (default: all), or record-eval: store the findling eval "
+                             "--json report read from standard input, then regenerate docs/quality.md")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a page is not current")
+    args = parser.parse_args(argv)
+    if args.what == "record-eval":
+        try:
+            path = record_eval(sys.stdin.read())
+        except ValueError as exc:
+            print(f"generate.py: standard input is not a findling eval --json report ({exc})", file=sys.stderr)
+            return 2
+        print(f"recorded {_shown(path)}", file=sys.stderr)
+        args.what = "quality"
+    stale = []
+    for page in PAGES if args.what == "all" else (args.what,):
+        target, text = PAGE_FILES[page], PAGE_MAKERS[page]()
+        current = target.read_text(encoding="utf-8") if target.is_file() else None
+        if current == text:
+            continue
+        if args.check:
+            stale.append(_shown(target))
+        else:
+            target.write_text(text, encoding="utf-8")
+            print(f"wrote {_shown(target)}", file=sys.stderr)
+    if stale:
+        print(f"not current: {', '.join(stale)}; run `python docs/generate.py` to regenerate", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

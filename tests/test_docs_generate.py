@@ -1,0 +1,244 @@
+"""docs/generate.py renders the benchmark, quality and CLI pages from their data, and docs/cli.md is current."""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_generator():
+    spec = importlib.util.spec_from_file_location("findling_docs_generate", ROOT / "docs" / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+gen = _load_generator()
+
+
+def tables(markdown: str) -> list[list[list[str]]]:
+    """Every Markdown table of ``markdown``: a list of rows (header first, separator dropped) of stripped cells."""
+    found, current = [], None
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+            if current is None:
+                current = []
+                found.append(current)
+            if not all(set(c) <= {"-"} for c in line.strip().strip("|").split("|")):
+                current.append(cells)
+        else:
+            current = None
+    return found
+
+
+def table_with(markdown: str, first_header: str, *, containing: str | None = None) -> dict[str, dict[str, str]]:
+    """The table whose header starts with ``first_header`` (and has a column ``containing``), as
+    {first cell: {column: cell}}."""
+    for rows in tables(markdown):
+        header = rows[0]
+        if header[0] == first_header and (containing is None or containing in header):
+            return {row[0]: dict(zip(header, row)) for row in rows[1:]}
+    raise AssertionError(f"no table starting with {first_header!r} in:\n{markdown}")
+
+
+def section(markdown: str, title: str) -> str:
+    """The text under the heading ``## title`` up to the next heading of that level."""
+    lines = markdown.splitlines()
+    start = lines.index(f"## {title}") + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return "\n".join(lines[start:end])
+
+
+SAMPLE_ROWS = [
+    {"name": "indexing tokens/s (wall)", "value": 1432.7, "unit": "tok/s", "peer": "PyLate encode",
+     "peer_value": 325.6, "ratio": 4.4002, "target": ">= 3x peer", "ok": True},
+    {"name": "search p95 while indexing", "value": 91.8, "unit": "ms", "peer": "search p95 idle",
+     "peer_value": 48.3, "ratio": 1.9006, "target": "<= 1.5x peer", "ok": False, "cpu_ms": 127.25},
+    {"name": "memory serving", "value": 612.0, "unit": "MB", "peer": None, "peer_value": None, "ratio": None,
+     "target": "<= 1 GB", "ok": True},
+]
+
+
+def test_benchmarks_page_shows_the_header_and_every_target_with_its_peer_and_ratio(tmp_path):
+    path = tmp_path / "bench-results.json"
+    header = {"machine": "AMD EPYC 9B45, 2 CPUs", "cpu_flags": ["avx2", "avx512f", "avx512_bf16"],
+              "date": "2026-12-07T10:11:12Z", "commit": "abc1234", "python": "3.11.9"}
+    path.write_text(json.dumps({"header": header, "results": SAMPLE_ROWS}))
+    page = gen.benchmarks_page(path)
+    for line in ("- Machine: AMD EPYC 9B45, 2 CPUs", "- CPU flags: avx2 avx512f avx512_bf16",
+                 "- Date: 2026-12-07T10:11:12Z", "- Commit: abc1234", "- python: 3.11.9"):
+        assert line in page.splitlines()
+    rows = table_with(page, "benchmark", containing="ratio")
+    assert list(rows) == [r["name"] for r in SAMPLE_ROWS]
+    first = rows["indexing tokens/s (wall)"]
+    assert first["value"] == "1,433 tok/s" and first["peer"] == "PyLate encode"
+    assert first["peer value"] == "325.6 tok/s" and first["ratio"] == "4.4x" and first["met"] == "yes"
+    second = rows["search p95 while indexing"]
+    assert (second["value"], second["ratio"], second["target"], second["met"]) == ("91.8 ms", "1.9x", "<= 1.5x peer",
+                                                                                 "**no**")
+    third = rows["memory serving"]
+    assert (third["peer"], third["peer value"], third["ratio"]) == ("–", "–", "–")
+    extra = table_with(page, "benchmark", containing="cpu_ms")
+    assert extra["search p95 while indexing"]["cpu_ms"] == "127.2"  # a field added later gets its own column
+    assert "2 of 3 targets met; not met: search p95 while indexing." in page
+    assert gen.NO_RUN not in page
+
+
+def test_benchmarks_page_reads_a_plain_list_of_rows_and_says_what_the_run_did_not_record(tmp_path):
+    path = tmp_path / "bench-results.json"
+    path.write_text(json.dumps([{"name": "long chunks 32k", "value": 3.0, "unit": "x", "target": ">= 2x",
+                                 "new_field": "kept"}]))
+    page = gen.benchmarks_page(path)
+    assert "- Commit: – (not recorded)" in page.splitlines()
+    row = table_with(page, "benchmark", containing="ratio")["long chunks 32k"]
+    assert (row["value"], row["peer"], row["met"]) == ("3 x", "–", "–")
+    assert table_with(page, "benchmark", containing="new_field")["long chunks 32k"]["new_field"] == "kept"
+
+
+def test_benchmarks_header_in_the_list_is_found(tmp_path):
+    path = tmp_path / "bench-results.json"
+    path.write_text(json.dumps([{"header": {"commit": "fedcba9", "date": "2026-12-08"}}, SAMPLE_ROWS[0]]))
+    page = gen.benchmarks_page(path)
+    assert "- Commit: fedcba9" in page.splitlines() and "- Date: 2026-12-08" in page.splitlines()
+    assert list(table_with(page, "benchmark", containing="ratio")) == ["indexing tokens/s (wall)"]
+
+
+@pytest.mark.parametrize("content", [None, "{not json", "42"], ids=["missing", "broken", "not-a-list"])
+def test_benchmarks_page_without_a_readable_run_invents_nothing(tmp_path, content):
+    path = tmp_path / "bench-results.json"
+    if content is not None:
+        path.write_text(content)
+    page = gen.benchmarks_page(path)
+    assert gen.NO_RUN in page
+    assert not tables(page)
+    if content is not None:
+        assert "could not be read" in page
+
+
+def eval_report(dataset: str, modes: dict, **extra) -> dict:
+    return {"dataset": dataset, "model": "all-MiniLM-L6-v2-colbert-48", "modes": modes,
+            "encode_tokens_per_s": 2345.6, "query_ms_p50": 21.37, "query_ms_p95": 40.02, "bytes_per_token": 21.5,
+            "split": "test", "n_docs": 5183, "n_queries": 300, "precision": "bf16", "vector_format": "residual",
+            **extra}
+
+
+def test_quality_page_has_one_row_per_data_set_and_a_column_per_mode(tmp_path):
+    results = tmp_path / "eval-results"
+    scifact = eval_report("scifact", {
+        "bm25": {"ndcg@10": 0.68812, "recall@100": 0.91, "mrr@10": 0.655},
+        "maxsim": {"ndcg@10": 0.70213, "recall@100": 0.93, "mrr@10": 0.671},
+        "hybrid": {"ndcg@10": 0.72209, "recall@100": 0.945, "mrr@10": 0.69}})
+    cranfield = eval_report("cranfield", {
+        "bm25": {"ndcg@10": 0.3625, "recall@100": 0.7, "mrr@10": 0.6},
+        "hybrid": {"ndcg@10": 0.39, "recall@100": 0.77, "mrr@10": 0.62},
+        "dense": {"ndcg@10": 0.351, "recall@100": 0.69, "mrr@10": 0.58},  # a mode added later
+        "colbert-v3": {"ndcg@10": 0.41}}, n_docs=1400, n_queries=225)
+    stamp = {"date": "2026-12-07 09:00 UTC", "machine": "Zen 5 EPYC, 2 CPUs, Linux", "commit": "1234abc"}
+    for report in (scifact, cranfield):
+        gen.record_eval(json.dumps(report), results, stamp=stamp)
+    page = gen.quality_page(results)
+    ndcg = table_with(page, "data set", containing="date")
+    header = tables(page)[0][0]
+    assert header[4:9] == ["bm25", "maxsim", "dense", "hybrid", "colbert-v3"]  # known modes first, in order
+    assert ndcg["scifact"]["bm25"] == "0.6881" and ndcg["scifact"]["hybrid"] == "0.7221"
+    assert ndcg["scifact"]["dense"] == "–"  # not measured in that run: no figure invented
+    assert ndcg["cranfield"]["dense"] == "0.3510" and ndcg["cranfield"]["maxsim"] == "–"
+    assert ndcg["cranfield"]["colbert-v3"] == "0.4100" and ndcg["cranfield"]["docs"] == "1,400"
+    for run in ndcg.values():
+        assert (run["date"], run["machine"], run["commit"]) == (stamp["date"], stamp["machine"], stamp["commit"])
+    recall = table_with(section(page, "Recall@100"), "data set")
+    assert recall["scifact"]["maxsim"] == "0.9300" and recall["cranfield"]["dense"] == "0.6900"
+    assert table_with(section(page, "MRR@10"), "data set")["scifact"]["hybrid"] == "0.6900"
+    speed = table_with(page, "data set", containing="bytes/token")
+    assert speed["scifact"]["query p95 ms"] == "40.02" and speed["scifact"]["vector format"] == "residual"
+    assert gen.NO_RUN not in page
+
+
+def test_a_later_run_of_the_same_data_set_and_model_replaces_the_earlier(tmp_path):
+    results = tmp_path / "eval-results"
+    modes = {"hybrid": {"ndcg@10": 0.5, "recall@100": 0.8, "mrr@10": 0.4}}
+    first = gen.record_eval(json.dumps(eval_report("scifact", modes)), results, stamp={"commit": "old1111"})
+    modes["hybrid"]["ndcg@10"] = 0.6
+    second = gen.record_eval(json.dumps(eval_report("scifact", modes)), results, stamp={"commit": "new2222"})
+    assert first == second and len(list(results.iterdir())) == 1
+    row = table_with(gen.quality_page(results), "data set", containing="date")["scifact"]
+    assert (row["hybrid"], row["commit"]) == ("0.6000", "new2222")
+
+
+def test_quality_page_without_runs_and_with_a_bad_file(tmp_path):
+    results = tmp_path / "eval-results"
+    assert gen.NO_RUN in gen.quality_page(results) and not tables(gen.quality_page(results))
+    results.mkdir()
+    (results / "broken.json").write_text('{"dataset": "x"}')
+    page = gen.quality_page(results)
+    assert gen.NO_RUN in page and "broken.json" in page and "modes" in page
+
+
+def test_record_eval_refuses_what_is_not_an_eval_report(tmp_path):
+    for text in ("[1, 2]", '{"dataset": "scifact"}', "no json"):
+        with pytest.raises(ValueError):
+            gen.record_eval(text, tmp_path / "eval-results", stamp={})
+    assert not (tmp_path / "eval-results").exists() or not list((tmp_path / "eval-results").iterdir())
+
+
+def test_record_eval_from_standard_input_stamps_the_run(tmp_path, monkeypatch, capsys):
+    import io
+
+    monkeypatch.setattr(gen, "EVAL_DIR", tmp_path / "eval-results")
+    monkeypatch.setitem(gen.PAGE_FILES, "quality", tmp_path / "quality.md")
+    monkeypatch.setitem(gen.PAGE_MAKERS, "quality", lambda: gen.quality_page(tmp_path / "eval-results"))
+    report = eval_report("nfcorpus", {"bm25": {"ndcg@10": 0.3, "recall@100": 0.5, "mrr@10": 0.4}})
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(report)))
+    assert gen.main(["record-eval"]) == 0
+    stored = json.loads(next((tmp_path / "eval-results").iterdir()).read_text())
+    assert stored["result"] == report and set(stored["header"]) == {"date", "machine", "commit"}
+    row = table_with((tmp_path / "quality.md").read_text(), "data set", containing="date")["nfcorpus"]
+    assert row["bm25"] == "0.3000" and row["commit"] == stored["header"]["commit"]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("not a report"))
+    assert gen.main(["record-eval"]) == 2
+    assert "not a findling eval --json report" in capsys.readouterr().err
+
+
+def test_check_names_a_page_that_is_not_current(tmp_path, monkeypatch, capsys):
+    page = tmp_path / "benchmarks.md"
+    monkeypatch.setitem(gen.PAGE_FILES, "benchmarks", page)
+    monkeypatch.setitem(gen.PAGE_MAKERS, "benchmarks", lambda: gen.benchmarks_page(tmp_path / "none.json"))
+    page.write_text("hand-edited\n")
+    assert gen.main(["benchmarks", "--check"]) == 1
+    assert "benchmarks.md" in capsys.readouterr().err and page.read_text() == "hand-edited\n"
+    assert gen.main(["benchmarks"]) == 0 and gen.NO_RUN in page.read_text()
+    assert gen.main(["benchmarks", "--check"]) == 0
+
+
+def test_cli_page_walks_every_command_of_a_parser():
+    parser = argparse.ArgumentParser(prog="findling", description="Top.")
+    sub = parser.add_subparsers(metavar="COMMAND")
+    outer = sub.add_parser("outer", help="the outer one", description="Outer things.")
+    inner = outer.add_subparsers(metavar="ACTION")
+    leaf = inner.add_parser("leaf", help="the leaf", epilog="examples:\n  findling outer leaf X",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    leaf.add_argument("thing")
+    page = gen.render_cli(parser)
+    assert [line.split("|")[1].strip() for line in page.splitlines() if line.startswith("| [`")] == [
+        "[`findling outer`](#findling-outer)", "[`findling outer leaf`](#findling-outer-leaf)"]
+    assert "| the leaf |" in page
+    for heading in ("## findling", "## findling outer", "## findling outer leaf"):
+        assert heading in page.splitlines()
+    assert "usage: findling outer leaf [-h] thing" in page and "  findling outer leaf X" in page
+
+
+def test_docs_cli_md_is_current():
+    from findling.cli.main import _parser
+
+    expected = gen.render_cli(_parser())
+    current = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8") if (ROOT / "docs" / "cli.md").is_file() else ""
+    assert current == expected, ("docs/cli.md does not match the findling parser's help; regenerate it with "
+                                 "`.venv/bin/python docs/generate.py cli` and commit the result")
