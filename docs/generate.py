@@ -162,10 +162,9 @@ def _bench_row(row: Mapping) -> list[str]:
         shown = number(value)
         return f"{shown} {unit}".strip() if shown != DASH else DASH
 
-    ratio = row.get("ratio")
-    if ratio is None and isinstance(row.get("value"), (int, float)) and isinstance(row.get("peer_value"), (int, float)) \
-            and row["peer_value"]:
-        ratio = row["value"] / row["peer_value"]
+    ratio, value, peer_value = row.get("ratio"), row.get("value"), row.get("peer_value")
+    if ratio is None and isinstance(value, (int, float)) and isinstance(peer_value, (int, float)) and peer_value:
+        ratio = value / peer_value
     ok = row.get("ok")
     met = DASH if ok is None else ("yes" if ok else "**no**")
     return [cell(row.get("name")), with_unit(row.get("value")), cell(row.get("peer")), with_unit(row.get("peer_value")),
@@ -364,7 +363,7 @@ def commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) \
         if isinstance(action, argparse._SubParsersAction):
             summaries = {a.dest: a.help or "" for a in action._choices_actions}
             for name, child in action.choices.items():
-                found.append(((*path, name), child, summaries.get(name, "")))
+                found.append(((*path, name), child, summaries.get(name) or child.description or ""))
                 found += commands(child, (*path, name))
     return found
 

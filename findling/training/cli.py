@@ -22,10 +22,29 @@ from pathlib import Path
 
 STEPS = ["pairs", "features", "score", "fit", "export"]
 
+SUMMARY = "Rebuild the bundled model, or fine-tune a model on your own files."
+EPILOG = """\
+commands:
+  run RECIPE --work DIR       a recipe end to end: pairs, features, score, fit, export, held-out evaluation
+                              (each step resumes from its files)
+  adapt SOURCE [--out DIR]    fine-tune the model in use on your own files (a folder, or "index" for the
+                              files already indexed), with a before/after figure on held-out files
+  convert DENSE_MODEL --out DIR
+                              a sentence-transformers model as a ColBERT with a new head
+
+The device and thread count come from the environment (FINDLING_DEVICE, FINDLING_THREADS). `run` also works
+under `torchrun --nproc_per_node N -m findling.training run ...` or `accelerate launch -m findling.training
+run ...`: rank 0 prepares, all processes fit the head together, rank 0 exports.
+
+examples:
+  findling train adapt ~/Documents
+  findling train run findling/training/recipes/bundled.json --work ~/findling-work
+  findling train convert ~/models/all-MiniLM-L6-v2 --out ~/models/minilm-colbert"""
+
 
 def main(argv: list[str] | None = None, config=None) -> int:
     """``python -m findling.training``: the same commands as ``findling train``."""
-    parser = argparse.ArgumentParser(prog="findling train", description=__doc__,
+    parser = argparse.ArgumentParser(prog="findling train", description=SUMMARY, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_commands(parser)
     return run_command(parser.parse_args(argv), config)
@@ -34,7 +53,8 @@ def main(argv: list[str] | None = None, config=None) -> int:
 def add_train_parser(sub) -> None:
     """Register ``train`` and its commands on the ``findling`` command line's subparsers ``sub``."""
     train = sub.add_parser("train", help="rebuild or fine-tune the model: `train run`, `train adapt`, "
-                           "`train convert`", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                           "`train convert`", description=SUMMARY, epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     add_commands(train)
     train.set_defaults(func=run_command)
 
@@ -42,11 +62,28 @@ def add_train_parser(sub) -> None:
 def add_commands(parser: argparse.ArgumentParser) -> None:
     """Add the ``run``, ``adapt`` and ``convert`` commands to ``parser``."""
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a recipe end to end (each step resumes)")
+    raw = argparse.RawDescriptionHelpFormatter
+    run = sub.add_parser("run", help="run a recipe end to end (each step resumes)", formatter_class=raw,
+                         description="Run a training recipe end to end: pairs, features, teacher scores, fit, "
+                                     "export, held-out evaluation.",
+                         epilog="""\
+Each step keeps its files in the work folder, so running the same command again resumes where it stopped.
+
+examples:
+  findling train run findling/training/recipes/bundled.json --work ~/findling-work
+  findling train run findling/training/recipes/bundled.json --work ~/findling-work --stop-after fit""")
     run.add_argument("recipe", type=Path)
     run.add_argument("--work", type=Path, required=True, help="folder for intermediate files and checkpoints")
     run.add_argument("--stop-after", choices=STEPS)
-    adapt = sub.add_parser("adapt", help="fine-tune the model in use on your own files")
+    adapt = sub.add_parser("adapt", help="fine-tune the model in use on your own files", formatter_class=raw,
+                           description="Fine-tune the model in use on your own files, with a before/after "
+                                       "figure on files held out.",
+                           epilog="""\
+examples:
+  findling train adapt ~/Documents
+  findling train adapt index --steps 200      # the files already indexed
+  findling train adapt ~/Documents --out ~/models/adapted --held-out 0.2
+then search with the new model: findling model use ~/models/adapted""")
     adapt.add_argument("source", help='a folder of documents, or "index" for the files already indexed')
     adapt.add_argument("--out", type=Path, help="model folder to write (default: DATA/models/adapted-<time>)")
     adapt.add_argument("--work", type=Path, help="folder for intermediate files (default: beside --out)")
@@ -54,7 +91,14 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     adapt.add_argument("--steps", type=int, default=400)
     adapt.add_argument("--limit", type=int, default=4000, help="at most this many pseudo-queries")
     adapt.add_argument("--model", help="model to start from (default: the one in use)")
-    conv = sub.add_parser("convert", help="turn a dense sentence-transformers model into a ColBERT")
+    conv = sub.add_parser("convert", help="turn a dense sentence-transformers model into a ColBERT",
+                          formatter_class=raw,
+                          description="Turn a dense sentence-transformers model into a ColBERT model with a new "
+                                      "projection head.",
+                          epilog="""\
+examples:
+  findling train convert ~/models/all-MiniLM-L6-v2 --out ~/models/minilm-colbert
+  findling train convert ~/models/all-MiniLM-L6-v2 --out ~/models/minilm-colbert-linear --head linear --dim 64""")
     conv.add_argument("dense_model", type=Path)
     conv.add_argument("--out", type=Path, required=True)
     conv.add_argument("--dim", type=int, default=48)
