@@ -49,8 +49,11 @@ class ExtractedText:
     text: str
     title: str = ""
     pages: tuple[PageSpan, ...] = ()  # empty for formats without pages
-    kind: str = "text"  # "text", "pdf", "html", "docx", "odt", "epub", "source", ...
+    kind: str = "text"  # "text", "pdf", "html", "docx", "odt", "epub", "source", "mail", ...
     warnings: tuple[str, ...] = ()  # recoverable problems (a page that failed to parse, ...)
+    # named values a filter can match, such as a mail's ("from", "Ann <ann@example.org>"); each pair once, a
+    # name may repeat (a mailbox has one "from" per sender); names are lower-case
+    fields: tuple[tuple[str, str], ...] = ()
 
     def page_at(self, offset: int) -> int | None:
         """Page number that contains character ``offset``, or None for page-less formats."""

@@ -12,6 +12,9 @@ the file. Nothing is ever written.
 Modules: ``text`` (plain text and source code, with ``decode``), ``html``, ``pdf``, ``office``
 (DOCX, ODT), ``epub``; ``archive`` reads zip containers safely; ``limits``, ``pages`` and
 ``textutil`` are shared helpers.
+
+``mail`` reads e-mail (.eml, .mbox, Outlook .msg); each attachment goes through ``extract_bytes``, the same
+readers and limits as a file on disk.
 """
 from __future__ import annotations
 
@@ -21,8 +24,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from findling.engine.config import Config
-from findling.engine.errors import CorruptFile, ExtractionError, UnsupportedFile
+from findling.engine.errors import CorruptFile, ExtractionError, FileTooLarge, UnsupportedFile
 from findling.engine.extract import epub, html, office, pdf, text
+from findling.engine.extract import mail
 from findling.engine.extract.limits import cap_text, clean_text, human_size, read_bytes
 from findling.engine.extract.textutil import short_reason
 from findling.engine.records import ExtractedText
@@ -51,6 +55,9 @@ def _formats() -> dict[str, Format]:
         (office.DOCX_SUFFIXES, Format("docx", office.extract_docx)),
         (office.ODT_SUFFIXES, Format("odt", office.extract_odt)),
         (epub.SUFFIXES, Format("epub", epub.extract_epub)),
+        (mail.EML_SUFFIXES, Format("mail", mail.extract_eml)),
+        (mail.MBOX_SUFFIXES, Format("mail", mail.extract_mbox)),
+        (mail.MSG_SUFFIXES, Format("mail", mail.extract_msg)),
     ):
         table.update(dict.fromkeys(suffixes, fmt))
     return table
@@ -92,16 +99,48 @@ def extract(path: Path, *, config: Config) -> ExtractedText:
     gives an ``ExtractedText`` with empty text.
     """
     path = Path(path)
+    fmt = _reader_for(path)
+    head = 4 * config.max_text_chars if fmt.streams else None  # enough bytes for max_text_chars characters
+    data = read_bytes(path, max_bytes=config.max_file_bytes, head=head)
+    result = _read(fmt, path, data, config=config)
+    if head is not None and len(data) >= head and path.stat().st_size > head:
+        note = f"only the first {human_size(head)} of the file were read: the text limit (max_text_chars) was reached"
+        result = replace(result, warnings=(*result.warnings, note))
+    return cap_text(clean_text(result), max_chars=config.max_text_chars)
+
+
+def extract_bytes(name: str | Path, data: bytes, *, config: Config) -> ExtractedText:
+    """The text of ``data``, the content of a file called ``name`` that has no file of its own (a mail's
+    attachment): read by the reader ``extract`` would pick for that name, under the same limits (size, text
+    length, and each format's own). The result's ``path`` is ``Path(name)``. Raises what ``extract`` raises.
+    """
+    path = Path(name)
+    fmt = _reader_for(path)
+    if len(data) > config.max_file_bytes:
+        raise FileTooLarge(f"{human_size(len(data))} is over the {human_size(config.max_file_bytes)} limit; "
+                           "raise max_file_bytes to index it")
+    head = 4 * config.max_text_chars if fmt.streams else None
+    result = _read(fmt, path, data[:head] if head is not None else data, config=config)
+    if head is not None and len(data) > head:
+        note = f"only the first {human_size(head)} were read: the text limit (max_text_chars) was reached"
+        result = replace(result, warnings=(*result.warnings, note))
+    return cap_text(clean_text(result), max_chars=config.max_text_chars)
+
+
+def _reader_for(path: Path) -> Format:
     fmt = _format_for(path)
     if fmt is None:
         what = f"{path.suffix.lower()} files" if path.suffix else "files without a known extension"
         raise UnsupportedFile(f"{what} are not supported")
-    head = 4 * config.max_text_chars if fmt.streams else None  # enough bytes for max_text_chars characters
-    data = read_bytes(path, max_bytes=config.max_file_bytes, head=head)
+    return fmt
+
+
+def _read(fmt: Format, path: Path, data: bytes, *, config: Config) -> ExtractedText:
+    """``data`` read by ``fmt``; whatever a parser raises on bad input becomes ``CorruptFile``."""
     if not data:
         return ExtractedText(path=path, text="", title=path.name, kind=fmt.kind)
     try:
-        result = fmt.read(path, data, config=config)
+        return fmt.read(path, data, config=config)
     except ExtractionError:
         raise
     except RecursionError as exc:
@@ -109,7 +148,3 @@ def extract(path: Path, *, config: Config) -> ExtractedText:
     except Exception as exc:  # a parser tripping over bad input must not stop the indexer
         logger.debug("%s reader failed on %s", fmt.kind, path, exc_info=True)
         raise CorruptFile(f"could not read this {fmt.kind} file ({short_reason(exc)})") from exc
-    if head is not None and len(data) >= head and path.stat().st_size > head:
-        note = f"only the first {human_size(head)} of the file were read: the text limit (max_text_chars) was reached"
-        result = replace(result, warnings=(*result.warnings, note))
-    return cap_text(clean_text(result), max_chars=config.max_text_chars)
