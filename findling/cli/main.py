@@ -96,7 +96,9 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("search", help="search the index")
     _model_opt(s)
-    s.add_argument("query")
+    s.add_argument("query", help='words to look for, with optional filters: ext:pdf dir:FOLDER after:YYYY-MM-DD '
+                                 'before:YYYY-MM-DD "exact phrase", and for mail from:WORDS to:WORDS (To and Cc) '
+                                 'subject:WORDS (quote several words: subject:"budget review")')
     s.add_argument("-k", type=_positive, default=10, help="number of results (default 10)")
     s.add_argument("--ext", action="append", default=[], help="only this file type (repeatable), e.g. pdf")
     s.add_argument("--dir", action="append", default=[], help="only files under this folder (repeatable)")
@@ -163,6 +165,7 @@ Run `findling COMMAND --help` for a command's options and examples."""),
   findling search "read and write CSV files"
   findling search "tax letter" --ext pdf --after 2024-01-01 -k 5
   findling search 'invoice ext:pdf dir:~/Documents "due date"'   # filters and an exact phrase in the query
+  findling search 'harbour budget from:ann subject:"quarterly review"'   # mail from Ann with that subject
   findling search "csv reader" --mode bm25 --json"""),
     ("status",): ("Show the index's size, model and counts, and every file that failed with its reason.",
                   "  findling status"),

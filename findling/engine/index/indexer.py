@@ -298,7 +298,7 @@ class Indexer:
         status = "indexed" if chunks else "empty"
         reason = "; ".join(doc.warnings) or None
         return _Read(pending=_Pending(replace(record, status=status, reason=reason, title=doc.title,
-                                              kind=doc.kind), chunks))
+                                              kind=doc.kind, fields=doc.fields), chunks))
 
     def _settle(self, read: _Read, p: Progress) -> tuple[_Pending | None, Progress]:
         """What a read item means for the store and the counts (on the indexer's own thread)."""

@@ -2,7 +2,11 @@
 
     csv reader ext:py dir:~/Projects after:2024-01-01 before:2025-01-01 "exact phrase"
 
-``ext:`` and ``dir:`` may repeat (any of them matches); a quoted phrase must occur literally in the
+Mail filters keep only messages whose header contains every word given, case-insensitively, anywhere in
+it (``from:ann``, ``to:example.org``, ``subject:"budget review"``; a mailbox passes when one of its messages
+does): ``from:``, ``to:`` (To and Cc) and ``subject:``.
+
+``ext:``, ``dir:`` and each mail filter may repeat (any of them matches); a quoted phrase must occur literally in the
 chunk (case-insensitive, via the keyword index). Anything that is not a filter stays in the text that is
 encoded. Bad filter values raise ``QueryError`` with a message saying what was expected; nothing else is
 raised, whatever the input (NUL bytes and lone surrogates are replaced, the text is cut to
@@ -19,7 +23,9 @@ from findling.engine.errors import QueryError
 from findling.engine.store.fts import fts_quote
 
 MAX_QUERY_CHARS = 2000
-_FILTER = re.compile(r'(?<!\S)(ext|dir|after|before):("[^"]*"|\S+)', re.IGNORECASE)
+_FILTER = re.compile(r'(?<!\S)(ext|dir|after|before|from|to|subject):("[^"]*"|\S+)', re.IGNORECASE)
+FIELD_FILTERS: dict[str, tuple[str, ...]] = {"from": ("from",), "to": ("to", "cc"), "subject": ("subject",)}
+"""Each mail filter and the stored fields (``ExtractedText.fields``) it looks in."""
 _PHRASE = re.compile(r'"([^"]+)"')
 _SURROGATE = re.compile("[\ud800-\udfff]")  # e.g. undecodable bytes from a command line
 
@@ -34,15 +40,17 @@ class Query:
     dirs: tuple[Path, ...] = ()
     after: float | None = None  # POSIX seconds, inclusive
     before: float | None = None  # POSIX seconds, exclusive
+    fields: tuple[tuple[str, str], ...] = ()  # (mail filter, its words): ("from", "ann"), ("subject", "budget")
 
     @property
     def has_filters(self) -> bool:
-        return bool(self.exts or self.dirs or self.after is not None or self.before is not None)
+        return bool(self.exts or self.dirs or self.after is not None or self.before is not None or self.fields)
 
-    def with_filters(self, *, exts=(), dirs=(), after=None, before=None) -> "Query":
+    def with_filters(self, *, exts=(), dirs=(), after=None, before=None, fields=()) -> "Query":
         """This query with more filters (from CLI flags or UI chips) merged in."""
         return replace(
             self,
+            fields=self.fields + tuple(field_filter(k, v) for k, v in fields),
             exts=self.exts + tuple(_norm_ext(e) for e in exts),
             dirs=self.dirs + tuple(folder_filter(str(d)) for d in dirs),
             after=after if after is not None else self.after,
@@ -56,9 +64,13 @@ def parse_query(raw: str) -> Query:
     exts: list[str] = []
     dirs: list[Path] = []
     after = before = None
+    fields: list[tuple[str, str]] = []
     for m in _FILTER.finditer(raw):
         key, value = m.group(1).lower(), m.group(2).strip('"')
-        if key == "ext":
+        if key in FIELD_FILTERS:
+            if value.strip():
+                fields.append(field_filter(key, value))
+        elif key == "ext":
             exts += [_norm_ext(v) for v in value.split(",") if v]
         elif key == "dir":
             dirs.append(folder_filter(value))
@@ -69,7 +81,16 @@ def parse_query(raw: str) -> Query:
     rest = _SURROGATE.sub("\ufffd", _FILTER.sub(" ", raw))  # a dir: value may hold them: file names can
     phrases = tuple(p.strip() for p in _PHRASE.findall(rest) if p.strip())
     text = " ".join(rest.replace('"', " ").split())
-    return Query(text=text, phrases=phrases, exts=tuple(exts), dirs=tuple(dirs), after=after, before=before)
+    return Query(text=text, phrases=phrases, exts=tuple(exts), dirs=tuple(dirs), after=after, before=before,
+                 fields=tuple(fields))
+
+
+def field_filter(key: str, value: str) -> tuple[str, str]:
+    """A mail filter (``from``, ``to``, ``subject``) and its words, cleaned: ``QueryError`` for another key."""
+    key = key.lower()
+    if key not in FIELD_FILTERS:
+        raise QueryError(f"'{key[:40]}' is not a mail filter; use one of {', '.join(FIELD_FILTERS)}")
+    return key, " ".join(_SURROGATE.sub("\ufffd", value.replace("\x00", " ")).split())
 
 
 def parse_date(value: str) -> float:

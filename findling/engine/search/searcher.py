@@ -37,6 +37,7 @@ from findling.engine.errors import ModelMismatch, StoreError
 from findling.engine.search.exact import TokenMatrix
 from findling.engine.search.maxsim import maxsim_alignment, maxsim_scores
 from findling.engine.search.query import Query, fts_expression, fts_words, parse_query, phrase_expression
+from findling.engine.search.query import FIELD_FILTERS
 from findling.engine.records import SearchHit, TokenMatch
 from findling.engine.store.store import Store
 from findling.engine.store.search_reads import ChunkRow
@@ -185,7 +186,8 @@ class Searcher:
             return None
         mask = self.index.alive.copy()
         if q.has_filters:
-            files = self.store.filtered_file_ids(folders=q.dirs, suffixes=q.exts, after=q.after, before=q.before)
+            files = self.store.filtered_file_ids(folders=q.dirs, suffixes=q.exts, after=q.after, before=q.before,
+                                                 fields=[(FIELD_FILTERS[key], words) for key, words in q.fields])
             mask &= np.isin(self.index.file_ids, np.fromiter(files, dtype=np.int64, count=len(files)))
         if q.phrases:
             hits = self.store.fts_search(phrase_expression(q), limit=1_000_000)

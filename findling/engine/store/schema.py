@@ -10,6 +10,8 @@ Tables
             or centroid ids then residual codes
   codec     the compressed format's arrays by name (centroids, codebooks, dimension order), little-endian;
             empty for float16
+  file_fields  named values of a file that filters match (a mail's from, to, cc, subject, date): one row per
+              value, ``folded`` its casefolded copy for case-insensitive matching
   chunks_fts  FTS5 over the chunks' text (external content: the view ``chunk_text``, kept in step by triggers)
 
 Chunk text is stored as TEXT, or, where deflate makes it at least a tenth smaller, as a BLOB of raw deflate
@@ -25,6 +27,8 @@ Version 3 made chunk text compressible and pointed the FTS index at ``chunk_text
 same text, when an older index is opened); rows written before stay TEXT. A new index file uses 32 KiB pages:
 a chunk's vector BLOB is a few KiB, and 4 KiB pages left a third of the file empty around them.
 
+Version 5 added ``file_fields`` (an older index opens with the table empty).
+
 Chunk ids come from AUTOINCREMENT, so an id is never reused: the in-memory search matrix relies on that.
 """
 from __future__ import annotations
@@ -34,7 +38,7 @@ import zlib
 
 from findling.engine.store.sqlite_lib import Database, Migrations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 PAGE_SIZE = 32768  # bytes; SQLite applies it only to a new, empty file
 PACK_MIN_CHARS = 160  # shorter texts rarely shrink by a tenth
 VECTOR_LAYOUT = "float16-le row-major [n_tokens, dim]"
@@ -135,6 +139,22 @@ def m003_packed_text(db: Database) -> None:
             INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, findling_text(old.text));
         END;
         INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild');
+        """
+    ):
+        db.execute(statement)
+
+
+@migrations()
+def m005_file_fields(db: Database) -> None:
+    for statement in _statements(
+        """
+        CREATE TABLE file_fields (
+            file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            value TEXT NOT NULL,
+            folded TEXT NOT NULL
+        );
+        CREATE INDEX file_fields_file ON file_fields(file_id, name);
         """
     ):
         db.execute(statement)

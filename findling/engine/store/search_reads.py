@@ -53,9 +53,25 @@ class SearchStore:
 
     @guarded
     def filtered_file_ids(self, *, folders: Sequence[Path] = (), suffixes: Sequence[str] = (),
-                          after: float | None = None, before: float | None = None) -> set[int]:
-        """Ids of files that pass the filters (folder prefix, suffix, modified time)."""
+                          after: float | None = None, before: float | None = None,
+                          fields: Sequence[tuple[Sequence[str], str]] = ()) -> set[int]:
+        """Ids of files that pass the filters (folder prefix, suffix, modified time, fields).
+
+        ``fields``: ``(names, words)`` pairs, such as ``(("to", "cc"), "ann example.org")``. A file passes a pair
+        when one of its values named in ``names`` contains every word of ``words`` (casefolded, anywhere in the
+        value); pairs with the same ``names`` are alternatives, the others must all pass.
+        """
         where, args = ["1=1"], []
+        by_names: dict[tuple[str, ...], list[list[str]]] = {}
+        for names, words in fields:
+            folded = words.casefold().split()
+            if folded and names:
+                by_names.setdefault(tuple(n.lower() for n in names), []).append(folded)
+        for names, choices in by_names.items():
+            any_of = " OR ".join("(" + " AND ".join(["instr(folded, ?) > 0"] * len(words)) + ")" for words in choices)
+            where.append(f"id IN (SELECT file_id FROM file_fields WHERE name IN ({','.join('?' * len(names))})"
+                         f" AND ({any_of}))")
+            args += [*names, *(word for words in choices for word in words)]
         if folders:
             parts = []
             for f in folders:

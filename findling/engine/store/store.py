@@ -89,6 +89,7 @@ class FileRecord:
     reason: str | None = None
     title: str = ""
     kind: str = ""
+    fields: tuple[tuple[str, str], ...] = ()  # (name, value) pairs filters match: ``ExtractedText.fields``
 
 
 class Store(VectorStore, SearchStore):
@@ -344,6 +345,10 @@ class Store(VectorStore, SearchStore):
              time.time()),
         )
         file_id = cur.lastrowid
+        if record.fields:
+            self.conn.executemany(
+                "INSERT INTO file_fields(file_id, name, value, folded) VALUES (?,?,?,?)",
+                [(file_id, name, _utf8(value), _utf8(value).casefold()) for name, value in dict.fromkeys(record.fields)])
         for enc, blob in zip(chunks, blobs):
             c = enc.chunk
             cur = self.conn.execute(
@@ -463,10 +468,13 @@ class Store(VectorStore, SearchStore):
     @guarded
     def file_records(self) -> list[FileRecord]:
         """Every file row as a ``FileRecord`` (what a copy into another index needs)."""
+        fields: dict[int, list[tuple[str, str]]] = {}
+        for file_id, name, value in self.conn.execute("SELECT file_id, name, value FROM file_fields ORDER BY rowid"):
+            fields.setdefault(file_id, []).append((name, value))
         rows = self.conn.execute(
-            "SELECT path, folder, size, mtime, hash, status, reason, title, kind FROM files ORDER BY path")
+            "SELECT path, folder, size, mtime, hash, status, reason, title, kind, id FROM files ORDER BY path")
         return [FileRecord(path_from_db(r[0]), path_from_db(r[1]), r[2], r[3], r[4], r[5], r[6], r[7] or "",
-                           r[8] or "") for r in rows]
+                           r[8] or "", tuple(fields.get(r[9], ()))) for r in rows]
 
     @guarded
     def chunks_of(self, path: Path) -> list[Chunk]:
