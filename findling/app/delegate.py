@@ -24,7 +24,8 @@ PAD = 8
 BADGE = 34
 SNIPPET_LINES = 2
 BAR_WIDTH = 56
-_BADGE_HUES = {"PDF": 0, "Text": 210, "Code": 130, "HTML": 30, "Office": 260}
+_BADGE_HUES = {"PDF": 0, "Text": 210, "Code": 130, "HTML": 30, "Office": 260, "Slides": 15, "Sheets": 100,
+               "Notebooks": 45, "Mail": 190, "Images": 300}
 
 
 def format_date(mtime: float) -> str:
@@ -33,8 +34,9 @@ def format_date(mtime: float) -> str:
     return datetime.fromtimestamp(mtime).strftime("%d %b %Y").lstrip("0")
 
 
-def meta_text(page: int | None, mtime: float) -> str:
-    parts = [f"p. {page}"] if page else []
+def meta_text(page_label: str, mtime: float) -> str:
+    """``"slide 12 · 3 Mar 2024"``: where the hit is in its file (``SearchHit.page_label``) and its date."""
+    parts = [page_label] if page_label else []
     if mtime:
         parts.append(format_date(mtime))
     return " · ".join(parts)
@@ -73,7 +75,7 @@ class ResultDelegate(QStyledItemDelegate):
         fm = QFontMetrics(opt.font)
         line = fm.height()
 
-        meta = meta_text(index.data(Role.Page), index.data(Role.Mtime) or 0.0)
+        meta = meta_text(index.data(Role.PageLabel) or "", index.data(Role.Mtime) or 0.0)
         meta_w = max(fm.horizontalAdvance(meta), BAR_WIDTH)
         painter.setPen(dim_color)
         painter.setFont(opt.font)

@@ -1,16 +1,17 @@
 """Filter chips under the search box: file type (any of the checked) and date (at most one).
 
 The chips produce keyword arguments for ``Query.with_filters``, so they combine with filters typed into
-the query (``ext:py after:2024-01-01``).
+the query (``ext:py after:2024-01-01``). The row wraps onto more lines when the window is too narrow for
+all the chips, so it never sets the window's minimum width.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QWidget
+from PySide6.QtWidgets import QLayout, QLayoutItem, QLabel, QToolButton, QWidget
 
 TYPE_SUFFIXES: dict[str, tuple[str, ...]] = {
     "PDF": (".pdf",),
@@ -20,7 +21,12 @@ TYPE_SUFFIXES: dict[str, tuple[str, ...]] = {
              ".go", ".rs", ".rb", ".php", ".sh", ".bash", ".sql", ".r", ".jl", ".lua", ".kt", ".swift",
              ".scala", ".cs", ".hs", ".ml", ".ex", ".erl", ".clj", ".dart", ".css", ".scss", ".vue", ".zig"),
     "HTML": (".html", ".htm", ".xhtml", ".xht"),
-    "Office": (".docx", ".docm", ".odt"),
+    "Office": (".docx", ".docm", ".odt", ".rtf"),
+    "Slides": (".pptx", ".pptm", ".odp"),
+    "Sheets": (".xlsx", ".xlsm", ".ods"),
+    "Notebooks": (".ipynb",),
+    "Mail": (".eml", ".mbox", ".msg"),
+    "Images": (".png", ".jpg", ".jpeg", ".tif", ".tiff"),
 }
 """Chip label -> suffixes it selects."""
 
@@ -70,6 +76,81 @@ def chip_style(palette: QPalette) -> str:
     )
 
 
+class FlowLayout(QLayout):
+    """Lays its items out left to right and starts a new line when the next one does not fit.
+
+    Its height follows its width (``heightForWidth``); its minimum width is that of its widest item.
+    """
+
+    def __init__(self, parent: QWidget | None = None, *, spacing: int = 4) -> None:
+        super().__init__(parent)
+        self._items: list[QLayoutItem] = []
+        self._spacing = spacing
+        self._breaks: set[int] = set()  # indexes of items that get ``_gap`` extra pixels before them
+        self._gap = 0
+
+    def add_space(self, width: int) -> None:
+        """Extra ``width`` pixels before the next item when it shares a line with the one before it
+        (one width for the whole layout)."""
+        self._breaks.add(len(self._items))
+        self._gap = width
+
+    def addItem(self, item: QLayoutItem) -> None:  # noqa: N802 (Qt's name)
+        self._items.append(item)
+
+    def count(self) -> int:
+        return len(self._items)
+
+    def itemAt(self, index: int) -> QLayoutItem | None:  # noqa: N802
+        return self._items[index] if 0 <= index < len(self._items) else None
+
+    def takeAt(self, index: int) -> QLayoutItem | None:  # noqa: N802
+        return self._items.pop(index) if 0 <= index < len(self._items) else None
+
+    def expandingDirections(self) -> Qt.Orientation:  # noqa: N802
+        return Qt.Orientation(0)
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802
+        return self._arrange(QRect(0, 0, width, 0), move=False)
+
+    def setGeometry(self, rect: QRect) -> None:  # noqa: N802
+        super().setGeometry(rect)
+        self._arrange(rect, move=True)
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        width = sum(item.sizeHint().width() + self._spacing for item in self._items)
+        width += len(self._breaks) * self._gap
+        return QSize(width, self.minimumSize().height())
+
+    def minimumSize(self) -> QSize:  # noqa: N802
+        size = QSize()
+        for item in self._items:
+            size = size.expandedTo(item.minimumSize())
+        margins = self.contentsMargins()
+        return size + QSize(margins.left() + margins.right(), margins.top() + margins.bottom())
+
+    def _arrange(self, rect: QRect, *, move: bool) -> int:
+        """Place the items inside ``rect`` (when ``move``); return the height they need."""
+        margins = self.contentsMargins()
+        area = rect.adjusted(margins.left(), margins.top(), -margins.right(), -margins.bottom())
+        x, y, line_height = area.x(), area.y(), 0
+        for index, item in enumerate(self._items):
+            hint = item.sizeHint()
+            gap = self._gap if index in self._breaks and x > area.x() else 0
+            if x + gap + hint.width() > area.right() + 1 and x > area.x():
+                x, y, line_height = area.x(), y + line_height + self._spacing, 0
+                gap = 0
+            x += gap
+            if move:
+                item.setGeometry(QRect(QPoint(x, y), hint))
+            x += hint.width() + self._spacing
+            line_height = max(line_height, hint.height())
+        return y + line_height - rect.y() + margins.bottom()
+
+
 class FilterBar(QWidget):
     """A row of checkable chips; ``changed`` fires on every toggle."""
 
@@ -77,22 +158,20 @@ class FilterBar(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        layout = QHBoxLayout(self)
+        layout = FlowLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(4)
         self.type_chips: dict[str, QToolButton] = {}
         self.date_chips: dict[str, QToolButton] = {}
         layout.addWidget(QLabel("Type:"))
         for label in TYPE_SUFFIXES:
             self.type_chips[label] = self._chip(label, layout)
-        layout.addSpacing(12)
+        layout.add_space(12)
         layout.addWidget(QLabel("Modified:"))
         for label in DATE_RANGES:
             self.date_chips[label] = self._chip(label, layout, exclusive=True)
-        layout.addStretch(1)
         self.setStyleSheet(chip_style(self.palette()))
 
-    def _chip(self, label: str, layout: QHBoxLayout, *, exclusive: bool = False) -> QToolButton:
+    def _chip(self, label: str, layout: FlowLayout, *, exclusive: bool = False) -> QToolButton:
         chip = QToolButton(self)
         chip.setText(label)
         chip.setCheckable(True)

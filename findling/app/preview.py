@@ -161,7 +161,7 @@ class PreviewPane(QWidget):
         self.spans = list(spans)
         self.title.setText(hit.path.name)
         self.path_label.setText(str(hit.path))
-        meta = meta_text(hit.page, hit.mtime)
+        meta = meta_text(hit.page_label, hit.mtime)
         self.meta_label.setText(meta)
         self.meta_label.setVisible(bool(meta))
         self.text.setPlainText(hit.chunk_text or hit.snippet)

@@ -29,6 +29,7 @@ class Role(enum.IntEnum):
     SnippetSpans = enum.auto()  # list[Span] inside the snippet
     ChunkSpans = enum.auto()  # list[Span] inside the chunk text
     Hit = enum.auto()
+    PageLabel = enum.auto()  # "p. 3", "slide 12", "sheet 2", "cell 7" (SearchHit.page_label)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class ResultsModel(QAbstractListModel):
             Role.SnippetSpans: lambda: row.snippet_spans,
             Role.ChunkSpans: lambda: row.chunk_spans,
             Role.Hit: lambda: hit,
+            Role.PageLabel: lambda: hit.page_label,
         }
         get = values.get(role)
         return get() if get is not None else None

@@ -31,11 +31,27 @@ class FileChange:
     old_path: Path | None = None  # set for MOVED
 
 
+PAGE_UNITS: dict[str, str] = {
+    **dict.fromkeys((".pptx", ".pptm", ".odp"), "slide"),
+    **dict.fromkeys((".xlsx", ".xlsm", ".ods"), "sheet"),
+    ".ipynb": "cell",
+    ".epub": "section",
+}
+"""Lower-case suffix -> what ``PageSpan.number`` counts in files of that kind; any other suffix: ``"page"``."""
+
+
+def page_unit(suffix: str) -> str:
+    """What a page number counts in a file with ``suffix`` (``".pptx"``): ``"page"``, ``"slide"``,
+    ``"sheet"``, ``"cell"`` or ``"section"``."""
+    return PAGE_UNITS.get(suffix.lower(), "page")
+
+
 @dataclass(frozen=True)
 class PageSpan:
-    """A page (PDF) or section (EPUB, ODT) of extracted text: characters ``[start, end)``."""
+    """A page (PDF), section (EPUB), slide, sheet or notebook cell of extracted text: characters
+    ``[start, end)``; ``page_unit`` says which one a file's numbers count."""
 
-    number: int  # 1-based page or section number
+    number: int  # 1-based page, section, slide, sheet or cell number
     start: int
     end: int
     label: str = ""  # section title where the format has one
@@ -118,6 +134,15 @@ class SearchHit:
     size: int = 0
     alignment: tuple[TokenMatch, ...] = field(default=())
     lanes: tuple[str, ...] = ()  # which rankers found it: "maxsim", "bm25"
+
+    @property
+    def page_label(self) -> str:
+        """Where in the file the hit is, as the result list shows it: ``"p. 3"``, ``"slide 12"``,
+        ``"sheet 2"``, ``"cell 7"``, ``"section 4"``; ``""`` for files without pages."""
+        if not self.page:
+            return ""
+        unit = page_unit(self.path.suffix)
+        return f"p. {self.page}" if unit == "page" else f"{unit} {self.page}"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,10 @@ Modules: ``text`` (plain text and source code, with ``decode``), ``html``, ``pdf
 (DOCX, ODT), ``epub``; ``archive`` reads zip containers safely; ``limits``, ``pages`` and
 ``textutil`` are shared helpers.
 
+``slides`` (PPTX, ODP: a page per slide, speaker notes included), ``sheets`` (XLSX, ODS with calamine: a
+page per sheet), ``rtf`` and ``notebook`` (Jupyter: a page per cell); ``officezip`` holds their shared
+zip checks. ``page_unit`` names what a page number counts in each format.
+
 ``mail`` reads e-mail (.eml, .mbox, Outlook .msg); each attachment goes through ``extract_bytes``, the same
 readers and limits as a file on disk.
 """
@@ -26,10 +30,11 @@ from pathlib import Path
 from findling.engine.config import Config
 from findling.engine.errors import CorruptFile, ExtractionError, FileTooLarge, UnsupportedFile
 from findling.engine.extract import epub, html, office, pdf, text
+from findling.engine.extract import notebook, rtf, sheets, slides
 from findling.engine.extract import mail
 from findling.engine.extract.limits import cap_text, clean_text, human_size, read_bytes
 from findling.engine.extract.textutil import short_reason
-from findling.engine.records import ExtractedText
+from findling.engine.records import PAGE_UNITS, ExtractedText, page_unit  # page_unit: public here
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +60,12 @@ def _formats() -> dict[str, Format]:
         (office.DOCX_SUFFIXES, Format("docx", office.extract_docx)),
         (office.ODT_SUFFIXES, Format("odt", office.extract_odt)),
         (epub.SUFFIXES, Format("epub", epub.extract_epub)),
+        (slides.PPTX_SUFFIXES, Format("pptx", slides.extract_pptx)),
+        (slides.ODP_SUFFIXES, Format("odp", slides.extract_odp)),
+        (sheets.XLSX_SUFFIXES, Format("xlsx", sheets.extract_xlsx)),
+        (sheets.ODS_SUFFIXES, Format("ods", sheets.extract_ods)),
+        (rtf.SUFFIXES, Format("rtf", rtf.extract_rtf)),
+        (notebook.SUFFIXES, Format("notebook", notebook.extract_notebook)),
         (mail.EML_SUFFIXES, Format("mail", mail.extract_eml)),
         (mail.MBOX_SUFFIXES, Format("mail", mail.extract_mbox)),
         (mail.MSG_SUFFIXES, Format("mail", mail.extract_msg)),
