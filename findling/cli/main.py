@@ -24,7 +24,7 @@ from findling.engine.store.index_file import DatabaseError, WriterLock, damaged,
 from findling.engine.errors import FindlingError
 from findling.engine.index.indexer import CancelToken, Indexer, Progress
 from findling.engine.search.query import parse_date, parse_query
-from findling.engine.records import SearchHit
+from findling.engine.records import SearchHit, page_unit
 from findling.engine.search.searcher import MODES, Searcher
 from findling.engine.store.store import Store, normal_folder
 from findling.engine.index.reencode import chosen_config, next_path
@@ -374,7 +374,7 @@ def _search(args, config: Config) -> int:
     if not hits:
         print("no results")
     for n, h in enumerate(hits, 1):
-        page = f"  p. {h.page}" if h.page else ""
+        page = f"  {h.page_label}" if h.page else ""
         print(f"{n:2d}. {h.path}{page}  ({h.score:.3f})\n    {h.snippet}")
     print(f"{len(hits)} results in {elapsed * 1000:.0f} ms", file=sys.stderr)
     return 0
@@ -382,7 +382,8 @@ def _search(args, config: Config) -> int:
 
 def hit_json(h: SearchHit) -> dict:
     return {
-        "path": str(h.path), "score": round(h.score, 5), "page": h.page, "chunk": h.chunk_ordinal,
+        "path": str(h.path), "score": round(h.score, 5), "page": h.page,
+        "page_unit": page_unit(h.path.suffix) if h.page else None, "chunk": h.chunk_ordinal,
         "span": [h.char_start, h.char_end], "snippet": h.snippet, "lanes": list(h.lanes),
         "modified": datetime.fromtimestamp(h.mtime).isoformat(timespec="seconds"),
         "alignment": [{"query_token": m.query_token, "doc_token": m.doc_token, "span": [m.doc_start, m.doc_end],
