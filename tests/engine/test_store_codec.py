@@ -178,7 +178,7 @@ def test_a_version_1_index_opens_and_stays_fp16(tmp_path):
     conn.execute("INSERT INTO vectors VALUES (7, 5, ?)", (encode_vectors(v),))
     conn.close()
     with Store(path) as store:
-        assert store.meta("schema_version") == "3"
+        assert store.meta("schema_version") == str(SCHEMA_VERSION)
         assert store.codec.name == C.FP16
         np.testing.assert_allclose(store.read_vectors([7])[7], v, atol=2e-3)
         assert store.vector_bytes() == 5 * 2 * DIM and store.token_count() == 5
