@@ -242,3 +242,58 @@ def test_docs_cli_md_is_current():
     current = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8") if (ROOT / "docs" / "cli.md").is_file() else ""
     assert current == expected, ("docs/cli.md does not match the findling parser's help; regenerate it with "
                                  "`.venv/bin/python docs/generate.py cli` and commit the result")
+
+
+def _placeholders(message: str, **values: str) -> str:
+    """``message`` with each real value replaced by the placeholder docs/troubleshooting.md writes for it."""
+    for placeholder, real in values.items():
+        message = message.replace(real, placeholder)
+    return message
+
+
+def test_troubleshooting_quotes_the_messages_as_the_code_words_them(tmp_path):
+    """The page's messages are the code's, with PATH, DETAIL and the like in place of the real values."""
+    import sqlite3
+    import subprocess
+    import textwrap
+
+    from findling.engine.config import Config
+    from findling.engine.encode.resolve import resolve_model
+    from findling.engine.errors import IndexLocked, ModelError
+    from findling.engine.extract import ocr, pdf
+    from findling.engine.store.index_file import WriterLock, damaged, explain
+
+    page = (ROOT / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
+    path = tmp_path / "data" / "index.sqlite"
+    expected = [f"findling: {damaged(Path('PATH'), 'DETAIL')}"]
+    for code, text in ((sqlite3.SQLITE_FULL, "database or disk is full"), (sqlite3.SQLITE_BUSY, "DETAIL"),
+                       (sqlite3.SQLITE_READONLY, "DETAIL"), (sqlite3.SQLITE_IOERR, "DETAIL")):
+        error = sqlite3.OperationalError(text)
+        error.sqlite_errorcode = code
+        expected.append(str(explain(error, Path("PATH"))))
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(ModelError) as no_model:
+        resolve_model(Config(data_dir=tmp_path / "data", model=str(missing)))
+    expected += [f"findling: {_placeholders(str(no_model.value), PATH=str(missing))}"]
+    expected.append(f"{pdf.NO_TEXT_REASON}; OCR is off: REASON")
+    expected.append(ocr.SWITCHED_OFF)
+
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from findling.engine.store.index_file import WriterLock
+        WriterLock(Path({str(path)!r})).acquire()
+        print("held", flush=True)
+        sys.stdin.read()
+        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(IndexLocked) as locked:
+            WriterLock(path).acquire()
+    finally:
+        holder.communicate("", timeout=60)
+    expected.append(f"findling: {_placeholders(str(locked.value), PATH=str(path), **{'12345': str(holder.pid)})}")
+
+    absent = [message for message in expected if message not in page]
+    assert not absent, "docs/troubleshooting.md does not quote these messages as the code words them:\n" + \
+        "\n".join(absent)
