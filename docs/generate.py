@@ -45,7 +45,7 @@ MODE_ORDER = ("bm25", "maxsim", "dense", "hybrid")
 
 PAGES = ("benchmarks", "quality", "cli")
 
-BENCH_ROW_FIELDS = ("name", "value", "unit", "peer", "peer_value", "ratio", "target", "ok")
+BENCH_ROW_FIELDS = ("module", "name", "value", "unit", "peer", "peer_value", "ratio", "target", "ok")
 HEADER_ALIASES = {
     "machine": ("machine", "machine_summary", "host", "cpu", "cpu_model"),
     "cpu_flags": ("cpu_flags", "flags", "cpu_flags_selected"),
@@ -101,7 +101,20 @@ def table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
 
 def _header_lines(header: Mapping) -> list[str]:
     """The run's header as a bullet list: the known fields first (machine, CPU flags, date, commit), then the
-    rest in their own order."""
+    rest in their own order. A machine given as an object shows its CPU model and count; its ``flags`` stand
+    for the CPU flags when the header has none of its own."""
+    header = dict(header)
+    machine_info = header.get("machine")
+    if isinstance(machine_info, Mapping):
+        info = dict(machine_info)
+        flags = info.pop("flags", None)
+        if flags is not None and not any(header.get(a) for a in HEADER_ALIASES["cpu_flags"]):
+            header["cpu_flags"] = flags if flags else "none of those checked"
+        model = info.pop("model", None) or info.pop("cpu", None) or info.pop("name", None)
+        cpus = info.pop("cpus", None) or info.pop("cpu_count", None)
+        parts = [str(model) if model else "", f"{cpus} CPUs" if cpus else ""]
+        parts += [f"{k}: {cell(v)}" for k, v in info.items()]
+        header["machine"] = ", ".join(p for p in parts if p) or None
     lines, used = [], set()
     for key, aliases in HEADER_ALIASES.items():
         for alias in aliases:
@@ -128,9 +141,10 @@ def read_bench(data) -> tuple[dict, list[dict]]:
     """The header and the result rows of a parsed ``bench-results.json``.
 
     Takes the shapes the benchmark runner writes or has written: a list of rows (no header), a list whose
-    header is the one object without ``name``, or an object with the header under ``header`` (or ``meta``,
-    ``machine_info``, else its plain fields) and the rows under ``results`` (or ``rows``, ``benchmarks``,
-    else its first list of objects)."""
+    header is the one object without ``name``, or an object with the rows under ``results`` (or ``rows``,
+    ``benchmarks``, else its first list of objects) and the header under ``header`` (or ``meta``,
+    ``machine_info``), else in its other fields (``bench/run.py``: ``machine``, ``date``, ``commit``, ``quick``
+    and ``modules``, each module's own date and commit)."""
     header: dict = {}
     rows: list = []
     if isinstance(data, list):
@@ -149,7 +163,7 @@ def read_bench(data) -> tuple[dict, list[dict]]:
         else:
             rows = next((v for v in data.values() if isinstance(v, list) and v and isinstance(v[0], Mapping)), [])
         if not header:
-            header = {k: v for k, v in data.items() if not isinstance(v, (list, Mapping))}
+            header = {k: v for k, v in data.items() if v is not rows}
     else:
         raise ValueError(f"expected a JSON list or object, found {type(data).__name__}")
     return header, [dict(r) for r in rows if isinstance(r, Mapping)]
@@ -184,12 +198,25 @@ def render_benchmarks(source: str, header: Mapping | None, rows: list[Mapping] |
         return "\n".join(lines + [f"{NO_RUN} ({problem})", ""])
     if rows is None:
         return "\n".join(lines + [NO_RUN + " Run `make bench` to record one.", ""])
-    lines += ["## Run", ""] + _header_lines(header or {}) + ["", "## Targets", ""]
+    header = dict(header or {})
+    modules, quick = header.pop("modules", None), header.pop("quick", None)
+    lines += ["## Run", ""] + _header_lines(header)
+    if quick:
+        lines += ["", "This was a `--quick` run (small sizes, a smoke test): its figures are not measurements of the "
+                      "targets."]
+    if isinstance(modules, list) and modules:
+        lines += ["", "Each benchmark module's own run (a run of some modules keeps the others' rows):", ""]
+        lines += table(["module", "date", "commit", "ran"],
+                       ([cell(m.get("module")), cell(m.get("date")), cell(m.get("commit")),
+                         DASH if "failed" not in m else ("**failed**" if m["failed"] else "yes")]
+                        for m in modules if isinstance(m, Mapping)))
+    lines += ["", "## Targets", ""]
     if not rows:
         lines.append("The run recorded no results.")
     else:
-        lines += table(["benchmark", "value", "peer", "peer value", "ratio", "target", "met"],
-                       (_bench_row(r) for r in rows))
+        by_module = any("module" in r for r in rows)
+        lines += table(["module"] * by_module + ["benchmark", "value", "peer", "peer value", "ratio", "target", "met"],
+                       ([cell(r.get("module"))] * by_module + _bench_row(r) for r in rows))
         extra_keys = sorted({k for r in rows for k in r if k not in BENCH_ROW_FIELDS})
         if extra_keys:
             lines += ["", "### More figures", ""]

@@ -39,13 +39,15 @@ def tables(markdown: str) -> list[list[list[str]]]:
     return found
 
 
-def table_with(markdown: str, first_header: str, *, containing: str | None = None) -> dict[str, dict[str, str]]:
+def table_with(markdown: str, first_header: str, *, containing: str | None = None,
+               key: str | None = None) -> dict[str, dict[str, str]]:
     """The table whose header starts with ``first_header`` (and has a column ``containing``), as
-    {first cell: {column: cell}}."""
+    {cell of column ``key`` (default: the first): {column: cell}}."""
     for rows in tables(markdown):
         header = rows[0]
         if header[0] == first_header and (containing is None or containing in header):
-            return {row[0]: dict(zip(header, row)) for row in rows[1:]}
+            at = header.index(key) if key else 0
+            return {row[at]: dict(zip(header, row)) for row in rows[1:]}
     raise AssertionError(f"no table starting with {first_header!r} in:\n{markdown}")
 
 
@@ -101,6 +103,33 @@ def test_benchmarks_page_reads_a_plain_list_of_rows_and_says_what_the_run_did_no
     row = table_with(page, "benchmark", containing="ratio")["long chunks 32k"]
     assert (row["value"], row["peer"], row["met"]) == ("3 x", "–", "–")
     assert table_with(page, "benchmark", containing="new_field")["long chunks 32k"]["new_field"] == "kept"
+
+
+def test_benchmarks_page_reads_the_runners_file_with_its_machine_and_modules(tmp_path):
+    """The shape bench/run.py writes: the machine as an object, per-module runs, rows tagged with their module."""
+    path = tmp_path / "bench-results.json"
+    path.write_text(json.dumps({
+        "machine": {"model": "AMD EPYC 9B45", "cpus": 2, "flags": ["avx2", "avx512_bf16"]},
+        "date": "2026-12-07T10:00:00+00:00", "commit": "0123abcd-dirty", "quick": False,
+        "modules": [{"module": "indexing", "date": "2026-12-07T10:00:00+00:00", "commit": "0123abcd-dirty",
+                     "failed": False},
+                    {"module": "search", "date": "2026-12-06T09:00:00+00:00", "commit": "99aa", "failed": True}],
+        "results": [{"module": "indexing", **SAMPLE_ROWS[0]}, {"module": "search", **SAMPLE_ROWS[1]}]}))
+    page = gen.benchmarks_page(path)
+    for line in ("- Machine: AMD EPYC 9B45, 2 CPUs", "- CPU flags: avx2 avx512_bf16",
+                 "- Date: 2026-12-07T10:00:00+00:00", "- Commit: 0123abcd-dirty"):
+        assert line in page.splitlines()
+    assert "quick" not in page
+    modules = table_with(page, "module", containing="ran")
+    assert modules["search"]["ran"] == "**failed**" and modules["search"]["commit"] == "99aa"
+    assert modules["indexing"]["ran"] == "yes"
+    targets = table_with(page, "module", containing="ratio", key="benchmark")
+    assert targets["indexing tokens/s (wall)"]["module"] == "indexing"
+    assert targets["search p95 while indexing"]["ratio"] == "1.9x"
+    quick = json.loads(path.read_text())
+    quick["quick"] = True
+    path.write_text(json.dumps(quick))
+    assert "This was a `--quick` run" in gen.benchmarks_page(path)
 
 
 def test_benchmarks_header_in_the_list_is_found(tmp_path):
