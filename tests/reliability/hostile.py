@@ -6,6 +6,7 @@ few seconds: PDFs written by hand (``tests.engine.test_extract_pdf.make_pdf``), 
 """
 from __future__ import annotations
 
+import base64
 import io
 import os
 import random
@@ -148,13 +149,43 @@ def _texts(rng: random.Random) -> dict[bytes, tuple[bytes, Expect]]:
     }
 
 
+def _mail_message(subject: str, body: bytes, *, extra_headers: bytes = b"") -> bytes:
+    return (b"From: Ann <ann@example.org>\nTo: Bob <bob@example.org>\nSubject: " + subject.encode()
+            + b"\nMIME-Version: 1.0\n" + extra_headers + body)
+
+
+def _mail(rng: random.Random) -> dict[bytes, tuple[bytes, Expect]]:
+    """Mail that lies, nests, is cut short or is not mail."""
+    b64 = base64.encodebytes(b"%PDF-1.4\n" + rng.randbytes(2 * MB)).replace(b"\n", b"\r\n")
+    claims = _mail_message("claims a 1 GB attachment", (
+        b'Content-Type: multipart/mixed; boundary="XX"\n\n--XX\nContent-Type: text/plain\n\nfindable glaciers\n'
+        b"--XX\nContent-Type: application/pdf; name=claimed.pdf\nContent-Length: 1073741824\n"
+        b'Content-Disposition: attachment; filename="claimed.pdf"; size=1073741824\n'
+        b"Content-Transfer-Encoding: base64\n\n") + b64 + b"\n--XX--\n")
+    depth = 5_000
+    nested = _mail_message("nested", b"".join(
+        b'Content-Type: multipart/mixed; boundary="b%d"\n\n--b%d\n' % (i, i) for i in range(depth))
+        + b"Content-Type: text/plain\n\nfindable glaciers\n" + b"".join(b"--b%d--\n" % i for i in reversed(range(depth))))
+    mailbox = b"".join(b"From ann@example.org Mon Jan  1 10:00:00 2024\n" + _mail_message(
+        f"message {i}", b"Content-Type: text/plain\n\nfindable glaciers in message %d\n" % i) + b"\n" for i in range(3))
+    truncated = mailbox + b"From ann@example.org Mon Jan  1 10:00:00 2024\n" + claims[: len(claims) // 2]
+    return {
+        b"claims-1gb-attachment.eml": (claims, Expect("indexed", "claimed.pdf")),
+        b"nested-multiparts.eml": (nested, Expect("indexed", "nested parts")),
+        b"truncated.mbox": (truncated, INDEXED),
+        b"random-bytes.eml": (rng.randbytes(5000), failed("binary")),
+        b"zip-named.mbox": (_docx(b"<w:document/>"), failed("binary")),
+        b"text-named.msg": (b"Subject: hello\n\nplain text, not Outlook\n", failed("OLE")),
+    }
+
+
 def build(folder: Path, *, seed: int = 11) -> dict[bytes, Expect]:
     """Write the corpus into ``folder``; return what the index must hold for each entry."""
     rng = random.Random(seed)
     folder.mkdir(parents=True)
     raw = os.fsencode(folder)
     expected: dict[bytes, Expect] = {}
-    for name, (data, expect) in {**_pdfs(rng), **_containers(rng), **_texts(rng)}.items():
+    for name, (data, expect) in {**_pdfs(rng), **_containers(rng), **_texts(rng), **_mail(rng)}.items():
         with open(os.path.join(raw, name), "wb") as fh:
             fh.write(data)
         expected[name] = expect

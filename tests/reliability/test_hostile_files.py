@@ -20,6 +20,7 @@ import pytest
 from findling.engine.config import Config
 from findling.engine.extract import extract
 from findling.engine.index.indexer import Indexer
+from findling.engine.search.searcher import Searcher
 from findling.engine.sources.reconcile import scan_folder
 from findling.engine.store.store import Store, path_to_db
 from tests.engine.test_extract_pdf import make_pdf
@@ -206,3 +207,56 @@ def test_a_file_the_tokenizer_chokes_on_is_recorded_and_the_run_goes_on(tmp_path
     states = store.file_states()
     assert last.indexed == 2 and last.failed == 1
     assert states[folder / "b.txt"].status == "failed" and "tokenizer gave up" in states[folder / "b.txt"].reason
+
+
+# ------------------------------------------------------------------------------------------------------ mail
+def test_hostile_mail_indexes_or_carries_its_reason(tmp_path, store, fake_encoder, config):
+    """Mail that lies about an attachment's size, nests 5000 multiparts deep, is cut short or is not mail."""
+    import random
+
+    folder = tmp_path / "mail"
+    folder.mkdir()
+    expected = {}
+    for name, (data, expect) in hostile._mail(random.Random(3)).items():
+        (folder / os.fsdecode(name)).write_bytes(data)
+        expected[os.fsdecode(name)] = expect
+    store.add_folder(folder)
+    last = Indexer(store, fake_encoder, config=config).run_to_end()
+    assert last.files_done == len(expected)
+    states = {path.name: state for path, state in store.file_states().items()}
+    for name, expect in expected.items():
+        state = states[name]
+        assert state.status == expect.status, (name, state)
+        assert expect.reason.lower() in (state.reason or "").lower(), (name, state.reason)
+    [hit] = Searcher(store, fake_encoder).search('"glaciers in message 2"', k=1)
+    assert hit.path.name == "truncated.mbox" and "glaciers in message 2" in hit.chunk_text
+
+
+BIG_MAIL = textwrap.dedent("""
+    import base64, sys
+    from pathlib import Path
+    from findling.engine.config import Config
+    from findling.engine.extract import extract
+
+    path = Path(sys.argv[1])
+    payload = base64.encodebytes(bytes(range(256)) * (int(sys.argv[2]) // 256)).replace(b"\\n", b"\\r\\n")
+    path.write_bytes(
+        b"From: Ann <ann@example.org>\\nSubject: big\\nMIME-Version: 1.0\\n"
+        b'Content-Type: multipart/mixed; boundary="XX"\\n\\n--XX\\nContent-Type: text/plain\\n\\nthe body\\n'
+        b"--XX\\nContent-Type: application/octet-stream\\nContent-Length: 1073741824\\n"
+        b'Content-Disposition: attachment; filename="claimed.docx"; size=1073741824\\n'
+        b"Content-Transfer-Encoding: base64\\n\\n" + payload + b"\\n--XX--\\n")
+    del payload
+    doc = extract(path, config=Config())
+    assert "the body" in doc.text, doc.text
+    assert any("claimed.docx" in w for w in doc.warnings), doc.warnings
+""")
+
+
+def test_a_large_mail_is_read_in_bounded_memory(tmp_path):
+    attachment = 30 * MIB
+    rc, err, peak = run_measured([PYTHON, "-c", BIG_MAIL, str(tmp_path / "big.eml"), str(attachment)],
+                                 env=subprocess_env())
+    assert rc == 0, err[-3000:]
+    size = (tmp_path / "big.eml").stat().st_size
+    assert peak < 1 * GB and peak < 16 * size, f"peak {peak / MIB:.0f} MiB for a {size / MIB:.0f} MiB mail"
