@@ -104,6 +104,10 @@ class Config:
     (96 MB at this size). Which format: ``findling index --codec auto|fp16|residual|compact``, kept in the
     index; see docs/measurements.md "Storage"."""
 
+    ocr: bool = True
+    """Recognise text (OCR) in images and in PDF pages without a text layer, where this machine has an OCR
+    engine (``findling.engine.extract.ocr.status``); False turns it off: such files are recorded with the reason."""
+
     debounce_seconds: float = 0.5
     """Quiet time after the last event for a file before the watcher re-indexes it."""
 

@@ -55,6 +55,7 @@ class PageSpan:
     start: int
     end: int
     label: str = ""  # section title where the format has one
+    ocr: bool = False  # the text was recognised from the page's image (OCR), not read from the file
 
 
 @dataclass(frozen=True)

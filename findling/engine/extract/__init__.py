@@ -13,6 +13,8 @@ Modules: ``text`` (plain text and source code, with ``decode``), ``html``, ``pdf
 (DOCX, ODT), ``epub``; ``archive`` reads zip containers safely; ``limits``, ``pages`` and
 ``textutil`` are shared helpers.
 
+``images`` (PNG, JPEG, TIFF) and the scanned pages of ``pdf`` are read by OCR (``ocr``), when it is on.
+
 ``slides`` (PPTX, ODP: a page per slide, speaker notes included), ``sheets`` (XLSX, ODS with calamine: a
 page per sheet), ``rtf`` and ``notebook`` (Jupyter: a page per cell); ``officezip`` holds their shared
 zip checks. ``page_unit`` names what a page number counts in each format.
@@ -30,6 +32,7 @@ from pathlib import Path
 from findling.engine.config import Config
 from findling.engine.errors import CorruptFile, ExtractionError, FileTooLarge, UnsupportedFile
 from findling.engine.extract import epub, html, office, pdf, text
+from findling.engine.extract import images
 from findling.engine.extract import notebook, rtf, sheets, slides
 from findling.engine.extract import mail
 from findling.engine.extract.limits import cap_text, clean_text, human_size, read_bytes
@@ -60,6 +63,7 @@ def _formats() -> dict[str, Format]:
         (office.DOCX_SUFFIXES, Format("docx", office.extract_docx)),
         (office.ODT_SUFFIXES, Format("odt", office.extract_odt)),
         (epub.SUFFIXES, Format("epub", epub.extract_epub)),
+        (images.SUFFIXES, Format("image", images.extract_image)),
         (slides.PPTX_SUFFIXES, Format("pptx", slides.extract_pptx)),
         (slides.ODP_SUFFIXES, Format("odp", slides.extract_odp)),
         (sheets.XLSX_SUFFIXES, Format("xlsx", sheets.extract_xlsx)),

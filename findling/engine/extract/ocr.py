@@ -2,11 +2,12 @@
 
 Engines, in order of preference: RapidOCR on onnxruntime (``rapidocr-onnxruntime``; its models ship inside
 the wheel, nothing is downloaded), else the ``tesseract`` program when it is on PATH. ``status`` says which
-one is used, or why OCR is off; it never raises. ``recognize`` turns one PIL image into text within a time
-limit. PDF pages are rendered with pypdfium2.
+one is used, or why OCR is off; it never raises. ``enabled`` adds the user's switch (``Config.ocr``) to it.
+``recognize`` turns one PIL image into text within a time limit. PDF pages are rendered with pypdfium2
+(``PdfPages``), never beyond ``MAX_IMAGE_PIXELS``.
 
-OCR'd text is always marked by its caller: a page label ending in ``OCR_SUFFIX`` so the preview can say the
-text was recognised, not read.
+OCR'd text is always marked by its caller: the page's ``PageSpan.ocr`` is set and its label ends in
+``OCR_SUFFIX``, so a reader of the text can say it was recognised, not read.
 """
 from __future__ import annotations
 
@@ -18,12 +19,20 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from findling.engine.config import Config
 
 logger = logging.getLogger(__name__)
 
 OCR_SUFFIX = " (OCR)"
 """Appended to the label of every page whose text came from OCR."""
+
+
+def mark(label: str) -> str:
+    """``label`` (a section title, or empty) as the label of a page whose text came from OCR."""
+    return (label + OCR_SUFFIX).strip()
 
 PAGE_TIME_LIMIT_S = 30.0
 """Longest one page or image may take to recognise; a slower page is skipped with a warning."""
@@ -36,6 +45,21 @@ MAX_IMAGE_PIXELS = 40_000_000
 
 RENDER_SCALE = 2.0
 """PDF points to pixels when a page is rendered for OCR (144 dpi)."""
+
+BLANK_CONTRAST = 48
+"""Grey levels (of 255) a pixel must differ from the page's background by to count as ink."""
+
+BLANK_MAX_INK = 50
+"""A page or image with at most this many ink pixels is blank: it is not sent to the OCR engine."""
+
+BINARIZE_MIN_SEPARATION = 0.75
+"""An image whose grey levels split this cleanly into ink and paper (Otsu's between-class share of the
+variance, 0 to 1) is binarised before OCR: compression ringing around letters (JPEG scans) makes RapidOCR drop
+the spaces between words, and a clean black-on-white page reads the same either way. Photographs and shaded
+pages split less cleanly and are left as they are."""
+
+SWITCHED_OFF = "turned off in the settings (Config.ocr)"
+"""``OcrStatus.reason`` when the engine is there but the user turned OCR off."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +99,34 @@ def status() -> OcrStatus:
     return OcrStatus(False, "", "; ".join(reasons))
 
 
+def enabled(config: Config) -> OcrStatus:
+    """``status()`` with the user's switch applied: OCR runs only where both allow it."""
+    if not config.ocr:
+        return OcrStatus(False, "", SWITCHED_OFF)
+    return status()
+
+
+ENGINE_NAMES = {"rapidocr": "RapidOCR", "tesseract": "Tesseract"}
+
+
+def describe(config: Config) -> str:
+    """One line for people: ``OCR: on (RapidOCR)`` or ``OCR: off (why)``."""
+    found = enabled(config)
+    if found.available:
+        return f"OCR: on ({ENGINE_NAMES.get(found.engine, found.engine)})"
+    return f"OCR: off ({found.reason})"
+
+
+def looks_blank(image: Any) -> bool:
+    """Whether ``image`` holds no ink: at most ``BLANK_MAX_INK`` pixels differ from its most common grey level
+    by more than ``BLANK_CONTRAST``. Light tints and shading are not ink; dark text on light paper and light
+    text on dark paper both are."""
+    histogram = image.convert("L").histogram()
+    background = max(range(256), key=histogram.__getitem__)
+    ink = sum(count for level, count in enumerate(histogram) if abs(level - background) > BLANK_CONTRAST)
+    return ink <= BLANK_MAX_INK
+
+
 _engine_lock = threading.Lock()
 
 
@@ -86,12 +138,40 @@ def _rapid() -> Any:
 
 
 def _fit(image: Any) -> Any:
-    """``image`` as RGB, scaled down to at most ``MAX_IMAGE_PIXELS``."""
+    """``image`` as RGB, scaled down to at most ``MAX_IMAGE_PIXELS``, binarised where it is clearly ink on
+    paper (``BINARIZE_MIN_SEPARATION``)."""
     width, height = image.size
     if width * height > MAX_IMAGE_PIXELS:
         factor = (MAX_IMAGE_PIXELS / (width * height)) ** 0.5
         image = image.resize((max(1, int(width * factor)), max(1, int(height * factor))))
+    gray = image.convert("L")
+    threshold, separation = otsu(gray.histogram())
+    if separation >= BINARIZE_MIN_SEPARATION:
+        return gray.point(lambda level: 255 if level > threshold else 0).convert("RGB")
     return image.convert("RGB")
+
+
+def otsu(histogram: list[int]) -> tuple[int, float]:
+    """Otsu's threshold of a 256-level ``histogram`` (levels at or below it are ink) and how cleanly it
+    splits the levels: the between-class share of the variance, 0 (no split) to 1 (two pure levels)."""
+    import numpy as np
+
+    counts = np.asarray(histogram[:256], dtype=np.float64)
+    total = counts.sum()
+    if total == 0:
+        return 127, 0.0
+    p = counts / total
+    levels = np.arange(256)
+    omega = np.cumsum(p)
+    mu = np.cumsum(p * levels)
+    mean = mu[-1]
+    variance = float((p * (levels - mean) ** 2).sum())
+    if variance == 0:
+        return 127, 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = np.nan_to_num((mean * omega - mu) ** 2 / (omega * (1 - omega)))
+    threshold = int(between.argmax())
+    return threshold, float(between[threshold] / variance)
 
 
 def _lines_in_order(boxes: list) -> str:
@@ -160,17 +240,43 @@ def _tesseract(image: Any, time_limit_s: float) -> str:
     return done.stdout.decode("utf-8", "replace")
 
 
+class PdfPages:
+    """The PDF ``data`` opened once with pypdfium2, for rendering pages; use as a context manager.
+
+    Opening raises what pypdfium2 raises on a file it cannot read (``pypdfium2.PdfiumError``)."""
+
+    def __init__(self, data: bytes) -> None:
+        import pypdfium2 as pdfium
+
+        self._document = pdfium.PdfDocument(data)
+
+    def __len__(self) -> int:
+        return len(self._document)
+
+    def render(self, index: int) -> Any:
+        """Page ``index`` (0-based) as a PIL image at ``RENDER_SCALE``, scaled down to at most
+        ``MAX_IMAGE_PIXELS`` before it is drawn."""
+        page = self._document[index]
+        try:
+            width, height = page.get_size()
+            scale = RENDER_SCALE
+            if width * height * scale * scale > MAX_IMAGE_PIXELS:
+                scale = (MAX_IMAGE_PIXELS / max(1.0, width * height)) ** 0.5
+            return page.render(scale=scale).to_pil()
+        finally:
+            page.close()
+
+    def close(self) -> None:
+        self._document.close()
+
+    def __enter__(self) -> "PdfPages":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def render_pdf_page(data: bytes, index: int) -> Any:
     """Page ``index`` (0-based) of the PDF ``data`` as a PIL image at ``RENDER_SCALE``."""
-    import pypdfium2 as pdfium
-
-    document = pdfium.PdfDocument(data)
-    try:
-        page = document[index]
-        width, height = page.get_size()
-        scale = RENDER_SCALE
-        if width * height * scale * scale > MAX_IMAGE_PIXELS:
-            scale = (MAX_IMAGE_PIXELS / (width * height)) ** 0.5
-        return page.render(scale=scale).to_pil()
-    finally:
-        document.close()
+    with PdfPages(data) as pages:
+        return pages.render(index)

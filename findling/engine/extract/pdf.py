@@ -3,9 +3,14 @@
 Encrypted files are opened with the empty password (owner-only protection) or refused. A page that
 fails is skipped with a warning; reading stops after ``max_pdf_pages`` pages, once
 ``max_text_chars`` characters are in, or when ``TIME_BUDGET_S`` seconds have gone into the file (a
-page is never cut; the pages read so far are kept, with a warning). A PDF without any text is
-reported as scanned. pypdf's own log warnings about damaged files are demoted to debug messages of
-this module while it runs.
+page is never cut; the pages read so far are kept, with a warning). pypdf's own log warnings about
+damaged files are demoted to debug messages of this module while it runs.
+
+Pages read without text (scanned pages) are rendered with pypdfium2 and recognised by OCR
+(``findling.engine.extract.ocr``) when it is on: only those pages, at most ``ocr.MAX_OCR_PAGES`` of them,
+each within ``ocr.PAGE_TIME_LIMIT_S``; a blank page is not sent to the engine. Their spans carry
+``ocr=True`` and a label ending in ``ocr.OCR_SUFFIX``. A PDF left without any text is reported as scanned,
+with why OCR did not help (off, nothing recognised, failed).
 """
 from __future__ import annotations
 
@@ -15,11 +20,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from findling.engine.config import Config
 from findling.engine.errors import CorruptFile, EncryptedFile, ExtractionError
+from findling.engine.extract import ocr
 from findling.engine.extract.pages import Page, join_pages
 from findling.engine.extract.textutil import first_line, normalise_newlines, one_line, short_reason
 from findling.engine.records import ExtractedText
@@ -31,7 +38,8 @@ logger = logging.getLogger(__name__)
 
 SUFFIXES: frozenset[str] = frozenset({".pdf"})
 
-NO_TEXT_REASON = "no text layer (scanned PDF?); OCR is not supported"
+NO_TEXT_REASON = "no text layer (scanned PDF?)"
+"""Start of the reason recorded for a PDF without text; what follows says why OCR did not help."""
 
 TIME_BUDGET_S = 60.0
 """Seconds of reading per PDF; pages after that are not read (a crafted file cannot hold up indexing)."""
@@ -48,14 +56,79 @@ def extract_pdf(path: Path, data: bytes, *, config: Config) -> ExtractedText:
         meta_title = _metadata_title(reader)
     if not pages:
         raise ExtractionError("the PDF has no pages")
+    recognised = _recognise_blank_pages(data, pages, warnings, failed=failures, config=config)
     if not any(page.text for page in pages):
-        if failures == len(pages):
+        if len(failures) == len(pages):
             raise CorruptFile(f"no page of the PDF could be read ({warnings[0]})")
         stopped = [w for w in warnings if w.startswith("stopped after")]
-        raise ExtractionError(f"no text in the pages read ({stopped[0]})" if stopped else NO_TEXT_REASON)
+        if stopped:
+            raise ExtractionError(f"no text in the pages read ({stopped[0]}; {recognised.outcome})")
+        raise ExtractionError(f"{NO_TEXT_REASON}; {recognised.outcome}")
     text, spans = join_pages(pages)
+    if recognised.numbers:
+        spans = tuple(replace(span, ocr=True, label=ocr.mark(span.label)) if span.number in recognised.numbers
+                      else span for span in spans)
     title = meta_title or first_line(text) or path.name
     return ExtractedText(path=path, text=text, title=title, pages=spans, kind="pdf", warnings=tuple(warnings))
+
+
+@dataclass
+class _Recognised:
+    """What OCR made of a PDF's text-less pages: the page numbers it gave text, how many pages it looked at,
+    and, in words, why it gave no text where it gave none."""
+
+    numbers: set[int] = field(default_factory=set)
+    tried: int = 0
+    outcome: str = ""
+
+
+def _recognise_blank_pages(data: bytes, pages: list[Page], warnings: list[str], *, failed: set[int],
+                           config: Config) -> _Recognised:
+    """Fill the text of ``pages`` that were read but hold none with OCR, in place; problems go to ``warnings``.
+    Pages whose reading ``failed`` are left alone: they are damaged, not scanned."""
+    blank = [index for index, page in enumerate(pages) if not page.text and page.number not in failed]
+    result = _Recognised()
+    if not blank:
+        return result
+    engine = ocr.enabled(config)
+    if not engine.available:
+        result.outcome = f"OCR is off: {engine.reason}"
+        return result
+    if len(blank) > ocr.MAX_OCR_PAGES:
+        warnings.append(f"OCR read only the first {ocr.MAX_OCR_PAGES} of {len(blank)} pages without text")
+        blank = blank[:ocr.MAX_OCR_PAGES]
+    problems: list[str] = []
+    try:
+        rendered = ocr.PdfPages(data)
+    except Exception as exc:  # pypdfium2 cannot open what pypdf could: nothing to render
+        result.outcome = f"OCR could not render the pages ({short_reason(exc)})"
+        warnings.append(result.outcome)
+        return result
+    with rendered:
+        for index in blank:
+            number = pages[index].number
+            result.tried += 1
+            try:
+                image = rendered.render(number - 1)
+                if ocr.looks_blank(image):
+                    continue
+                found = clean_page_text(ocr.recognize(image))
+            except ocr.OcrTimeout as exc:
+                problems.append(f"page {number}: {exc}")
+                warnings.append(f"OCR stopped at page {number}: {exc}")
+                break  # the engine is still busy with this page; later pages would only queue behind it
+            except Exception as exc:
+                logger.debug("OCR of page %d failed", number, exc_info=True)
+                problems.append(f"page {number}: {short_reason(exc)}")
+                warnings.append(f"OCR failed on page {number}: {short_reason(exc)}")
+                continue
+            if found:
+                pages[index] = Page(number=number, text=found, label=pages[index].label)
+                result.numbers.add(number)
+    if not result.numbers:
+        tried = f"{result.tried} page" + ("s" if result.tried != 1 else "")
+        result.outcome = f"OCR failed ({problems[0]})" if problems else f"OCR found no text on the {tried} tried"
+    return result
 
 
 def _open(data: bytes) -> PdfReader:
@@ -87,15 +160,15 @@ def _unlock(reader: PdfReader) -> None:
 
 
 def _read_pages(reader: PdfReader, *, max_pages: int, max_chars: int,
-                deadline: float = float("inf")) -> tuple[list[Page], list[str], int]:
-    """The pages' texts, the warnings, and how many pages failed."""
+                deadline: float = float("inf")) -> tuple[list[Page], list[str], set[int]]:
+    """The pages' texts, the warnings, and the numbers of the pages that failed."""
     try:
         total = len(reader.pages)
     except Exception as exc:
         raise CorruptFile(f"damaged PDF page tree ({short_reason(exc)})") from exc
     pages: list[Page] = []
     warnings: list[str] = []
-    failures = 0
+    failures: set[int] = set()
     chars = 0
     for index in range(min(total, max_pages)):
         if chars >= max_chars:
@@ -109,7 +182,7 @@ def _read_pages(reader: PdfReader, *, max_pages: int, max_chars: int,
         except Exception as exc:
             logger.debug("page %d failed", index + 1, exc_info=True)
             warnings.append(f"page {index + 1} skipped: {short_reason(exc)}")
-            failures += 1
+            failures.add(index + 1)
             raw = ""
         page = Page(number=index + 1, text=clean_page_text(raw))
         pages.append(page)
