@@ -123,6 +123,44 @@ def _containers(rng: random.Random) -> dict[bytes, tuple[bytes, Expect]]:
     }
 
 
+def _png(width: int, height: int) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (width, height), 255).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A 1 KB PNG whose header declares ``width`` x ``height`` pixels: a decompression bomb's header."""
+    import zlib
+
+    raw = _png(8, 8)
+    chunk = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    ihdr = struct.pack(">I", len(chunk) - 4) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    return raw[:8] + ihdr + raw[8 + len(ihdr):]
+
+
+def _images(rng: random.Random) -> dict[bytes, tuple[bytes, Expect]]:
+    from findling.engine.extract import ocr
+
+    if not ocr.status().available:  # every image is recorded with the same reason
+        off = failed("OCR is off")
+        return {name: (data, off) for name, (data, _) in _images_with_ocr(rng).items()}
+    return _images_with_ocr(rng)
+
+
+def _images_with_ocr(rng: random.Random) -> dict[bytes, tuple[bytes, Expect]]:
+    photo = _png(640, 480)
+    return {
+        b"bomb.png": (_png_declaring(50_000, 50_000), Expect("failed", "image too large")),
+        b"over-pixel-limit.png": (_png_declaring(8_000, 8_000), Expect("failed", "pixels")),
+        b"truncated.png": (photo[: len(photo) // 2], failed("truncated")),
+        b"not-an-image.jpg": (rng.randbytes(3000), failed("not a readable image")),
+        b"blank.tif": (photo, Expect("empty", "no text")),
+    }
+
+
 def _texts(rng: random.Random) -> dict[bytes, tuple[bytes, Expect]]:
     return {
         b"plain.txt": (b"An ordinary note about findable glaciers.\n", INDEXED),
@@ -185,7 +223,8 @@ def build(folder: Path, *, seed: int = 11) -> dict[bytes, Expect]:
     folder.mkdir(parents=True)
     raw = os.fsencode(folder)
     expected: dict[bytes, Expect] = {}
-    for name, (data, expect) in {**_pdfs(rng), **_containers(rng), **_texts(rng), **_mail(rng)}.items():
+    for name, (data, expect) in {**_pdfs(rng), **_containers(rng), **_texts(rng), **_images(rng),
+                                 **_mail(rng)}.items():
         with open(os.path.join(raw, name), "wb") as fh:
             fh.write(data)
         expected[name] = expect

@@ -4,7 +4,8 @@ bounded, and no extractor runs without a limit.
 The corpus (``hostile.build``) holds truncated, encrypted and self-referencing PDFs, one with broken
 cross-references and one with thousands of empty pages, DOCX and EPUB zip bombs (one lying about its size),
 an XML entity bomb, deeply nested HTML, XML and JSON, a 200 MB single-line text file, binary data named .txt,
-invalid UTF-8, UTF-16 and UTF-32, an unreadable file, a FIFO, symlink loops, and names with a newline, an
+invalid UTF-8, UTF-16 and UTF-32, PNG headers declaring billions of pixels, a truncated PNG, random bytes named
+.jpg, an unreadable file, a FIFO, symlink loops, and names with a newline, an
 emoji and bytes that are not UTF-8. It is indexed by ``findling index`` in its own process with the tiny
 model, whose peak resident memory is measured.
 """
