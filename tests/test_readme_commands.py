@@ -3,9 +3,9 @@
 Which commands run: every line of a fenced ``sh`` (or ``bash``/``shell``) block of README.md whose program is
 the ``findling`` command (``findling`` or any path ending in ``bin/findling``, such as ``.venv/bin/findling``),
 unless ``skip_reason`` names a reason: it needs a display (``findling-gui``), sets up or runs long jobs
-(``make``), runs until stopped (``watch``, ``index --watch``), runs long over a data set or a model (``eval``,
-``passkey``, ``train``, ``model use``), uses the network (``model download``), adds a folder outside the home
-(a large shared data set), or is a pipeline or redirection. Lines joined with a trailing backslash are one
+(``make``), runs until stopped (``watch``, ``index --watch``, the ``mcp`` server), runs long over a data set
+or a model (``eval``, ``passkey``, ``train``, ``model use``), uses the network (``model download``), adds a
+folder outside the home (a large shared data set), or is a pipeline or redirection. Lines joined with a trailing backslash are one
 command; ``#`` starts a comment, as in the shell.
 
 How they run: one after another, in README order, each in its own process with ``HOME`` and the XDG data,
@@ -102,6 +102,8 @@ def skip_reason(argv: list[str]) -> str | None:
     command = words[0] if words else ""
     if command == "watch" or (command == "index" and ("--watch" in words or "--control" in words)):
         return "runs until stopped"
+    if command == "mcp":
+        return "a server that runs until its client disconnects"
     if command in ("eval", "passkey", "train"):
         return "a long run over a data set or a training job"
     if command == "model" and "download" in words:
@@ -158,6 +160,7 @@ make run     # set up, then open the window
 .venv/bin/findling index
 findling --home ~/alt -v search "csv \\"files\\"" --dir ~/Documents/manuals -k 5
 .venv/bin/findling watch                          # Ctrl+C stops
+findling mcp
 .venv/bin/findling-gui --home DIR --add-folder ../shared/data/folders/python-docs --wait-index 3600 \\
     --query "csv reader" --screenshot docs/screenshots/preview.png
 .venv/bin/findling folders add ../shared/data/folders/r-manuals
@@ -174,14 +177,15 @@ findling_is_not_run_here = True
 
 def test_the_rule_picks_the_commands_to_run():
     lines = shell_lines(SAMPLE)
-    assert len(lines) == 9 and lines[5].endswith("--screenshot docs/screenshots/preview.png")
+    assert len(lines) == 10 and lines[6].endswith("--screenshot docs/screenshots/preview.png")
     decided = {line.split("#")[0].strip(): skip_reason(shlex.split(line, comments=True)) for line in lines}
     run = [line for line, reason in decided.items() if reason is None]
     assert run == [".venv/bin/findling folders add ~/Documents", ".venv/bin/findling index",
                    'findling --home ~/alt -v search "csv \\"files\\"" --dir ~/Documents/manuals -k 5']
     reasons = [reason for reason in decided.values() if reason]
     assert reasons == ["make sets up .venv and runs the app, the tests or the benchmarks", "runs until stopped",
-                       "needs a display", "adds a folder outside the home (a large data set)", "uses the network",
+                       "a server that runs until its client disconnects", "needs a display",
+                       "adds a folder outside the home (a large data set)", "uses the network",
                        "a pipeline or redirection"]
 
 
@@ -210,7 +214,7 @@ def test_readme_commands_run_in_a_fresh_home(tmp_path):
         argv = [expand(word, home) for word in argv]
         prepare_paths(argv, home)
         done = subprocess.run([sys.executable, "-c", BOOTSTRAP, *argv[1:]], cwd=home, env=env, capture_output=True,
-                              text=True, timeout=300)
+                              stdin=subprocess.DEVNULL, text=True, timeout=300)
         ran.append(line)
         if done.returncode != 0:
             failed.append(f"{line}\n  exit status {done.returncode}\n  stdout: {done.stdout[-800:]}\n"
