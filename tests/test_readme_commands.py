@@ -5,8 +5,8 @@ the ``findling`` command (``findling`` or any path ending in ``bin/findling``, s
 unless ``skip_reason`` names a reason: it needs a display (``findling-gui``), sets up or runs long jobs
 (``make``), runs until stopped (``watch``, ``index --watch``, the ``mcp`` server), runs long over a data set
 or a model (``eval``, ``passkey``, ``train``, ``model use``), uses the network (``model download``), adds a
-folder outside the home (a large shared data set), or is a pipeline or redirection. Lines joined with a trailing backslash are one
-command; ``#`` starts a comment, as in the shell.
+folder outside the home (a large shared data set), or is a pipeline or redirection. Lines joined with a
+trailing backslash are one command; ``#`` starts a comment, as in the shell.
 
 How they run: one after another, in README order, each in its own process with ``HOME`` and the XDG data,
 config and cache folders inside ``tmp_path`` (so the index is a new one there, and no user setting is read).
