@@ -161,6 +161,57 @@ def _images_with_ocr(rng: random.Random) -> dict[bytes, tuple[bytes, Expect]]:
     }
 
 
+def _office_documents(rng: random.Random) -> dict[bytes, tuple[bytes, Expect]]:
+    """Slides, spreadsheets, RTF and notebooks: bombs, truncation, wrong content, encryption."""
+    from tests.engine.test_extract_sheets import make_ods, make_xlsx
+    from tests.engine.test_extract_slides import make_pptx
+
+    pptx = make_pptx([{"title": "Findable glaciers", "body": "a slide about findable glaciers"}])
+    xlsx = make_xlsx({"Sheet": [["Topic", "Note"], ["ice", "findable glaciers"]]})
+    ods = make_ods({"Sheet": [["Topic", "Note"], ["ice", "findable glaciers"]]})
+    sheet_bomb = _zip_with_bomb({"[Content_Types].xml": DOCX_TYPES, "xl/workbook.xml": "<workbook/>"},
+                                "xl/worksheets/sheet1.xml", 40 * MB)
+    encrypted = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512) + "EncryptedPackage".encode("utf-16-le") + bytes(512)
+    repeated = ('<table:table table:name="Cells"><table:table-row table:number-rows-repeated="100000">'
+                '<table:table-cell table:number-columns-repeated="1000" office:value-type="string"><text:p>x</text:p>'
+                "</table:table-cell></table:table-row></table:table>")
+    cell_bomb = _replace_member(ods, "content.xml", lambda xml: xml.replace(
+        xml[xml.index(b"<table:table "):xml.index(b"</table:table>") + len(b"</table:table>")], repeated.encode()))
+    pdf = make_pdf([["findable glaciers"]])
+    return {
+        b"good.pptx": (pptx, INDEXED),
+        b"good.xlsx": (xlsx, INDEXED),
+        b"good.ods": (ods, INDEXED),
+        b"zip-bomb.pptx": (_zip_with_bomb({"[Content_Types].xml": DOCX_TYPES}, "ppt/slides/slide1.xml", 40 * MB),
+                           failed("zip bomb")),
+        b"zip-bomb.xlsx": (sheet_bomb, failed("zip bomb")),
+        b"lying-zip-bomb.xlsx": (_lie_about_size(sheet_bomb, b"xl/worksheets/sheet1.xml", 1000), failed("")),
+        b"cell-bomb.ods": (cell_bomb, failed("cell limit")),
+        b"truncated.pptx": (pptx[: len(pptx) // 2], failed("")),
+        b"truncated.xlsx": (xlsx[: len(xlsx) // 2], failed("")),
+        b"truncated.ods": (ods[: len(ods) // 2], failed("")),
+        b"pdf-named.pptx": (pdf, failed("not a zip container")),
+        b"pdf-named.xlsx": (pdf, failed("not a zip container")),
+        b"encrypted.pptx": (encrypted, failed("password-protected")),
+        b"encrypted.xlsx": (encrypted, failed("password-protected")),
+        b"not-really.rtf": (rng.randbytes(3000), failed("not an RTF")),
+        b"truncated.rtf": (rb"{\rtf1\ansi\pard findable glaciers in a cut file\par {\b unclosed", INDEXED),
+        b"broken.ipynb": (b'{"cells": [{"cell_type": "markdown", "source": "findable', failed("not valid JSON")),
+        b"deep.ipynb": (b"[" * 100_000 + b"]" * 100_000, failed("")),
+    }
+
+
+def _replace_member(data: bytes, name: str, change) -> bytes:
+    """The zip ``data`` with member ``name`` passed through ``change``."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in source.infolist():
+            member = source.read(info)
+            out.writestr(info, change(member) if info.filename == name else member)
+    return buffer.getvalue()
+
+
 def _texts(rng: random.Random) -> dict[bytes, tuple[bytes, Expect]]:
     return {
         b"plain.txt": (b"An ordinary note about findable glaciers.\n", INDEXED),
@@ -224,7 +275,8 @@ def build(folder: Path, *, seed: int = 11) -> dict[bytes, Expect]:
     raw = os.fsencode(folder)
     expected: dict[bytes, Expect] = {}
     for name, (data, expect) in {**_pdfs(rng), **_containers(rng), **_texts(rng), **_images(rng),
-                                 **_mail(rng)}.items():
+                                 **_mail(rng),
+                                 **_office_documents(rng)}.items():
         with open(os.path.join(raw, name), "wb") as fh:
             fh.write(data)
         expected[name] = expect
