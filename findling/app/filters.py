@@ -170,6 +170,10 @@ class FilterBar(QWidget):
         for label in DATE_RANGES:
             self.date_chips[label] = self._chip(label, layout, exclusive=True)
         self.setStyleSheet(chip_style(self.palette()))
+        chip_height = next(iter(self.type_chips.values())).sizeHint().height()
+        for label in self.findChildren(QLabel):  # centred on the chips' line
+            label.setFixedHeight(chip_height)
+            label.setAlignment(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft)
 
     def _chip(self, label: str, layout: FlowLayout, *, exclusive: bool = False) -> QToolButton:
         chip = QToolButton(self)
