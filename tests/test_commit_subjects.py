@@ -20,6 +20,8 @@ EXEMPT = {
     # published history, so they are listed here instead (full hash: subject)
     "f4735d19d56436363ecc00f63c17ab8d4dd3b9fd":
         "Read slides, spreadsheets, RTF and notebooks; show slide/sheet/cell numbers",
+    "4275f389b677b50172f2aa4d88b57490585dca02":
+        "Test slides, sheets, RTF and notebooks end to end through index and search",
 }
 
 
