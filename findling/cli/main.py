@@ -191,6 +191,9 @@ Run `findling COMMAND --help` for a command's options and examples."""),
     ("exclude", "test"): ("Say whether files would be indexed and, if not, why (exit status 1 if one would not).",
                           "  findling exclude test ~/Documents/report.pdf ~/Documents/drafts/plan.md"),
     ("exclude", "list"): ("List the patterns in effect: the built-in ones, then yours.", "  findling exclude list"),
+    ("mcp",): ("Let an AI assistant search the index over the Model Context Protocol (read-only).", """\
+  findling mcp                          # speaks MCP on standard input and output; an MCP client starts it
+  findling --home ~/work-index mcp      # serve another index"""),
     ("model",): ("Show which model encodes and where it came from; download one, or switch to another.", """\
   findling model                        # name, source, folder, vector size
   findling model download mixedbread-ai/mxbai-edge-colbert-v0-17m   # the only command that uses the network
