@@ -110,6 +110,10 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("status", help="counts, model, and files that failed with their reasons").set_defaults(func=_status)
 
+    from findling.cli.mcp_server import add_parser as add_mcp_parser
+
+    add_mcp_parser(sub)  # findling mcp: the index for AI assistants (Model Context Protocol), read-only
+
     from findling.evaluation.beir import add_eval_parser
     from findling.evaluation.passkey import add_passkey_parser
 
@@ -405,6 +409,9 @@ def _status(args, config: Config) -> int:
     print(f"folders: {st['folders']}; files: " + (", ".join(f"{n} {k}" for k, n in sorted(st["files"].items())) or "0"))
     print(f"chunks: {st['chunks']}; tokens: {st['tokens']:,}; stored vectors: {st['vectors']:,}")
     print(f"vector format: {st['codec']} (chosen: {st['codec_choice']}), {st['vector_bytes'] / 1e6:.1f} MB")
+    from findling.engine.extract.ocr import describe as describe_ocr
+
+    print(describe_ocr(config))
     for s in problems:
         print(f"  {s.status}: {s.path}: {s.reason}")
     if next_path(config.db_path).exists():
