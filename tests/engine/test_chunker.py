@@ -48,3 +48,22 @@ def test_empty_text_gives_no_chunks_and_limits_are_checked():
     assert chunk_text(_doc("  \n "), FakeTokenizer(), max_tokens=10) == []
     with pytest.raises(ValueError):
         chunk_text(_doc("a"), FakeTokenizer(), max_tokens=40000)
+
+
+def test_separate_pages_each_start_a_chunk_so_a_hit_names_its_own_page():
+    """Slides, sheets, cells and mail parts are units: small ones are never merged into one chunk (whose page
+    would be the first one's); ordinary pages (a PDF's) still share chunks."""
+    from pathlib import Path
+
+    parts = ["Quarterly revenue grew.", "Speaker notes mention the heron.", "Closing slide thanks everyone."]
+    text, pages, pos = "", [], 0
+    for number, part in enumerate(parts, start=1):
+        text += part + "\n\n"
+        pages.append(PageSpan(number, pos, len(text)))
+        pos = len(text)
+    tokenizer = FakeTokenizer()
+    slides = chunk_text(ExtractedText(Path("deck.pptx"), text, pages=tuple(pages), kind="pptx"), tokenizer,
+                        max_tokens=64)
+    assert [(c.page, c.text) for c in slides] == [(i + 1, part.rstrip(".")) for i, part in enumerate(parts)]
+    pdf = chunk_text(ExtractedText(Path("doc.pdf"), text, pages=tuple(pages), kind="pdf"), tokenizer, max_tokens=64)
+    assert len(pdf) == 1 and pdf[0].page == 1

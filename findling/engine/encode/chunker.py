@@ -3,7 +3,9 @@
 A chunk holds at most ``max_tokens`` content tokens. Within the last 40% of that window the cut goes to
 the strongest break found (page > paragraph > line > sentence > word), so chunks end where the text does.
 A cut at a page or paragraph break needs no overlap; a weaker cut repeats ``overlap`` tokens at the start
-of the next chunk so a sentence split at the boundary is still found whole.
+of the next chunk so a sentence split at the boundary is still found whole. In formats whose pages are
+separate units (``records.SEPARATE_PAGE_KINDS``: slides, sheets, notebook cells, mail parts) every page
+starts a new chunk, so each chunk's page is the only page its text came from.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import bisect
 from typing import Sequence
 
 from findling.engine.encode.encoder import Tokenizer
-from findling.engine.records import Chunk, ExtractedText
+from findling.engine.records import SEPARATE_PAGE_KINDS, Chunk, ExtractedText
 
 MAX_CHUNK_TOKENS = 32768
 
@@ -30,12 +32,21 @@ def chunk_text(doc: ExtractedText, tokenizer: Tokenizer, *, max_tokens: int, ove
     if not spans:
         return []
     page_starts = sorted(p.start for p in doc.pages[1:])
+    hard_cuts: list[int] = []  # token indices that must start a chunk (the first token of each separate page)
+    if doc.kind in SEPARATE_PAGE_KINDS and page_starts:
+        token_starts = [s for s, _e in spans]
+        hard_cuts = sorted({bisect.bisect_left(token_starts, start) for start in page_starts} - {0, len(spans)})
     chunks: list[Chunk] = []
     i, n = 0, len(spans)
     while i < n:
-        end = min(i + max_tokens, n)
+        limit = n
+        if hard_cuts:
+            j = bisect.bisect_right(hard_cuts, i)
+            if j < len(hard_cuts):
+                limit = hard_cuts[j]
+        end = min(i + max_tokens, limit)
         strength = _PAGE
-        if end < n:
+        if end < limit:
             end, strength = _best_cut(text, spans, i, end, page_starts)
         start_char, end_char = spans[i][0], spans[end - 1][1]
         chunks.append(Chunk(ordinal=len(chunks), text=text[start_char:end_char], char_start=start_char,
