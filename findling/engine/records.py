@@ -39,6 +39,11 @@ PAGE_UNITS: dict[str, str] = {
 }
 """Lower-case suffix -> what ``PageSpan.number`` counts in files of that kind; any other suffix: ``"page"``."""
 
+SEPARATE_PAGE_KINDS: frozenset[str] = frozenset({"pptx", "odp", "xlsx", "ods", "notebook", "mail"})
+"""``ExtractedText.kind`` values whose pages are separate units (a slide, a sheet, a notebook cell, a message or
+attachment): the chunker never lets a chunk run across one of their page starts, so a hit's page is the one
+its text came from."""
+
 
 def page_unit(suffix: str) -> str:
     """What a page number counts in a file with ``suffix`` (``".pptx"``): ``"page"``, ``"slide"``,
