@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test search bench clean
+.PHONY: run test search bench docs clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Findling needs Python 3.11 ($(PYTHON) not found; set PYTHON=...)"; exit 1; }
@@ -28,7 +28,13 @@ search: $(STAMP)
 # the performance benchmarks end to end, every target with its peer: make bench [ARGS="--json"] (about 12 min on
 # 2 cores; a first run also computes SciFact's backbone vectors for bench/storage.py, about 25 min more)
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/run.py $(ARGS)
+	$(BIN)/python docs/generate.py benchmarks
+
+# regenerate docs/cli.md, docs/benchmarks.md and docs/quality.md from the parser and the recorded runs
+docs: $(STAMP)
+	$(BIN)/python docs/generate.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
