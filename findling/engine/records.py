@@ -36,6 +36,7 @@ PAGE_UNITS: dict[str, str] = {
     **dict.fromkeys((".xlsx", ".xlsm", ".ods"), "sheet"),
     ".ipynb": "cell",
     ".epub": "section",
+    **dict.fromkeys((".mbox", ".eml", ".msg"), "message"),
 }
 """Lower-case suffix -> what ``PageSpan.number`` counts in files of that kind; any other suffix: ``"page"``."""
 
@@ -47,7 +48,7 @@ its text came from."""
 
 def page_unit(suffix: str) -> str:
     """What a page number counts in a file with ``suffix`` (``".pptx"``): ``"page"``, ``"slide"``,
-    ``"sheet"``, ``"cell"`` or ``"section"``."""
+    ``"sheet"``, ``"cell"``, ``"section"`` or ``"message"``."""
     return PAGE_UNITS.get(suffix.lower(), "page")
 
 

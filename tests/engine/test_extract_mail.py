@@ -11,7 +11,7 @@ import pytest
 
 import findling.engine.extract.mail as mail
 from findling.engine.errors import BinaryFile, CorruptFile
-from findling.engine.extract import extract
+from findling.engine.extract import extract, page_unit
 from tests.engine.test_extract_office import document_xml, make_docx, paragraph, run
 from tests.engine.test_extract_pdf import make_pdf
 
@@ -167,7 +167,7 @@ def test_mbox_messages_are_pages_with_their_attachments(tmp_path, config):
 
     assert [(span.number, span.label) for span in doc.pages] == [
         (1, "First"), (2, "Second"), (2, "volcano.txt"), (3, "Third")]
-    assert doc.title == "Inbox.mbox"
+    assert doc.title == "Inbox.mbox" and page_unit(".mbox") == "message"
     assert doc.page_at(doc.text.index("Third body.")) == 3
     assert doc.page_at(doc.text.index("volcanoes")) == 2
     assert "\nFrom the start, a line." in doc.text  # unquoted

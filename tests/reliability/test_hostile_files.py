@@ -230,7 +230,7 @@ def test_hostile_mail_indexes_or_carries_its_reason(tmp_path, store, fake_encode
         assert state.status == expect.status, (name, state)
         assert expect.reason.lower() in (state.reason or "").lower(), (name, state.reason)
     [hit] = Searcher(store, fake_encoder).search('"glaciers in message 2"', k=1)
-    assert hit.path.name == "truncated.mbox" and "glaciers in message 2" in hit.chunk_text
+    assert hit.path.name == "truncated.mbox" and "glaciers in message 2" in hit.chunk_text and hit.page == 3
 
 
 BIG_MAIL = textwrap.dedent("""
