@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from findling.engine import describe_ocr
+
 from findling.app.backend import Backend
 from findling.app.confirm import Chooser, Confirm, ask, choose_folder
 from findling.app.exclusions_panel import ExclusionsPanel
@@ -59,6 +61,9 @@ class FoldersDialog(QDialog):
         layout.addWidget(self.message)
         layout.addWidget(self.problems_title)
         layout.addWidget(self.problems, 3)
+        self.ocr_label = QLabel(describe_ocr(backend.config))
+        self.ocr_label.setToolTip("OCR reads the text in images and in PDF pages scanned without a text layer")
+        layout.addWidget(self.ocr_label)
         self.exclusions = ExclusionsPanel(backend)
         self.model_panel = ModelPanel(backend, confirm=confirm)
         self.tabs = QTabWidget()

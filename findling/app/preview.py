@@ -16,12 +16,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from findling.engine import SearchHit
+from findling.engine import IMAGE_SUFFIXES, SearchHit
 
 from findling.app.delegate import meta_text
 from findling.app.highlight import EXACT, Contribution, Span, best_span_index, blend, match_colors, word_contributions
 
 LANE_NAMES = {"maxsim": "meaning (MaxSim)", "bm25": "keywords (BM25)"}
+OCR_NOTE = "text recognised by OCR; it may hold misread words"
 
 
 class ContributionBars(QWidget):
@@ -162,6 +163,8 @@ class PreviewPane(QWidget):
         self.title.setText(hit.path.name)
         self.path_label.setText(str(hit.path))
         meta = meta_text(hit.page_label, hit.mtime)
+        if hit.path.suffix.lower() in IMAGE_SUFFIXES:  # an image's text is all recognised, never read
+            meta = " · ".join(filter(None, (meta, OCR_NOTE)))
         self.meta_label.setText(meta)
         self.meta_label.setVisible(bool(meta))
         self.text.setPlainText(hit.chunk_text or hit.snippet)

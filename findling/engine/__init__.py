@@ -24,6 +24,7 @@ from findling.engine.sources.exclusions import (
     why_not_indexed,
 )
 from findling.engine.extract import SUPPORTED_SUFFIXES, is_supported
+from findling.engine.extract.images import SUFFIXES as IMAGE_SUFFIXES
 from findling.engine.index.indexer import CancelToken, Indexer, Progress
 from findling.engine.index.service import (
     Control,
@@ -55,7 +56,7 @@ __all__ = [
     "IndexLocked", "ModelError", "ModelMismatch", "QueryError", "StoreError", "CancelToken", "Indexer",
     "Progress", "Query", "parse_query", "ChangeKind", "Chunk", "EncodedChunk", "ExtractedText", "FileChange",
     "PageSpan", "SearchHit", "TokenMatch", "MODES", "DEFAULT_FUSION", "Fusion", "Searcher", "FileState", "Store", "normal_folder",
-    "load_encoder",
+    "load_encoder", "describe_ocr", "IMAGE_SUFFIXES",
     "SUPPORTED_SUFFIXES", "is_supported", "Watcher", "add_patterns", "check_pattern", "effective_patterns",
     "folder_pattern", "remove_patterns", "why_not_indexed", "already_active", "chosen_config", "switch_model",
     "reencode_beside", "swap_in", "Control", "Event", "IndexService", "Job", "JobKind", "model_from_json",
@@ -68,3 +69,10 @@ def load_encoder(config: Config) -> Encoder:
     from findling.engine.encode.resolve import load_encoder as _load
 
     return _load(config)
+
+
+def describe_ocr(config: Config) -> str:
+    """``OCR: on (engine)`` or ``OCR: off (why)``: whether text in images and scanned PDF pages is recognised."""
+    from findling.engine.extract.ocr import describe
+
+    return describe(config)

@@ -257,3 +257,16 @@ def test_a_scanned_pdf_is_indexed_and_found_by_a_sentence_on_its_scanned_page(tm
     hits = Searcher(store, fake_encoder).search(SENTENCE, k=3)
     assert hits[0].path == folder / "scan.pdf" and hits[0].page == 1
     assert "cranes" in hits[0].chunk_text.lower()
+
+
+# ------------------------------------------------------------------- app
+def test_preview_says_an_images_text_was_recognised(qtbot):
+    from findling.app.preview import OCR_NOTE, PreviewPane
+    from findling.engine.records import SearchHit
+
+    pane = PreviewPane()
+    qtbot.addWidget(pane)
+    for name, marked in (("scan.png", True), ("scan.TIFF", True), ("notes.txt", False)):
+        pane.show_hit(SearchHit(path=Path("/docs") / name, score=1.0, chunk_id=1, chunk_ordinal=0, page=None,
+                                snippet="cranes", chunk_text="Migrating cranes"), [])
+        assert (OCR_NOTE in pane.meta_label.text()) is marked, name
