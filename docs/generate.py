@@ -1,6 +1,6 @@
 """Generate the pages of docs/ that are made from data: the benchmarks, the retrieval quality and the CLI.
 
-    python docs/generate.py [all|benchmarks|quality|cli] [--check]
+    python docs/generate.py [all|benchmarks|quality|cli|readme] [--check]
     findling eval DATASET --json | python docs/generate.py record-eval
 
 - ``docs/benchmarks.md`` from ``docs/bench-results.json``, the file ``make bench`` writes: one run, its header
@@ -8,6 +8,8 @@
 - ``docs/quality.md`` from ``docs/eval-results/*.json``: one ``findling eval --json`` report per file, stamped
   with the date, machine and commit of the run by ``record-eval``; one table of data set x ranking mode.
 - ``docs/cli.md`` from the ``findling`` argument parser: every command's ``--help`` text.
+- README.md's "Figures" block (between ``README_START`` and ``README_END``): the default ranking against its
+  baselines on each recorded data set, and the benchmark targets, from the same two inputs.
 
 Contracts: a page shows only figures found in its input; with no input it says "No run recorded yet." The
 readers take what they know and pass over what they do not: rows or modes added later appear, fields that are
@@ -43,7 +45,12 @@ terminal it was generated in."""
 MODE_ORDER = ("bm25", "maxsim", "dense", "hybrid")
 """Ranking modes in the order the quality tables show them; modes not named here follow, sorted."""
 
-PAGES = ("benchmarks", "quality", "cli")
+PAGES = ("benchmarks", "quality", "cli", "readme")
+README = ROOT / "README.md"
+README_START = "<!-- figures:start"
+README_END = "<!-- figures:end -->"
+README_BENCH_ROWS = 8
+"""Most benchmark targets the README shows; docs/benchmarks.md has them all."""
 
 BENCH_ROW_FIELDS = ("module", "name", "value", "unit", "peer", "peer_value", "ratio", "target", "ok")
 HEADER_ALIASES = {
@@ -423,9 +430,59 @@ def cli_page() -> str:
     return render_cli(_parser())
 
 
+# ------------------------------------------------------------------------------------------ README
+def render_figures(runs: list[Mapping], header: Mapping | None, rows: list[Mapping] | None) -> list[str]:
+    """The lines of README.md's figures block: nDCG@10 of the default ranking (``hybrid``) beside each
+    baseline per data set, then the benchmark rows that have a target (at most ``README_BENCH_ROWS``)."""
+    lines: list[str] = []
+    if runs:
+        runs = sorted(runs, key=lambda r: (str(r.get("dataset")), str(r.get("model"))))
+        modes = ordered_modes(runs)
+        baselines = [m for m in modes if m != "hybrid"]
+        lines += ["nDCG@10 (`findling eval`; details in [docs/quality.md](docs/quality.md)):", ""]
+        lines += table(["data set", "model", "default (hybrid)", *baselines, "date", "commit"],
+                       ([cell(r.get("dataset")), cell(r.get("model")), _metric(r, "hybrid", "ndcg@10"),
+                         *(_metric(r, m, "ndcg@10") for m in baselines), _stamp(r, "date"), _stamp(r, "commit")]
+                        for r in runs))
+    targets = [r for r in rows or [] if r.get("target")][:README_BENCH_ROWS]
+    if targets:
+        stamp = {k: v for k in ("machine", "date", "commit") for v in [_stamp(header or {}, k)] if v != DASH}
+        where = ", ".join(f"{k} {v}" for k, v in stamp.items())
+        lines += ([""] if lines else []) + [
+            f"Speed (`make bench`{'; ' + where if where else ''}; all rows in [docs/benchmarks.md](docs/benchmarks.md)):",
+            ""]
+        lines += table(["benchmark", "ours", "peer", "peer's", "ratio", "target", "met"],
+                       (_bench_row(r) for r in targets))
+    return lines or [NO_RUN]
+
+
+def readme_page() -> str:
+    """README.md with its figures block regenerated (the rest untouched); README.md as it is without one."""
+    text = README.read_text(encoding="utf-8")
+    start = text.find(README_START)
+    end = text.find(README_END, start)
+    if start < 0 or end < 0:
+        return text
+    start = text.index("\n", start) + 1
+    header, rows = None, None
+    if BENCH_JSON.is_file():
+        try:
+            header, rows = read_bench(json.loads(BENCH_JSON.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            pass
+    runs = []
+    for path in sorted(EVAL_DIR.glob("*.json")) if EVAL_DIR.is_dir() else []:
+        try:
+            runs.append(read_eval(json.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, ValueError):
+            continue
+    return text[:start] + "\n".join(render_figures(runs, header, rows)) + "\n" + text[end:]
+
+
 # ------------------------------------------------------------------------------------------ main
-PAGE_FILES = {"benchmarks": DOCS / "benchmarks.md", "quality": DOCS / "quality.md", "cli": DOCS / "cli.md"}
-PAGE_MAKERS = {"benchmarks": benchmarks_page, "quality": quality_page, "cli": cli_page}
+PAGE_FILES = {"benchmarks": DOCS / "benchmarks.md", "quality": DOCS / "quality.md", "cli": DOCS / "cli.md",
+              "readme": README}
+PAGE_MAKERS = {"benchmarks": benchmarks_page, "quality": quality_page, "cli": cli_page, "readme": readme_page}
 
 
 def _shown(path: Path) -> str:

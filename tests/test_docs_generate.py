@@ -326,3 +326,32 @@ def test_troubleshooting_quotes_the_messages_as_the_code_words_them(tmp_path):
     absent = [message for message in expected if message not in page]
     assert not absent, "docs/troubleshooting.md does not quote these messages as the code words them:\n" + \
         "\n".join(absent)
+
+
+def test_the_readme_figures_block_shows_the_default_beside_its_baselines_and_the_targets():
+    import docs.generate as g
+
+    runs = [g.read_eval({"dataset": "toyset", "model": "toy-model", "date": "2026-01-02 03:04 UTC",
+                         "commit": "abc1234",
+                         "modes": {"hybrid": {"ndcg@10": 0.7312}, "bm25": {"ndcg@10": 0.6543},
+                                   "dense": {"ndcg@10": 0.6123}}})]
+    rows = [{"name": "indexing vs peer", "value": 9000.0, "unit": "tok/s", "peer": "PyLate", "peer_value": 3000.0,
+             "ratio": 3.0, "target": ">= 3x", "ok": True},
+            {"name": "no target", "value": 1.0, "unit": "ms"}]
+    text = "\n".join(g.render_figures(runs, {"commit": "def5678"}, rows))
+    assert "| toyset | toy-model | 0.7312 | 0.6543 | 0.6123 |" in text.replace("  ", " ")
+    assert "indexing vs peer" in text and "3x" in text and "def5678" in text
+    assert "no target" not in text
+    assert g.render_figures([], None, None) == [g.NO_RUN]
+
+
+def test_regenerating_the_readme_changes_only_its_figures_block(tmp_path, monkeypatch):
+    import docs.generate as g
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# T\n\nbefore\n\n<!-- figures:start (generated) -->\nold figures\n<!-- figures:end -->\n\nafter\n")
+    monkeypatch.setattr(g, "README", readme)
+    monkeypatch.setattr(g, "BENCH_JSON", tmp_path / "none.json")
+    monkeypatch.setattr(g, "EVAL_DIR", tmp_path / "none")
+    out = g.readme_page()
+    assert out == "# T\n\nbefore\n\n<!-- figures:start (generated) -->\n" + g.NO_RUN + "\n<!-- figures:end -->\n\nafter\n"
