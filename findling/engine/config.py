@@ -50,8 +50,9 @@ class Config:
     then the bundled model. ``FINDLING_MODEL`` in the environment sets it too."""
 
     max_chunk_tokens: int = 480
-    """Upper bound of a chunk in model tokens, capped at what the model can encode (32768 at most).
-    480 was chosen by measurement; see docs/measurements.md "Chunk size"."""
+    """Upper bound of a chunk in model tokens, capped at what the model can encode (32768 at most). Long files
+    are scored over several chunks, so the bound trades a chunk's focus against the count of chunks to score
+    (the evaluation runs in docs/quality.md are made with this default)."""
 
     chunk_overlap_tokens: int = 32
     """Tokens repeated at the start of the next chunk so a sentence cut at a boundary is found whole."""
@@ -88,21 +89,19 @@ class Config:
     """Document batches encoded at once, each on ``threads // encode_workers`` torch threads of its own (capped at
     ``threads``; 1: every batch on all ``threads``). On 2 cores two single-threaded workers share no team of
     threads, so no operation waits for the other core to finish its part, nor a batch for a core that another
-    program took for a moment (see ``findling.engine.encode.pylate_encoder``; docs/measurements.md)."""
+    program took for a moment (see ``findling.engine.encode.pylate_encoder``)."""
 
     encoder_precision: str = "auto"
     """Arithmetic of the encoder's backbone: "auto" (bf16 where the CPU computes it natively and the model keeps
     its per-token cosine, else fp32),
-    "fp32" (PyLate's own output, the reference), "int8" or "bf16"; ``FINDLING_PRECISION`` sets it. Lossy choices are held to a per-token cosine
-    of at least 0.99 against fp32; see docs/measurements.md and ``findling.engine.encode.direct_encoder``."""
+    "fp32" (PyLate's own output, the reference), "int8" or "bf16"; ``FINDLING_PRECISION`` sets it. Lossy
+    choices are held to a per-token cosine of at least ``direct_encoder.MIN_COSINE`` against fp32 at load."""
 
     codec_min_tokens: int = 524_288
     """Token vectors a float16 index must hold before its vectors are compressed: the codec is trained on a sample
-    of what the index holds then, and a sample of more of the collection codes the rest better (SciFact through
-    ``bench/storage.py``, same sample size and seed: nDCG@10 loss of the residual format 0.0073 when trained at
-    262,144 tokens, -0.0004 at 524,288; compact 0.0181 against 0.0057). Below it, exact search over float32
-    (96 MB at this size). Which format: ``findling index --codec auto|fp16|residual|compact``, kept in the
-    index; see docs/measurements.md "Storage"."""
+    of what the index holds then, and a sample of more of the collection codes the rest better (the loss of
+    each format is reported by ``bench/storage.py``). Below it, searches run exactly over float32 vectors.
+    Which format: ``findling index --codec auto|fp16|residual|compact``, kept in the index."""
 
     ocr: bool = True
     """Recognise text (OCR) in images and in PDF pages without a text layer, where this machine has an OCR

@@ -3,7 +3,7 @@
 A query is small work that must answer quickly while the indexer keeps every core busy encoding. Both
 numeric libraries default to one thread per core and synchronise their threads at every operation, so a
 search that uses them that way stalls whenever one of its threads is waiting for a core (numpy's OpenBLAS
-on 2 cores shared with an encoder: a 16k-row product took 40x longer than single-threaded). The search path
+on cores shared with an encoder runs many times slower than single-threaded). The search path
 therefore runs every library call on one thread and parallelises itself, over independent blocks that a
 free core picks up (``findling.engine.search.maxsim``):
 
