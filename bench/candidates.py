@@ -24,7 +24,8 @@ another (each 40-100% of its record, 480 tokens at most), their codes copied fro
 3. Memory: ``bench.storage.serving_memory`` on the same file (a fresh process; growth of its resident set
    while serving, against 1.2x the stored vector bytes).
 
-``--quick``: 1M tokens and 10 queries.
+``--quick``: a smoke run on ``bench.storage.synthetic_set`` (built here, offline: no probe, no encoding), filled
+to 1M tokens (``--tokens``), 10 queries.
 """
 from __future__ import annotations
 
@@ -41,20 +42,21 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import Result, bench_parser, ratio, run_bench  # noqa: E402
-from bench.storage import PROBE, WORK, add_data_options, memory_result, real_set, serving_memory, write_index  # noqa: E402
+from bench.storage import (PROBE, WORK, add_data_options, memory_result, real_set, serving_memory,  # noqa: E402
+                           SMOKE_MIN_TOKENS, synthetic_set, write_index)
 
 MAX_SPLICE = 480
 BUILD_VERSION = 1
 
 
-def build(path: Path, data, *, tokens: int, info, seed: int = 0) -> None:
+def build(path: Path, data, *, tokens: int, info, seed: int = 0, min_tokens: int | None = None) -> None:
     """The records, then spliced chunks up to ``tokens`` stored token vectors (see the module docstring)."""
     from findling.engine.records import Chunk, EncodedChunk
     from findling.engine.store.store import FileRecord, Store
 
     t0 = time.process_time()
     if not _copy_records(path.parent / "scifact-residual.sqlite", path, data, info):
-        write_index(path, data, choice="auto", info=info)
+        write_index(path, data, choice="auto", info=info, min_tokens=min_tokens)
     rng = np.random.default_rng(seed)
     folder = Path("/beir")
     with Store(path) as store:
@@ -116,8 +118,8 @@ def _copy_records(source: Path, path: Path, data, info) -> bool:
     return ok
 
 
-def cached_index(work: Path, data, *, tokens: int, info) -> Path:
-    path = work / f"synthetic-{tokens}.sqlite"
+def cached_index(work: Path, data, *, tokens: int, info, synthetic: bool = False) -> Path:
+    path = work / f"synthetic-{tokens}{'-smoke' if synthetic else ''}.sqlite"
     stamp = path.with_suffix(".json")
     from dataclasses import asdict
 
@@ -126,13 +128,13 @@ def cached_index(work: Path, data, *, tokens: int, info) -> Path:
 
     codec = {"min_tokens": Config().codec_min_tokens, **asdict(CodecSpec.named(RESIDUAL, info.dim))}
     key = {"tokens": tokens, "fingerprint": info.fingerprint, "version": BUILD_VERSION, "records": len(data.texts),
-           "codec": codec}  # a new codec default rebuilds the file
+           "codec": codec, "synthetic": synthetic}  # a new codec default rebuilds the file
     try:
         if path.is_file() and json.loads(stamp.read_text()) == key:
             return path
     except (OSError, ValueError):
         pass
-    build(path, data, tokens=tokens, info=info)
+    build(path, data, tokens=tokens, info=info, min_tokens=SMOKE_MIN_TOKENS if synthetic else None)
     stamp.write_text(json.dumps(key))
     return path
 
@@ -143,11 +145,11 @@ def timed(fn):
     return out, (time.perf_counter() - w) * 1e3, (time.process_time() - c) * 1e3
 
 
-def measure(path: Path, queries: list[str], *, work: Path, settings=None) -> dict:
+def measure(path: Path, queries: list[str], *, work: Path, settings=None, model: str | None = None) -> dict:
     """Latency of each contender and recall@10 of candidate search, query by query."""
     from findling.engine import Config, Searcher, Store, load_encoder
 
-    encoder = load_encoder(Config(data_dir=work / "home"))
+    encoder = load_encoder(Config(data_dir=work / "home", **({"model": str(model)} if model else {})))
     encoder.encode_queries(["warm the model up"])
     out = {name: {"wall": [], "cpu": []} for name in ("hybrid", "maxsim", "exact maxsim", "encode")}
     recalls = []
@@ -187,15 +189,17 @@ def collect(args) -> list[Result]:
     work = Path(getattr(args, "work", None) or WORK)
     tokens = getattr(args, "tokens", None) or (1_000_000 if quick else 10_000_000)
     n_queries = getattr(args, "queries", None) or (10 if quick else 50)
-    data = real_set(probe=Path(getattr(args, "probe", None) or PROBE), work=work)
-    info = model_info()
-    path = cached_index(work, data, tokens=tokens, info=info)
+    model = getattr(args, "model", None)
+    work.mkdir(parents=True, exist_ok=True)
+    info = model_info(model)
+    data = synthetic_set(dim=info.dim) if quick else real_set(probe=Path(getattr(args, "probe", None) or PROBE), work=work)
+    path = cached_index(work, data, tokens=tokens, info=info, synthetic=quick)
     from findling.engine.search.candidates import CandidateSettings
 
     default = CandidateSettings()
     settings = CandidateSettings(probe=getattr(args, "probe_centroids", None) or default.probe,
                                  candidates=getattr(args, "candidates", None) or default.candidates)
-    m = measure(path, data.query_texts[:n_queries], work=work, settings=settings)
+    m = measure(path, data.query_texts[:n_queries], work=work, settings=settings, model=model)
     size = f"{m['tokens'] / 1e6:.3g}M tok" + ("" if settings == default else
                                               f", probe {settings.probe}, {settings.candidates} candidates")
     p50, exact = m["p50"], m["p50"]["exact maxsim"]
@@ -207,13 +211,13 @@ def collect(args) -> list[Result]:
                               value <= 100))
     results.append(Result(f"recall@10 vs exact MaxSim, {size}", m["recall"], "", "exact MaxSim", 1.0,
                           m["recall"], ">= 0.99", m["recall"] >= 0.99))
-    mem = serving_memory(path, data.query_texts[:20], work=work)
+    mem = serving_memory(path, data.query_texts[:20], work=work, model=model)
     results.append(memory_result(f"RSS growth serving {size}", mem))
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = bench_parser(__doc__, quick="1M tokens, 10 queries")
+    parser = bench_parser(__doc__, quick="a synthetic set built here, 1M tokens, 10 queries: a smoke run")
     add_data_options(parser)
     parser.add_argument("--tokens", type=int, help="stored token vectors of the synthetic index (default 10M)")
     parser.add_argument("--queries", type=int, help="queries timed (default 50)")

@@ -95,22 +95,48 @@ def print_json(results: list[Result], *, file=sys.stdout) -> None:
     print(file=file)
 
 
-def bench_parser(doc: str | None, *, quick: str) -> argparse.ArgumentParser:
-    """The options every benchmark script takes: ``--json`` and ``--quick`` (``quick`` says what it shrinks)."""
+def bench_parser(doc: str | None, *, quick: str, model: bool = True) -> argparse.ArgumentParser:
+    """The options every benchmark script takes: ``--json`` and ``--quick`` (``quick`` says what it shrinks), and
+    ``--model`` for the modules that load an encoder (``model``)."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help=quick)
     parser.add_argument("--json", action="store_true", help="print one JSON list of result objects")
+    if model:
+        parser.add_argument("--model", help="model folder to encode with (default: the one the engine picks, "
+                                            "the bundled MiniLM here); a smoke run can name a tiny test model")
     return parser
+
+
+def bench_config(args, data_dir: Path, **overrides):
+    """The engine's ``Config`` for a benchmark: its data in ``data_dir``, the model ``--model`` names (if any)."""
+    from findling.engine.config import Config
+
+    model = getattr(args, "model", None)
+    return Config(data_dir=data_dir, **({"model": str(model)} if model else {}), **overrides)
+
+
+def results_stdout():
+    """Standard output for the results alone: file descriptor 1 is pointed at standard error from here on (so
+    what libraries print while they load, from Python or from C, lands on stderr) and the returned file writes
+    to the original standard output. Call it once, before anything that may print."""
+    sys.stdout.flush()
+    real = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return os.fdopen(real, "w", buffering=1)
 
 
 CHILD = "FINDLING_BENCH_CHILD"  # set by bench/run.py for the module processes it starts (it prints the machine)
 
 
 def run_bench(parser: argparse.ArgumentParser, collect, argv: list[str] | None) -> int:
-    """Parse, print the machine (stderr), collect, print the results as a table or JSON."""
+    """Parse, print the machine (stderr), collect, print the results as a table or JSON: on standard output,
+    which carries nothing else (``results_stdout``)."""
     args = parser.parse_args(argv)
+    out = results_stdout()
     if not os.environ.get(CHILD):
         print(machine_summary(), file=sys.stderr, flush=True)
     results = collect(args)
-    (print_json if args.json else print_table)(results)
+    (print_json if args.json else print_table)(results, file=out)
+    out.flush()
     return 0

@@ -6,7 +6,8 @@
 
 Data: a fixed sample of ``../shared/data/folders`` (every k-th python-docs file in sorted order, ``--files`` of
 them, plus one R manual, ``--pdf``, R-data.pdf by default, whole or its first ``--pdf-pages``), copied into a
-temporary folder; ``--quick``: 6 files and the PDF's first 6 pages. Same model
+temporary folder; ``--quick``: 6 files and the PDF's first 6 pages (without the shared data: ``--files`` generated
+text files, no PDF). Same model
 (the one ``load_encoder`` picks: the bundled MiniLM here), same texts, same torch threads on both sides.
 
 * peer: extract and chunk with the engine, then ``models.ColBERT(folder).encode(texts, is_query=False)`` with its
@@ -71,6 +72,18 @@ def sample_files(*, files: int, pdf: str | None) -> list[Path]:
     if pdf:
         chosen.append(FOLDERS / "r-manuals" / pdf)
     return chosen
+
+
+def generated_sample(dest: Path, *, files: int) -> Path:
+    """``files`` generated pseudo-English text files under ``dest/sample``: the smoke run's input where the shared
+    data is absent."""
+    from tests.model_factory import generated_text
+
+    root = dest / "sample"
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(files):
+        (root / f"generated-{i:02d}.txt").write_text("\n\n".join(generated_text(paragraphs=12, seed=i)) + "\n")
+    return root
 
 
 def copy_sample(paths: list[Path], dest: Path, *, pdf_pages: int | None) -> Path:
@@ -235,8 +248,12 @@ def collect(args) -> list[Result]:
     with tempfile.TemporaryDirectory(prefix="findling-bench-") as tmp:
         tmp_path = Path(tmp)
         config = Config(data_dir=tmp_path / "home", **_config_overrides(args))
-        root = copy_sample(sample_files(files=files, pdf=None if pdf == "none" else pdf), tmp_path,
-                           pdf_pages=pdf_pages)
+        if quick and not FOLDERS.is_dir():
+            print(f"{FOLDERS} is missing: the smoke run indexes {files} generated text files", file=sys.stderr)
+            root = generated_sample(tmp_path, files=files)
+        else:
+            root = copy_sample(sample_files(files=files, pdf=None if pdf == "none" else pdf), tmp_path,
+                               pdf_pages=pdf_pages)
         encoder = load_encoder(config)
         print(f"sample: {sum(1 for p in root.rglob('*') if p.is_file())} files, model {encoder.info.name}, "
               f"{config.threads} threads in {encoder.workers} workers, default precision "
@@ -303,6 +320,8 @@ def _throughput(name: str, tokens: int, ours_s: float, peer_s: float, unit: str)
 def _config_overrides(args) -> dict:
     """Config overrides from the command line: torch threads, encode workers, files read ahead of the encoder."""
     out = {}
+    if getattr(args, "model", None):
+        out["model"] = str(args.model)
     if getattr(args, "threads", None):
         out["threads"] = args.threads
     if getattr(args, "workers", None):

@@ -23,7 +23,8 @@ while an encoder keeps the cores busy.
    also gives the indexer's CPU time during the busy blocks against as long again with no search. The indexer
    is stopped when the searches are done.
 
-``--quick`` shrinks the arrays to 100k tokens and the query list, for a smoke run.
+``--quick`` shrinks the arrays to 100k tokens and the query list, for a smoke run; where the shared data is
+absent, the indexing load is a folder of generated text files (``bench.indexing.generated_sample``).
 """
 from __future__ import annotations
 
@@ -283,7 +284,8 @@ def latencies(searcher, queries: list[str], *, gap: float = 0.0) -> list[float]:
     return out
 
 
-def latency_results(n_tokens: int, rounds: int, *, block: int = 10, gap: float = 0.2) -> list[Result]:
+def latency_results(n_tokens: int, rounds: int, *, block: int = 10, gap: float = 0.2, model: str | None = None,
+                    quick: bool = False) -> list[Result]:
     """p95 of the same searches idle and while indexing, measured in alternating blocks of ``block`` queries
     ``gap`` seconds apart (``rounds`` passes over the query list each way): the indexer is held
     until it is quiet for each idle block and let go until it keeps the cores
@@ -295,20 +297,27 @@ def latency_results(n_tokens: int, rounds: int, *, block: int = 10, gap: float =
     (``ChildIndexer``), held with ``pause`` and let go with ``resume`` on its standard input."""
     from findling.engine import Config, Searcher, Store, load_encoder
 
-    if not LOAD_FOLDER.is_dir():
+    load_folder = LOAD_FOLDER
+    if not load_folder.is_dir() and not quick:
         raise SystemExit(f"the indexing load needs {LOAD_FOLDER} (this project's shared data)")
+    settle_limit = 5.0 if quick else 60.0
     with tempfile.TemporaryDirectory() as tmp:
-        config = Config(data_dir=Path(tmp))
+        if not load_folder.is_dir():
+            from bench.indexing import generated_sample
+
+            print(f"  {LOAD_FOLDER} is missing: the indexing load is 200 generated text files", file=sys.stderr)
+            load_folder = generated_sample(Path(tmp) / "load", files=200)
+        config = Config(data_dir=Path(tmp), **({"model": str(model)} if model else {}))
         encoder = load_encoder(config)
         db = build_index(Path(tmp), n_tokens, encoder.info, codec_min_tokens=config.codec_min_tokens)
         assert db == config.db_path, (db, config.db_path)
         with Store(db) as store:
-            store.add_folder(LOAD_FOLDER)
+            store.add_folder(load_folder)
             print(f"  index: {store.token_count():,} token vectors, {store.codec.name}", file=sys.stderr)
             searcher = Searcher(store, encoder)
             queries = QUERIES * rounds
             latencies(searcher, QUERIES[:3])  # warm: model loaded, index read
-            child = ChildIndexer(config, LOAD_FOLDER)
+            child = ChildIndexer(config, load_folder)
             child.encoding.wait(600)
             idle: list[float] = []
             busy: list[float] = []
@@ -318,11 +327,11 @@ def latency_results(n_tokens: int, rounds: int, *, block: int = 10, gap: float =
                 for b0 in range(0, len(queries), block):
                     part = queries[b0 : b0 + block]
                     child.pause()
-                    settle(child, busy=False)
+                    settle(child, busy=False, limit=settle_limit)
                     latencies(searcher, part[:1])  # untimed: takes in what the last busy block wrote
                     idle += latencies(searcher, part, gap=gap)
                     child.resume()
-                    short += not settle(child, busy=True)
+                    short += not settle(child, busy=True, limit=settle_limit)
                     before, t0 = child.cpu(), time.perf_counter()
                     busy += latencies(searcher, part, gap=gap)
                     middle = child.cpu()
@@ -349,7 +358,7 @@ def collect(args) -> list[Result]:
     quick = getattr(args, "quick", False)
     n_tokens = 100_000 if quick else 1_000_000
     results = kernel_results(n_tokens, reps=5 if quick else 15)
-    results += latency_results(n_tokens, rounds=1 if quick else 5)
+    results += latency_results(n_tokens, rounds=1 if quick else 5, model=getattr(args, "model", None), quick=quick)
     return results
 
 

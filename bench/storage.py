@@ -25,7 +25,10 @@ go through the bundled head (``findling.training.head.from_pylate``), once, into
    target (at most 1.2x) is at 10M tokens, measured by ``bench/candidates.py``; at 1.5M the fixed cost of
    the first searches outweighs 27 MB of vectors.
 
-``--quick``: the first 1,000 records (and every record a kept query judges) and 50 queries.
+``--quick``: a smoke run on a synthetic set built here, offline, in seconds (``synthetic_set``: 300 records,
+their texts SciFact's first ones where the shared data is present, else generated; random token vectors,
+queries made of perturbed tokens of their one relevant record): no probe, no encoding; its figures only show
+that the module runs.
 """
 from __future__ import annotations
 
@@ -48,6 +51,7 @@ from bench.common import Result, bench_parser, ratio, run_bench  # noqa: E402
 SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
 PROBE = Path("/tmp/probe/scifact")
 WORK = Path("/tmp/findling-bench")
+SMOKE_MIN_TOKENS = 16_384  # the synthetic set is compressed once it holds this many token vectors
 FORMATS = (("fp16", "fp16"), ("residual", "auto"), ("compact", "compact"))  # (name, codec choice)
 
 
@@ -105,6 +109,41 @@ def real_set(*, probe: Path = PROBE, work: Path = WORK, dataset: Path = SCIFACT,
     return RealSet(docs, offsets, corpus, queries, q_offsets, qv, relevant)
 
 
+def synthetic_set(*, records: int = 300, queries: int = 40, dim: int = 48, dataset: Path = SCIFACT,
+                  seed: int = 0) -> RealSet:
+    """A small stand-in for ``real_set``: ``records`` records of 24-320 random unit token vectors (float16) in
+    ``dim`` dimensions around 64 shared centres (so that a codec has structure to learn), and ``queries``
+    queries, each of 32 tokens drawn from one record (its only relevant one) with noise added. Texts: SciFact's
+    first records and queries where ``dataset`` is present, else generated text."""
+    rng = np.random.default_rng(seed)
+    if (dataset / "corpus.jsonl").is_file():
+        from findling.training.probe import load_set
+
+        docs, query_texts, _ = load_set(dataset)
+        docs, query_texts = docs[:records], query_texts[:queries]
+    else:
+        from tests.model_factory import generated_text
+
+        docs = generated_text(paragraphs=records, seed=seed)
+        query_texts = [" ".join(t.split()[:8]) for t in generated_text(paragraphs=queries, seed=seed + 1)]
+    centres = rng.standard_normal((64, dim)).astype(np.float32)
+    lengths = rng.integers(24, 321, size=len(docs))
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    vectors = centres[rng.integers(0, len(centres), size=int(offsets[-1]))]
+    vectors += 0.6 * rng.standard_normal(vectors.shape).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    relevant, qv = [], []
+    for q in range(len(query_texts)):
+        d = int(rng.integers(0, len(docs)))
+        rows = vectors[offsets[d] + rng.integers(0, lengths[d], size=32)]
+        rows = rows + 0.3 * rng.standard_normal(rows.shape).astype(np.float32)
+        qv.append(rows / np.linalg.norm(rows, axis=1, keepdims=True))
+        relevant.append({d: 1})
+    q_offsets = np.arange(len(qv) + 1) * 32
+    return RealSet(list(docs), offsets, vectors.astype(np.float16), list(query_texts), q_offsets,
+                   np.concatenate(qv).astype(np.float16), relevant)
+
+
 def _backbone_vectors(probe: Path, docs: list[str], queries: list[str]) -> None:
     """The bundled backbone's token vectors of SciFact, computed once into ``probe`` as ``python -m findling.training.probe
     ../shared/data/scifact --work PARENT`` caches them (about 25 minutes on 2 cores)."""
@@ -135,12 +174,13 @@ def _read_json(path: Path):
 
 
 # --------------------------------------------------------------------------------------- the files
-def model_info():
-    """The bundled model's identity, as an index written by it records (no weights are loaded)."""
+def model_info(model: str | None = None):
+    """The identity of ``model`` (default: the one the engine picks, the bundled model here), as an index
+    written by it records (no weights are loaded)."""
     from findling.engine import Config
     from findling.engine.encode.resolve import model_info as info_of, resolve_model
 
-    config = Config(data_dir=WORK / "home")
+    config = Config(data_dir=WORK / "home", **({"model": str(model)} if model else {}))
     return info_of(resolve_model(config), config=config)
 
 
@@ -246,7 +286,7 @@ def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 queries = json.loads(Path(sys.argv[3]).read_text())
-encoder = load_encoder(Config(data_dir=Path(sys.argv[4])))
+encoder = load_encoder(Config(data_dir=Path(sys.argv[4]), **({"model": sys.argv[5]} if sys.argv[5:] else {})))
 encoder.encode_queries(["warm the model up"])
 base = rss()
 store = Store(Path(sys.argv[2]))
@@ -265,13 +305,16 @@ print(json.dumps({"base": base, "serving": rss(), "peak": peak, "vector_bytes": 
 """
 
 
-def serving_memory(path: Path, queries: list[str], *, work: Path = WORK) -> dict:
+def serving_memory(path: Path, queries: list[str], *, work: Path = WORK, model: str | None = None) -> dict:
     """Resident memory of a fresh process serving ``path`` (see the module docstring, step 3)."""
     qfile = work / "memory-queries.json"
     qfile.write_text(json.dumps(queries))
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(ROOT), str(path), str(qfile), str(work / "home")],
-                         capture_output=True, text=True, env=env, check=True)
+    command = [sys.executable, "-c", MEMORY_CHILD, str(ROOT), str(path), str(qfile), str(work / "home"),
+               *([str(model)] if model else [])]
+    out = subprocess.run(command, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise RuntimeError(f"the serving-memory process failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -290,15 +333,17 @@ def memory_result(name: str, mem: dict) -> Result:
 def collect(args) -> list[Result]:
     quick = getattr(args, "quick", False)
     work = Path(getattr(args, "work", None) or WORK)
-    data = real_set(probe=Path(getattr(args, "probe", None) or PROBE), work=work, quick=quick)
-    info = model_info()
+    work.mkdir(parents=True, exist_ok=True)
+    info = model_info(getattr(args, "model", None))
+    data = (synthetic_set(dim=info.dim) if quick else
+            real_set(probe=Path(getattr(args, "probe", None) or PROBE), work=work))
     print(f"  {len(data.texts):,} records, {data.n_tokens:,} token vectors, {len(data.relevant)} queries",
           file=sys.stderr)
     sizes, quality, files = {}, {}, {}
     for name, choice in FORMATS:
         t0 = time.process_time()
         path = write_index(work / f"scifact-{name}{'-quick' if quick else ''}.sqlite", data, choice=choice, info=info,
-                           min_tokens=getattr(args, "codec_min_tokens", None))
+                           min_tokens=getattr(args, "codec_min_tokens", None) or (SMOKE_MIN_TOKENS if quick else None))
         files[name] = path
         parts = breakdown(path)
         sizes[name] = path.stat().st_size / data.n_tokens
@@ -323,7 +368,8 @@ def collect(args) -> list[Result]:
                               f"<= {limit}", loss <= limit))
     # the target is at 10M tokens (bench/candidates.py); at this size the growth is printed for reference only
     memory_result(f"RSS growth serving {data.n_tokens / 1e6:.2g}M tok, residual",
-                  serving_memory(files["residual"], data.query_texts[:20], work=work))
+                  serving_memory(files["residual"], data.query_texts[:20], work=work,
+                                 model=getattr(args, "model", None)))
     return results
 
 
@@ -334,7 +380,7 @@ def add_data_options(parser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = bench_parser(__doc__, quick="a subset, for a smoke run")
+    parser = bench_parser(__doc__, quick="a small synthetic set built here, for a smoke run")
     add_data_options(parser)
     parser.add_argument("--codec-min-tokens", type=int,
                         help="token vectors written before the codec is trained (default: Config.codec_min_tokens)")
