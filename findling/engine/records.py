@@ -13,6 +13,28 @@ from pathlib import Path
 import numpy as np
 
 
+class FileStatus(enum.StrEnum):
+    """What the index holds for a file (``files.status``); compares equal to its stored string."""
+
+    INDEXED = "indexed"  # text and vectors stored
+    EMPTY = "empty"  # read, but no text to index
+    FAILED = "failed"  # could not be read; ``reason`` says why
+    SKIPPED = "skipped"  # not read on purpose (too large, not a regular file, ...); ``reason`` says why
+    STALE = "stale"  # vectors dropped for a re-encode; read again by the next sync
+
+
+class Phase(enum.StrEnum):
+    """Where an indexing job stands (``Progress.phase``); compares equal to its string in progress JSON."""
+
+    SCANNING = "scanning"
+    INDEXING = "indexing"
+    REENCODING = "re-encoding"  # a model switch encodes the stored text beside the index
+    SWAPPING = "swapping"  # the re-encoded index replaces the old one
+    DONE = "done"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
 class ChangeKind(enum.Enum):
     """What happened to a file on disk."""
 
@@ -163,3 +185,4 @@ class ModelInfo:
     dim: int
     max_tokens: int  # longest document the model can encode, in tokens (markers included)
     note: str = ""  # shown to the user, e.g. "bundled fallback: the target model is not in the cache"
+    dense_dim: int = 0  # size of a text's pooled (dense) vector; 0: the model declares no dense pooling

@@ -8,6 +8,11 @@ skipped (a record becomes ``title + "\n\n" + text``, stored as ``/beir/<percent-
 by hand: nDCG@10 (gain = grade, log2 discount, ideal from all qrels of the query), Recall@100, MRR@10, over
 the queries with at least one relevant document. Latency: hybrid search with query encoding, at k=10. Bytes
 per token: the index file, WAL folded in, over the stored token vectors.
+
+Modes: ``bm25``, ``maxsim`` and ``hybrid`` (the default ranking) are the searcher's; ``dense`` is the baseline
+of ``findling.evaluation.dense_baseline`` (all-MiniLM-L6-v2, one vector per record, exact cosine), run
+whatever the model; ``dense_lane`` is the searcher's dense lane alone (per-chunk pooled vectors), present when
+the model pools them.
 """
 from __future__ import annotations
 
@@ -29,17 +34,18 @@ import numpy as np
 
 from findling.engine.config import Config
 from findling.engine.encode.encoder import Encoder
-from findling.engine.errors import DatasetError, FindlingError
+from findling.engine.errors import DatasetError, FindlingError, ModelError
 from findling.engine.index.indexer import Indexer
 from findling.engine.search.query import MAX_QUERY_CHARS, Query
 from findling.engine.records import ExtractedText
 from findling.engine.store import codec as codecs
 from findling.engine.search.searcher import DEFAULT_FUSION, FUSION_METHODS, Fusion, Searcher
+from findling.evaluation.dense_baseline import DenseBaseline, rank as dense_rank
 from findling.engine.store.store import FileRecord, Store
 
 log = logging.getLogger(__name__)
 
-EVAL_MODES: tuple[str, ...] = ("bm25", "maxsim", "hybrid")
+EVAL_MODES: tuple[str, ...] = ("bm25", "maxsim", "dense", "dense_lane", "hybrid")
 SEARCH_DEPTH = 100  # for Recall@100
 LATENCY_K = 10  # results a user sees; latency is timed at this k
 BEIR_ROOT = Path("/beir")
@@ -291,18 +297,21 @@ class EvalReport:
 def evaluate_beir(folder: Path | str, encoder: Encoder, *, config: Config, split: str = "test",
                   max_docs: int | None = None, max_queries: int | None = None, keep: bool = False,
                   codec: str | None = None, index: Path | str | None = None, fusion: Fusion | None = None,
-                  on_progress: Progress | None = None) -> EvalReport:
+                  on_progress: Progress | None = None, baseline: DenseBaseline | None = None,
+                  codec_seed: int = 0) -> EvalReport:
     """Index the (sub)corpus into a temporary store, search every query in every mode, measure.
 
     ``codec``: the vector format asked for (``findling index --codec``; default ``auto``, as a user's index).
     ``index``: an index kept by an earlier run (``keep``) of the same corpus and model, searched instead of
     building one (nothing is encoded, so the encode speed is not measured); with ``codec`` its vectors are
-    converted to that format first, in place. ``fusion``: the hybrid mode's fusion (default: the engine's).
+    converted to that format first, in place (its codec trained with ``codec_seed``). ``fusion``: the hybrid
+    mode's fusion (default: the engine's). ``baseline``: what the ``dense`` mode encodes with (default: the
+    backbone in float32 on ``config.threads``).
     """
     start = time.perf_counter()
     data = subset(load_beir(folder, split=split), max_docs=max_docs, max_queries=max_queries)
     if index is not None:
-        store_cm = reused_store(Path(index), codec=codec)
+        store_cm = reused_store(Path(index), codec=codec, seed=codec_seed)
     else:
         store_cm = temporary_store(keep=keep)
     with store_cm as store:
@@ -313,8 +322,14 @@ def evaluate_beir(folder: Path | str, encoder: Encoder, *, config: Config, split
         else:
             build = stored_build(store, config=config)
         searcher = Searcher(store, encoder, fusion=fusion)
+        baseline = baseline or DenseBaseline(threads=config.threads)
         try:
             modes, latency = search_all(searcher, data)
+            try:
+                modes["dense"] = mean_metrics(dense_runs(baseline, data, cache=_baseline_cache(store.path)),
+                                              data.qrels)
+            except ModelError as exc:  # the backbone's wheel is missing: the other modes still count
+                log.warning("no dense baseline: %s", exc)
         finally:
             searcher.close()  # its keyword lane's own connection too: the size below is read after the last close
         stats = store.stats()
@@ -328,11 +343,14 @@ def evaluate_beir(folder: Path | str, encoder: Encoder, *, config: Config, split
              "store_bytes": nbytes,
              "stored_vectors": vectors, "vector_format": stats["codec"], "vector_bytes": stats["vector_bytes"],
              "precision": getattr(encoder, "precision", "fp32"),
-             "fusion": {"method": used.method, "weight": used.weight, "rrf_k": used.rrf_k},
+             "fusion": {"method": used.method, "weight": used.weight, "dense": used.dense, "decay": used.decay,
+                        "rrf_k": used.rrf_k},
+             "dense_dim": encoder.info.dense_dim, "dense_baseline_precision": baseline.precision,
              "query_k": LATENCY_K, "query_ms_p50_k100": p50_deep,
              "query_ms_p95_k100": p95_deep, "elapsed_s": round(time.perf_counter() - start, 2),
              "store_path": str(store.path) if keep or index is not None else None,
              "reused_index": index is not None}
+    modes = {m: modes[m] for m in EVAL_MODES if m in modes}
     return EvalReport(
         dataset=data.name, model=encoder.info.name, modes=modes,
         encode_tokens_per_s=round(build.encoded_tokens / build.encode_s, 1) if build.encode_s > 0 else 0.0,
@@ -341,14 +359,15 @@ def evaluate_beir(folder: Path | str, encoder: Encoder, *, config: Config, split
 
 
 @contextmanager
-def reused_store(path: Path, *, codec: str | None = None) -> Iterator[Store]:
-    """An index kept by ``findling eval --keep``, converted to ``codec`` first when it is in another format."""
+def reused_store(path: Path, *, codec: str | None = None, seed: int = 0) -> Iterator[Store]:
+    """An index kept by ``findling eval --keep``, converted to ``codec`` first when it is in another format (a
+    compressed format trained with ``seed``)."""
     if not path.is_file():
         raise DatasetError(f"{path}: no index there (make one with `findling eval DATASET --keep`)")
     store = Store(path)
     try:
         if codec and codec != "auto" and store.codec.name != codec:
-            store.recode(codec)
+            store.recode(codec, seed=seed)
         if codec:
             store.set_codec_choice(codec)
         yield store
@@ -370,13 +389,31 @@ def search_all(searcher: Searcher, data: BeirSet) -> tuple[dict[str, dict[str, f
     if data.queries:  # warm-up (loads the token matrix) so latency measures searches only
         searcher.search(as_query(next(iter(data.queries.values()))), k=SEARCH_DEPTH, mode="hybrid")
     modes, latency = {}, {}
-    for mode in EVAL_MODES:
+    searched = ["bm25", "maxsim", "hybrid"] + (["dense"] if searcher.encoder.info.dense_dim else [])
+    for mode in searched:
         runs, seconds = rank_queries(searcher, data.queries, mode=mode, k=SEARCH_DEPTH, explain=False)
+        if mode == "dense":
+            mode = "dense_lane"
         modes[mode] = mean_metrics(runs, data.qrels)
         if mode == "hybrid":
             latency[SEARCH_DEPTH] = seconds
     latency[LATENCY_K] = rank_queries(searcher, data.queries, mode="hybrid", k=LATENCY_K)[1]
     return modes, latency
+
+
+def dense_runs(baseline: DenseBaseline, data: BeirSet, *, cache: Path | None = None,
+               k: int = SEARCH_DEPTH) -> dict[str, list[str]]:
+    """The ``dense`` baseline's ranking of every query of ``data`` (``findling.evaluation.dense_baseline``)."""
+    ids = [d.id for d in data.docs]
+    docs = baseline.document_vectors(ids, [d.body for d in data.docs], cache=cache)
+    qids = list(data.queries)
+    queries = dict(zip(qids, baseline.encode([as_query(data.queries[q]).text for q in qids])))
+    return dense_rank(ids, docs, queries, k=k)
+
+
+def _baseline_cache(index_path: Path) -> Path:
+    """Where the dense baseline's document vectors are kept: beside the evaluation's index."""
+    return index_path.with_name(index_path.name + ".dense-baseline.npz")
 
 
 def _percentiles(seconds: Sequence[float]) -> tuple[float, float]:
@@ -390,9 +427,9 @@ def format_report(r: EvalReport) -> str:
     x = r.extra
     lines = [(f"{r.dataset} ({x.get('split', 'test')}): {x.get('n_docs')} docs, {x.get('n_chunks')} chunks, "
               f"{x.get('n_tokens', 0):,} tokens, {x.get('n_queries')} queries; model {r.model}"),
-             f"{'mode':<8}{'nDCG@10':>10}{'Recall@100':>12}{'MRR@10':>10}"]
+             f"{'mode':<12}{'nDCG@10':>10}{'Recall@100':>12}{'MRR@10':>10}"]
     for mode, m in r.modes.items():
-        lines.append(f"{mode:<8}{m['ndcg@10']:>10.4f}{m['recall@100']:>12.4f}{m['mrr@10']:>10.4f}")
+        lines.append(f"{mode:<12}{m['ndcg@10']:>10.4f}{m['recall@100']:>12.4f}{m['mrr@10']:>10.4f}")
     speed = "encode not measured (reused index)" if x.get("reused_index") else f"encode {r.encode_tokens_per_s:,.0f} tokens/s"
     lines.append(f"{speed} ({x.get('precision', 'fp32')}); vectors {x.get('vector_format', 'fp16')}; hybrid query (k={x.get('query_k')}) "
                  f"p50 {r.query_ms_p50:.1f} ms, p95 {r.query_ms_p95:.1f} ms; index {r.bytes_per_token:.1f} bytes/token "
@@ -425,7 +462,13 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
                         "building one (with --codec: its vectors are converted to that format first, in place)")
     p.add_argument("--fusion", choices=FUSION_METHODS, help=f"hybrid fusion (default {DEFAULT_FUSION.method})")
     p.add_argument("--fusion-weight", type=float,
-                   help=f"MaxSim's share in hybrid fusion, 0-1 (default {DEFAULT_FUSION.weight})")
+                   help=f"MaxSim's share against BM25 in hybrid fusion, 0-1 (default {DEFAULT_FUSION.weight})")
+    p.add_argument("--fusion-dense", type=float,
+                   help=f"the dense lane's share in hybrid fusion, 0-1 (default {DEFAULT_FUSION.dense})")
+    p.add_argument("--fusion-decay", type=float,
+                   help=f"weight of a file's 2nd best chunk (3rd: squared), 0-1 (default {DEFAULT_FUSION.decay})")
+    p.add_argument("--codec-seed", type=int, default=0,
+                   help="seed of the compressed format's training, with --index and --codec (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=eval_command)
 
@@ -437,16 +480,17 @@ def eval_command(args, config: Config) -> int:
         config = replace(config, max_chunk_tokens=args.chunk_tokens)
     encoder = load_model(config)
     fusion = None
-    if getattr(args, "fusion", None) or getattr(args, "fusion_weight", None) is not None:
+    given = {name: getattr(args, f"fusion_{name}", None) for name in ("weight", "dense", "decay")}
+    if getattr(args, "fusion", None) or any(v is not None for v in given.values()):
         try:
-            fusion = Fusion(method=args.fusion or DEFAULT_FUSION.method,
-                            weight=DEFAULT_FUSION.weight if args.fusion_weight is None else args.fusion_weight)
+            fusion = replace(DEFAULT_FUSION, method=args.fusion or DEFAULT_FUSION.method,
+                             **{k: v for k, v in given.items() if v is not None})
         except ValueError as exc:
             raise DatasetError(str(exc)) from None
     report = evaluate_beir(args.dataset, encoder, config=config, split=args.split, max_docs=args.max_docs,
                            max_queries=args.max_queries, keep=args.keep, codec=getattr(args, "codec", None),
                            index=getattr(args, "index", None), fusion=fusion,
-                           on_progress=progress_printer("encoded"))
+                           on_progress=progress_printer("encoded"), codec_seed=getattr(args, "codec_seed", 0))
     print(json.dumps(report.to_json(), ensure_ascii=False) if args.json else format_report(report))
     return 0
 

@@ -154,7 +154,8 @@ def test_run_end_to_end_matches_hand_computed_metrics(beir, fake_encoder, config
     assert (x["n_docs"], x["n_queries"], x["chunk_tokens"]) == (6, 3, 64)
     assert x["stored_vectors"] == x["n_tokens"] + x["n_chunks"]  # the fake adds one [D] row per chunk
     assert report.bytes_per_token == pytest.approx(x["store_bytes"] / x["stored_vectors"], abs=0.01)
-    assert list(tmpdir_here.iterdir()) == []  # the temporary index is gone
+    # the temporary index is gone (torch may leave its own cache folder in the temporary directory)
+    assert [p for p in tmpdir_here.iterdir() if p.name.startswith("findling-eval-")] == []
 
 
 def test_long_document_is_chunked_and_found_by_its_best_chunk(tmp_path, fake_encoder, config, tmpdir_here):
@@ -202,7 +203,7 @@ def test_cli_json_is_one_object_with_the_agreed_keys(beir, config, fake_models, 
     assert run_cli(config, beir, "--json") == 0
     out = json.loads(capsys.readouterr().out)  # exactly one JSON document on stdout
     assert out["dataset"] == "tiny" and out["model"] == "fake-encoder"
-    assert list(out["modes"]) == ["bm25", "maxsim", "hybrid"]
+    assert list(out["modes"]) == ["bm25", "maxsim", "dense", "hybrid"]  # no dense lane: the fake pools nothing
     for metrics in out["modes"].values():
         assert set(metrics) == {"ndcg@10", "recall@100", "mrr@10"}
         assert all(isinstance(v, float) and 0 <= v <= 1 for v in metrics.values())
@@ -278,6 +279,67 @@ def test_reusing_a_missing_index_is_a_clear_error(beir, fake_encoder, config, tm
 def test_cli_fusion_options_reach_the_report(beir, config, fake_models, capsys, tmpdir_here):
     assert run_cli(config, beir, "--json", "--fusion", "rrf", "--fusion-weight", "0.3") == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["fusion"] == {"method": "rrf", "weight": 0.3, "rrf_k": 60}
+    assert out["fusion"] == {"method": "rrf", "weight": 0.3, "dense": 0.0, "decay": 0.0, "rrf_k": 60}
     with pytest.raises(DatasetError, match="within"):
         run_cli(config, beir, "--fusion-weight", "1.5")
+
+
+# ------------------------------------------------------------------ the dense baseline
+class WordBaseline(evaluate.DenseBaseline):
+    """The dense baseline's interface over word-hash vectors: one unit vector per text, no model."""
+
+    def __init__(self):
+        super().__init__()
+        from tests.fakes import FakeEncoder
+
+        self.fake = FakeEncoder(dim=32)
+        self.encoded = 0
+
+    def encode(self, texts):
+        import numpy as np
+
+        self.encoded += len(texts)
+        return np.stack([v[1:].mean(axis=0) / np.linalg.norm(v[1:].mean(axis=0))
+                         for v in self.fake.encode_documents(texts)])
+
+
+def test_dense_mode_ranks_each_record_by_its_one_vector(beir, fake_encoder, config, tmpdir_here):
+    import numpy as np
+
+    baseline = WordBaseline()
+    report = evaluate.evaluate_beir(beir, fake_encoder, config=config, baseline=baseline)
+    assert list(report.modes) == ["bm25", "maxsim", "dense", "hybrid"]
+    data = load_beir(beir)
+    docs = baseline.encode([d.body for d in data.docs])
+    runs = {}
+    for q, text in data.queries.items():
+        scores = docs @ baseline.encode([text])[0]
+        runs[q] = [data.docs[i].id for i in np.argsort(-scores, kind="stable")]
+    assert report.modes["dense"] == mean_metrics(runs, data.qrels)
+    assert report.modes["dense"]["ndcg@10"] > 0.5  # word overlap finds the tomato, csv and tyre records
+
+
+def test_a_kept_index_reuses_the_dense_baselines_vectors(beir, fake_encoder, config, tmpdir_here):
+    baseline = WordBaseline()
+    first = evaluate.evaluate_beir(beir, fake_encoder, config=config, keep=True, baseline=baseline)
+    encoded = baseline.encoded
+    again = evaluate.evaluate_beir(beir, fake_encoder, config=config, index=first.extra["store_path"],
+                                   baseline=baseline)
+    assert again.modes == first.modes
+    assert baseline.encoded - encoded == 3  # the queries only: the records' vectors came from beside the index
+
+
+def test_the_dense_lane_is_its_own_mode_when_the_model_pools(beir, config, tmpdir_here):
+    from tests.engine.test_dense_lane import FakeDenseEncoder
+
+    report = evaluate.evaluate_beir(beir, FakeDenseEncoder(), config=config, baseline=WordBaseline())
+    assert list(report.modes) == ["bm25", "maxsim", "dense", "dense_lane", "hybrid"]
+    assert report.modes["dense_lane"]["ndcg@10"] > 0.5
+    assert report.extra["dense_dim"] == 16
+
+
+@pytest.mark.bundled_model
+def test_the_dense_baseline_is_the_real_backbone(beir, fake_encoder, config, tmpdir_here):
+    report = evaluate.evaluate_beir(beir, fake_encoder, config=config)
+    # all-MiniLM-L6-v2 finds every judged record of this set first
+    assert report.modes["dense"]["mrr@10"] == pytest.approx(1.0)

@@ -183,3 +183,10 @@ def test_a_version_1_index_opens_and_stays_fp16(tmp_path):
         np.testing.assert_allclose(store.read_vectors([7])[7], v, atol=2e-3)
         assert store.vector_bytes() == 5 * 2 * DIM and store.token_count() == 5
         assert store.integrity_check() == "ok"
+
+
+def test_the_same_index_and_seed_train_the_same_codec(filled, small_codecs):
+    first = filled.train_codec(C.RESIDUAL, seed=5)
+    again = filled.train_codec(C.RESIDUAL, seed=5)
+    assert first.arrays() == again.arrays()
+    assert np.array_equal(filled.sample_vectors(300, seed=2), filled.sample_vectors(300, seed=2))

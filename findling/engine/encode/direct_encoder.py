@@ -30,7 +30,7 @@ from typing import Literal
 
 import numpy as np
 
-from findling.engine.encode.encoder import ModelInfo
+from findling.engine.encode.encoder import ModelInfo, TokenVectors
 from findling.engine.errors import ModelError
 from findling.engine.encode.pylate_encoder import PyLateEncoder
 
@@ -135,7 +135,13 @@ def quantise_linear_layers(module):
 
 
 class DirectEncoder(PyLateEncoder):
-    """``PyLateEncoder``'s model, run directly, with a folded head and a chosen precision (implements ``Encoder``)."""
+    """``PyLateEncoder``'s model, run directly, with a folded head and a chosen precision (implements ``Encoder``).
+
+    Where the model declares dense pooling (``ModelInfo.dense_dim``), every text's vectors come back as
+    ``TokenVectors`` with ``pooled`` set: the backbone's states mean-pooled over the text's attended tokens
+    and L2-normalised, from the same forward pass (``findling.engine.encode.encoder``)."""
+
+    POOLS = True
 
     def __init__(self, folder: Path | str, info: ModelInfo, *, threads: int = 1, batch_tokens: int = 8192,
                  precision: Precision = "auto", workers: int = 1) -> None:
@@ -233,25 +239,68 @@ class DirectEncoder(PyLateEncoder):
         with self._encode_lock:  # PyLate's tokenize sets its truncation per call (queries or documents)
             features = model.tokenize(texts, is_query=queries)
         mask = self._row_mask(model, features, queries=queries)
-        kept = self._unpadded(model, features, mask) if not queries and self._layers is not None else None
-        if kept is None:
+        attention = features["attention_mask"].bool()
+        real = self._unpadded(model, features) if not queries and self._layers is not None else None
+        if real is None:
             hidden = model[0](dict(features))["token_embeddings"]  # bf16 out of a bf16 backbone; the head is fp32
             kept = hidden[mask]
+            real = hidden[attention] if self._pools_in_pass(model, queries) else None
+        else:
+            kept = real[mask[attention]]
         rows = self._project(kept)  # only the kept rows go through the head
         rows = torch.nn.functional.normalize(rows, p=2, dim=1).numpy()
         counts = mask.sum(dim=1).tolist()
         bounds = np.cumsum([0, *counts])
-        return [np.ascontiguousarray(rows[a:b], dtype=np.float32) for a, b in zip(bounds[:-1], bounds[1:])]
+        pooled: list[np.ndarray | None] = [None] * len(texts)
+        if self.info.dense_dim:
+            pooled = (self._segment_means(real, attention) if self._pools_in_pass(model, queries)
+                      else self._raw_query_pooled(model, texts))
+        return [TokenVectors(rows[a:b], p) for a, b, p in zip(bounds[:-1], bounds[1:], pooled)]
 
-    def _unpadded(self, model, features, mask):
-        """The backbone's rows under ``mask`` computed on the real tokens only (``findling.engine.encode.fused_blocks.unpadded_rows``), or
-        None where that does not apply (padding not all on the right)."""
+    def _pools_in_pass(self, model, queries: bool) -> bool:
+        """Whether this pass's attended tokens are what the dense vector pools: always for documents, and for
+        queries only when the model frames them as raw text (no query prefix, no expansion tokens)."""
+        if not self.info.dense_dim:
+            return False
+        return not queries or (model.query_prefix_id is None and not model.do_query_expansion)
+
+    @staticmethod
+    def _segment_means(real, attention) -> list[np.ndarray]:
+        """The dense vector of each text: the L2-normalised mean of its attended rows (``real``: every text's
+        attended rows back to back, in float32)."""
+        import torch
+
+        counts = attention.sum(dim=1)
+        ids = torch.repeat_interleave(torch.arange(len(counts)), counts)
+        sums = torch.zeros(len(counts), real.shape[1], dtype=torch.float32).index_add_(0, ids, real.float())
+        means = sums / counts.clamp(min=1).unsqueeze(1).float()
+        return list(torch.nn.functional.normalize(means, p=2, dim=1).numpy())
+
+    def _raw_query_pooled(self, model, texts: list[str]) -> list[np.ndarray]:
+        """Dense query vectors from a pass of the backbone over the raw query texts (the backbone's own
+        framing, truncated at the query length), for models whose query framing adds prefix or expansion
+        tokens that the backbone's sentence embedding never saw."""
+        backbone = model._first_module()
+        with self._encode_lock:
+            saved = backbone.max_seq_length
+            backbone.max_seq_length = model.query_length
+            try:
+                features = backbone.tokenize(texts)
+            finally:
+                backbone.max_seq_length = saved
+        attention = features["attention_mask"].bool()
+        hidden = model[0](dict(features))["token_embeddings"]
+        return self._segment_means(hidden[attention], attention)
+
+    def _unpadded(self, model, features):
+        """The backbone's rows of every attended token, computed on the real tokens only
+        (``findling.engine.encode.fused_blocks.unpadded_rows``), back to back; None where that does not apply
+        (padding not all on the right)."""
         from findling.engine.encode.fused_blocks import unpadded_rows
 
         attention = features["attention_mask"]
-        rows = unpadded_rows(model[0].auto_model, self._layers, features["input_ids"], attention,
+        return unpadded_rows(model[0].auto_model, self._layers, features["input_ids"], attention,
                              features.get("token_type_ids"))
-        return None if rows is None else rows[mask[attention.bool()]]
 
     @staticmethod
     def _row_mask(model, features, *, queries: bool):

@@ -12,6 +12,13 @@ Row contract (what the store and the MaxSim alignment rely on):
   * ``encode_queries(texts)[i]`` is float32 ``[m_i, dim]`` and ``tokenizer.query_labels(texts[i])`` returns
     ``m_i`` display strings ("[Q]", "csv", "[MASK]", ...).
 Vectors are L2-normalised, so a dot product is a cosine similarity.
+
+Dense pooling (optional, ``ModelInfo.dense_dim`` > 0): an encoder whose model declares a sentence embedding
+of its backbone (``dense_pooling.json`` in the model folder: mean over the text's attended tokens, then L2
+normalisation, as sentence-transformers pools) returns its token vectors as ``TokenVectors`` whose ``pooled``
+is that float32 ``[dense_dim]`` unit vector, taken from the same forward pass. A query's pooled vector is the
+backbone's embedding of the raw query text (no query prefix or expansion tokens: computed in a pass of its
+own where the model frames queries otherwise). ``dense_dim == 0``: no pooled vectors, and no dense lane.
 """
 from __future__ import annotations
 
@@ -21,7 +28,42 @@ import numpy as np
 
 from findling.engine.records import ModelInfo  # the seam's record; kept with the engine's other records
 
-__all__ = ["Encoder", "ModelInfo", "Tokenizer"]
+__all__ = ["Encoder", "ModelInfo", "Tokenizer", "TokenVectors", "mean_pool", "pooled_of"]
+
+
+class TokenVectors(np.ndarray):
+    """float32 ``[n, dim]`` token vectors of one text, carrying ``pooled``: the text's dense vector (float32
+    ``[dense_dim]``, unit length) or None. Arrays derived from it (slices, arithmetic) carry None: a pooled
+    vector belongs to the whole text only."""
+
+    pooled: np.ndarray | None
+
+    def __new__(cls, rows: np.ndarray, pooled: np.ndarray | None = None) -> "TokenVectors":
+        obj = np.ascontiguousarray(rows, dtype=np.float32).view(cls)
+        obj.pooled = None if pooled is None else np.ascontiguousarray(pooled, dtype=np.float32)
+        return obj
+
+    def __array_finalize__(self, obj) -> None:
+        self.pooled = None
+
+    def __reduce__(self):  # pickles (the indexer's child process) keep the pooled vector
+        return (TokenVectors, (np.asarray(self), self.pooled))
+
+
+def pooled_of(vectors: np.ndarray) -> np.ndarray | None:
+    """The dense vector an encoder attached to ``vectors`` (``TokenVectors.pooled``), or None."""
+    return getattr(vectors, "pooled", None)
+
+
+def mean_pool(states: np.ndarray) -> np.ndarray:
+    """The L2-normalised mean of a text's ``[n, hidden]`` backbone states: the dense vector's definition.
+
+    >>> v = mean_pool(np.array([[3.0, 0.0], [1.0, 0.0]]))
+    >>> v.tolist()
+    [1.0, 0.0]
+    """
+    mean = np.asarray(states, dtype=np.float64).mean(axis=0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
 
 @runtime_checkable

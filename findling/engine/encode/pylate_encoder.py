@@ -32,7 +32,7 @@ import string
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -234,12 +234,17 @@ def plan_batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
 
 
 class PyLateEncoder:
-    """Token vectors from a PyLate ColBERT folder (implements ``Encoder``); the network loads on first use."""
+    """Token vectors from a PyLate ColBERT folder (implements ``Encoder``); the network loads on first use.
+
+    The reference for token vectors only: it attaches no pooled vectors (``ModelInfo.dense_dim`` is 0 here
+    whatever the folder declares); ``DirectEncoder`` does (``POOLS``)."""
+
+    POOLS = False  # whether this class attaches the dense vectors a model folder declares
 
     def __init__(self, folder: Path | str, info: ModelInfo, *, threads: int = 1, batch_tokens: int = 8192,
                  workers: int = 1) -> None:
         self.folder = Path(folder)
-        self.info = info
+        self.info = info if self.POOLS else replace(info, dense_dim=0)
         self.threads = threads
         self.batch_tokens = batch_tokens
         self.workers = max(1, min(workers, threads))  # compute threads; each runs threads // workers torch threads

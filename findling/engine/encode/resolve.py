@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 MAX_TOKENS_CAP = 32768
 ROTARY_MODEL_TYPES = frozenset({"modernbert"})  # rotary positions: no learned table bounds the length
 FINGERPRINT_FILES = ("config_sentence_transformers.json", "tokenizer.json")
+DENSE_POOLING_FILE = "dense_pooling.json"
+"""Declares that the model's backbone is a sentence-embedding model: ``{"pooling": "mean", "normalize": true}``
+(mean over the attended tokens, then L2 normalisation). Not part of the fingerprint: it changes no token vector."""
 WHAT_TO_DO = (
     "Run `findling model download` on a machine with internet (then copy the Hugging Face cache folder), "
     "or pass --model PATH to a PyLate model folder."
@@ -177,7 +180,30 @@ def model_info(resolved: ResolvedModel, *, config: Config) -> ModelInfo:
         dim=dim,
         max_tokens=max_tokens(folder),
         note=resolved.note,
+        dense_dim=dense_dim(folder),
     )
+
+
+def dense_dim(folder: Path) -> int:
+    """The backbone's hidden size when ``folder`` declares mean pooling (``DENSE_POOLING_FILE``), else 0.
+
+    A declaration Findling cannot honour (another pooling, no normalisation, unreadable) counts as none, with a
+    log line: the model then searches without its dense lane instead of with a wrong one."""
+    path = folder / DENSE_POOLING_FILE
+    if not path.is_file():
+        return 0
+    try:
+        with open(path, encoding="utf-8") as f:
+            spec = json.load(f)
+        with open(folder / "config.json", encoding="utf-8") as f:
+            hidden = int(json.load(f)["hidden_size"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        logger.warning("%s: ignored (%s); no dense lane", path, exc)
+        return 0
+    if not isinstance(spec, dict) or spec.get("pooling") != "mean" or spec.get("normalize") is not True:
+        logger.warning("%s: only {\"pooling\": \"mean\", \"normalize\": true} is supported; no dense lane", path)
+        return 0
+    return hidden
 
 
 def max_tokens(folder: Path) -> int:

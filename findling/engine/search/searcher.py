@@ -34,7 +34,7 @@ from findling.engine.search.candidates import CandidateIndex, CandidateSettings
 from findling.engine.store.codec import FP16
 from findling.engine.encode.encoder import Encoder
 from findling.engine.errors import ModelMismatch, StoreError
-from findling.engine.search.exact import TokenMatrix
+from findling.engine.search.exact import DenseMatrix, TokenMatrix
 from findling.engine.search.maxsim import maxsim_alignment, maxsim_scores
 from findling.engine.search.query import Query, fts_expression, fts_words, parse_query, phrase_expression
 from findling.engine.search.query import FIELD_FILTERS
@@ -45,8 +45,9 @@ from findling.engine.threads import default_threads, single_threaded_blas, torch
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["maxsim", "bm25", "hybrid"]
-MODES: tuple[str, ...] = ("hybrid", "maxsim", "bm25")
+Mode = Literal["maxsim", "bm25", "hybrid", "dense"]
+MODES: tuple[str, ...] = ("hybrid", "maxsim", "bm25", "dense")
+LANES: tuple[str, ...] = ("maxsim", "bm25", "dense")  # the lanes' names, as ``SearchHit.lanes`` reports them
 RRF_K = 60
 CANDIDATE_MIN_TOKENS = 262_144
 """A compressed index this big or bigger is searched through candidates; see docs/measurements.md "Storage"."""
@@ -70,6 +71,7 @@ class Searcher:
         self.fusion = fusion or DEFAULT_FUSION
         self.encoder = encoder
         self.index: TokenMatrix | CandidateIndex = TokenMatrix(encoder.info.dim)
+        self.dense = DenseMatrix()  # the chunks' dense vectors, when the encoder pools them
         self.threads = threads or default_threads()
         self.query_threads = query_threads
         self.candidate_min_tokens = candidate_min_tokens
@@ -113,7 +115,8 @@ class Searcher:
         allowed = self._allowed_chunks(q)
         qvec = None
         lanes: dict[str, list[Ranked]] = {}
-        semantic = mode in ("maxsim", "hybrid") and bool(q.text)
+        dense = (mode == "dense" or (mode == "hybrid" and self.fusion.dense > 0)) and bool(q.text) and self._dense_ready()
+        semantic = (mode in ("maxsim", "hybrid") or dense) and bool(q.text)
         keywords = None
         if mode in ("bm25", "hybrid"):
             if semantic:  # both lanes: the keyword one on the searcher's thread meanwhile
@@ -127,7 +130,11 @@ class Searcher:
             if semantic:
                 with torch_threads(self.query_threads):
                     qvec = self.encoder.encode_queries([q.text])[0]
-                lanes["maxsim"] = self._maxsim_lane(qvec, allowed, depth=depth, keep=keep)
+                if mode != "dense":
+                    lanes["maxsim"] = self._maxsim_lane(qvec, allowed, depth=depth, keep=keep)
+                pooled = getattr(qvec, "pooled", None)
+                if dense and pooled is not None:
+                    lanes["dense"] = self._dense_lane(pooled, allowed, depth=depth)
         finally:
             if keywords is not None:  # waited for even when MaxSim failed: the thread uses this searcher's state
                 lanes["bm25"] = keywords.result()
@@ -179,6 +186,16 @@ class Searcher:
             log.debug("search over %s: %s", codec.name, "exact" if exact else "candidates")
         self.index.refresh(self.store)
 
+    def _dense_ready(self) -> bool:
+        """Whether the dense lane runs: the encoder pools dense vectors and every live chunk has one (an index
+        from before dense vectors, or one part-way through being encoded again, searches without the lane
+        rather than with a lane that sees only some of its chunks)."""
+        if not self.encoder.info.dense_dim:
+            return False
+        self.dense.refresh(self.store)
+        live = self.dense.live_chunks
+        return live > 0 and live == self.index.live_chunks and self.dense.vectors.shape[1] == self.encoder.info.dense_dim
+
     def _allowed_chunks(self, q: Query) -> np.ndarray | None:
         """Boolean mask over the index' chunks that pass the filters, or None for all."""
         self._refresh()
@@ -205,7 +222,17 @@ class Searcher:
         else:
             scores = maxsim_scores(qvec, m.tokens, m.starts, threads=self.threads)
             scores = np.where(m.alive if allowed is None else allowed, scores, -np.inf)
-        return _best_per_file(scores, m.file_ids, m.chunk_ids, depth)
+        return rank_files(scores, m.file_ids, m.chunk_ids, depth, decay=self.fusion.decay)
+
+    def _dense_lane(self, pooled: np.ndarray, allowed: np.ndarray | None, *, depth: int) -> list[Ranked]:
+        """Files by the cosine of the query's dense vector with their chunks' (exact, over every chunk)."""
+        d = self.dense
+        mask = None
+        if allowed is not None:  # the filters' mask is over the token index's chunks: carried over by chunk id
+            mask = np.isin(d.chunk_ids, self.index.chunk_ids[allowed])
+        with single_threaded_blas():
+            scores = d.scores(pooled, mask)
+        return rank_files(scores, d.file_ids, d.chunk_ids, depth, decay=self.fusion.decay)
 
     def _bm25_lane(self, q: Query, allowed: np.ndarray | None, *, depth: int,
                    store: Store | None = None) -> list[Ranked]:
@@ -268,7 +295,7 @@ class Searcher:
                 path=row.path, score=r.score, chunk_id=row.chunk_id, chunk_ordinal=row.ordinal, page=row.page,
                 snippet=make_snippet(row.text, alignment, q), chunk_text=row.text, char_start=row.char_start,
                 char_end=row.char_end, mtime=row.mtime, size=row.size, alignment=alignment,
-                lanes=tuple(name for name in ("maxsim", "bm25") if r.file_id in found_by.get(name, ())),
+                lanes=tuple(name for name in LANES if r.file_id in found_by.get(name, ())),
             ))
         return hits
 
@@ -304,53 +331,85 @@ def lane_depth(k: int) -> int:
     return max(k * 4, NORM_DEPTH)
 
 
-def _best_per_file(scores: np.ndarray, file_ids: np.ndarray, chunk_ids: np.ndarray, depth: int) -> list[Ranked]:
-    """Each file scored by its best chunk; the ``depth`` best files, best first."""
-    order = np.argsort(-scores, kind="stable")
-    out: list[Ranked] = []
-    seen: set[int] = set()
-    for i in order:
-        if not np.isfinite(scores[i]):
-            break
-        f = int(file_ids[i])
-        if f in seen:
-            continue
-        seen.add(f)
-        out.append(Ranked(f, int(chunk_ids[i]), float(scores[i])))
-        if len(out) >= depth:
-            break
-    return out
+def rank_files(scores: np.ndarray, file_ids: np.ndarray, chunk_ids: np.ndarray, depth: int, *,
+               decay: float = 0.0) -> list[Ranked]:
+    """The ``depth`` best files, best first, each with its best chunk (non-finite scores: not found).
+
+    A file's score is its best chunk's plus, with ``decay`` > 0, a damped sum of its next best:
+    ``s1 + decay * s2 + decay**2 * s3`` (at most ``DECAY_CHUNKS`` chunks), so a long document that
+    matches in several places ranks above one that matches once. ``decay`` 0 is the best chunk alone.
+    Ties go to the lower file id.
+    """
+    found = np.flatnonzero(np.isfinite(scores))
+    if not len(found):
+        return []
+    s = scores[found].astype(np.float64)
+    f = file_ids[found]
+    if decay <= 0:
+        order = np.lexsort((f, -s))
+        first = np.unique(f[order], return_index=True)[1]  # each file's first (best) entry in that order
+        best = order[np.sort(first)][:depth]
+        return [Ranked(int(f[i]), int(chunk_ids[found[i]]), float(s[i])) for i in best]
+    order = np.lexsort((-s, f))  # by file, best chunk first within it
+    fs, ss = f[order], s[order]
+    starts = np.flatnonzero(np.r_[True, fs[1:] != fs[:-1]])
+    place = np.arange(len(fs)) - np.repeat(starts, np.diff(np.r_[starts, len(fs)]))
+    weights = np.where(place < DECAY_CHUNKS, decay ** np.minimum(place, DECAY_CHUNKS), 0.0)
+    total = np.add.reduceat(ss * weights, starts)
+    top = np.lexsort((fs[starts], -total))[:depth]
+    return [Ranked(int(fs[starts[t]]), int(chunk_ids[found[order[starts[t]]]]), float(total[t])) for t in top]
+
+
+DECAY_CHUNKS = 3  # chunks of a file that count towards its score when Fusion.decay > 0
 
 
 @dataclass(frozen=True)
 class Fusion:
-    """How ``hybrid`` merges the MaxSim and keyword file rankings.
+    """How ``hybrid`` merges the lanes' file rankings (MaxSim, keyword, dense), and how a lane scores a file.
 
-    * ``rrf``: reciprocal-rank fusion, ``sum w_lane / (rrf_k + rank)``: ranks only, blind to how far ahead a
+    * ``rrf``: reciprocal-rank fusion, ``sum share_lane / (rrf_k + rank)``: ranks only, blind to how far ahead a
       lane's first file is.
     * ``relative``: each lane's scores min-max scaled over its own list to [0, 1] (a file a lane did not return
-      gets 0), then ``weight * maxsim + (1 - weight) * bm25``. A lane that is sure (one file far ahead) keeps
-      that lead; a lane whose scores are all close moves the order little.
+      gets 0), then mixed by the lanes' shares. A lane that is sure (one file far ahead) keeps that lead; a
+      lane whose scores are all close moves the order little.
     * ``zscore``: each lane's scores standardised by the mean and spread of its first ``NORM_DEPTH`` (how many
       standard deviations above its own typical result a file is, floored at -3 and shifted by 3, so a file a
       lane did not return counts as 3 below), then mixed as above. Like ``relative`` it keeps a confident
       lead, but one outlier at the top or bottom of a lane does not squash the others.
 
-    ``weight`` is the MaxSim lane's share (the keyword lane gets ``1 - weight``). The default (``relative``,
-    0.4) was chosen by ``bench/fusion.py`` on SciFact, Cranfield and QMSum with fp32 vectors (what "auto"
-    encodes in on a CPU without native bf16): the best mean nDCG@10 of the fusions at least as good as BM25
-    on all three (docs/measurements.md "Hybrid ranking"); reciprocal rank lost to BM25 on QMSum at every weight.
+    Shares: the dense lane gets ``dense``; the rest, ``1 - dense``, is split ``weight`` to MaxSim and
+    ``1 - weight`` to the keyword lane. Without a dense lane (a model without dense pooling, an index whose
+    chunks lack dense vectors) that is the two-lane fusion of ``weight`` alone. ``decay``: how the MaxSim and
+    dense lanes score a file from its chunks (``rank_files``: best chunk plus ``decay`` times the next, squared
+    times the third; 0 is the best chunk alone).
+
+    The default is chosen by ``python -m findling.evaluation.tune`` (docs/quality-levers.md): every
+    combination of method, weight, dense share and decay on a grid, scored by nDCG@10 on SciFact's train
+    claims, Cranfield and QMSum (never on SciFact's test claims), and the one with the largest smallest margin
+    over the better baseline of each set (BM25, and the backbone's dense cosine of ``findling eval``'s
+    ``dense`` mode) wins, ties going to the larger mean nDCG@10.
     """
 
     method: str = "relative"
     weight: float = 0.4
+    dense: float = 0.0
+    decay: float = 0.0
     rrf_k: int = RRF_K
 
     def __post_init__(self) -> None:
         if self.method not in FUSION_METHODS:
             raise ValueError(f"fusion method must be one of {FUSION_METHODS}, not {self.method!r}")
-        if not 0.0 <= self.weight <= 1.0:
-            raise ValueError(f"fusion weight must be within [0, 1], not {self.weight}")
+        for name in ("weight", "dense", "decay"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"fusion {name} must be within [0, 1], not {value}")
+
+    def share(self, lane: str) -> float:
+        """The share of lane ``lane`` ("maxsim", "bm25" or "dense") in the fused score."""
+        if lane == "dense":
+            return self.dense
+        rest = 1.0 - self.dense
+        return rest * (self.weight if lane == "maxsim" else 1.0 - self.weight)
 
 
 FUSION_METHODS = ("rrf", "relative", "zscore")
@@ -384,7 +443,9 @@ def _fuse_lanes(lanes: dict[str, list[Ranked]], fusion: Fusion, *, tail: bool = 
     fused: dict[int, float] = {}
     best: dict[int, tuple[int, Ranked]] = {}
     for name, lane in lanes.items():
-        share = fusion.weight if name == "maxsim" else 1.0 - fusion.weight
+        share = fusion.share(name)
+        if name == "dense" and share == 0.0:  # a dense share of 0 is the two-lane fusion exactly
+            continue
         for rank, value in enumerate(_lane_values(lane, fusion, tail=tail)):
             r = lane[rank]
             fused[r.file_id] = fused.get(r.file_id, 0.0) + share * value

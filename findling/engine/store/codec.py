@@ -240,9 +240,53 @@ def load(description: dict | str | None, arrays: dict[str, bytes], *, dim: int) 
     return ResidualCodec.from_arrays(description, arrays)
 
 
+# ------------------------------------------------------------ dense vectors
+DENSE_LAYOUT = "int8 [dim], scaled so the largest component is +-127"
+
+
+def encode_dense(vector: np.ndarray) -> bytes:
+    """One chunk's dense vector as ``dim`` int8 values (``DENSE_LAYOUT``): a quarter of float32, half of float16.
+
+    Only the direction is kept (``decode_dense`` re-normalises), so no scale is stored; rounding moves the
+    cosine with the original by under 1e-4 at 384 dimensions.
+
+    >>> v = np.array([0.6, -0.8, 0.0], dtype=np.float32)
+    >>> np.frombuffer(encode_dense(v), dtype=np.int8).tolist()
+    [95, -127, 0]
+    >>> bool(abs(float(decode_dense(encode_dense(v)) @ v) - 1.0) < 1e-4)
+    True
+    """
+    x = np.asarray(vector, dtype=np.float32).ravel()
+    peak = float(np.abs(x).max()) if len(x) else 0.0
+    scaled = x * (127.0 / peak) if peak > 0 else x
+    return np.clip(np.rint(scaled), -127, 127).astype(np.int8).tobytes()
+
+
+def decode_dense(blob: bytes) -> np.ndarray:
+    """The unit float32 vector of an ``encode_dense`` BLOB (all zeros stays zeros)."""
+    return decode_dense_many([blob])[0]
+
+
+def decode_dense_many(blobs: Sequence[bytes]) -> np.ndarray:
+    """float32 ``[n, dim]`` unit rows of ``encode_dense`` BLOBs of one dimension."""
+    if not blobs:
+        return np.zeros((0, 0), dtype=np.float32)
+    x = np.frombuffer(b"".join(blobs), dtype=np.int8).reshape(len(blobs), -1).astype(np.float32)
+    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return x
+
+
 # ---------------------------------------------------------------- training
 def train(sample: np.ndarray, *, spec: CodecSpec, seed: int = 0, iters: int = 8) -> Codec:
-    """A codec for ``spec`` fitted on ``sample`` (float ``[n, dim]`` token vectors, ideally unit rows)."""
+    """A codec for ``spec`` fitted on ``sample`` (float ``[n, dim]`` token vectors, ideally unit rows).
+
+    Deterministic: every random choice (starting rows, restarts of empty clusters) comes from numpy's PCG64
+    seeded with ``seed``, blocks of the assignment are independent of how many threads run them, and cluster
+    sums are taken in float64 in a fixed order, so the same sample and seed give the same arrays bit for bit
+    (``Store.sample_vectors`` draws the sample with the same seed from the chunks in id order: the same index
+    gives the same sample). What can still differ between machines is float32 rounding inside the BLAS
+    products, which decides only exact near-ties of the nearest centroid.
+    """
     x = np.ascontiguousarray(sample, dtype=np.float32)
     dim = x.shape[1]
     if spec.name == FP16:

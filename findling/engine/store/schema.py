@@ -27,6 +27,11 @@ Version 3 made chunk text compressible and pointed the FTS index at ``chunk_text
 same text, when an older index is opened); rows written before stay TEXT. A new index file uses 32 KiB pages:
 a chunk's vector BLOB is a few KiB, and 4 KiB pages left a third of the file empty around them.
 
+Version 4 added ``dense``: one row per chunk whose model pools a dense vector (``ModelInfo.dense_dim``), its
+``data`` the vector as ``dim`` int8 values (``findling.engine.store.codec.encode_dense``: scaled so the largest
+component is +-127; only its direction counts). An older index opens with the table empty: its chunks have
+no dense vector until they are encoded again, and search runs without the dense lane until every chunk has one.
+
 Version 5 added ``file_fields`` (an older index opens with the table empty).
 
 Chunk ids come from AUTOINCREMENT, so an id is never reused: the in-memory search matrix relies on that.
@@ -142,6 +147,12 @@ def m003_packed_text(db: Database) -> None:
         """
     ):
         db.execute(statement)
+
+
+@migrations()
+def m004_dense(db: Database) -> None:
+    db.execute("CREATE TABLE dense (chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,"
+               " data BLOB NOT NULL)")
 
 
 @migrations()

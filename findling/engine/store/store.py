@@ -33,6 +33,7 @@ from findling.engine.store.schema import (
     register_functions,
     unpack_text,
 )
+from findling.engine.store.codec import encode_dense
 from findling.engine.store.search_reads import SearchStore
 from findling.engine.store.vectors import VectorStore
 
@@ -360,6 +361,10 @@ class Store(VectorStore, SearchStore):
                 "INSERT INTO vectors(chunk_id, n_tokens, data) VALUES (?,?,?)",
                 (cur.lastrowid, int(enc.vectors.shape[0]), blob),
             )
+            pooled = getattr(enc.vectors, "pooled", None)  # the encoder's dense vector (encode.encoder.TokenVectors)
+            if pooled is not None:
+                self.conn.execute("INSERT INTO dense(chunk_id, data) VALUES (?,?)",
+                                  (cur.lastrowid, encode_dense(pooled)))
 
     @guarded
     def record_problem(self, record: FileRecord) -> None:

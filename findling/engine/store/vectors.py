@@ -75,7 +75,8 @@ class VectorStore:
     def sample_vectors(self, n: int, *, seed: int = 0) -> np.ndarray:
         """About ``n`` decoded token vectors (float32 ``[<= n, dim]``): whole random chunks, then random rows."""
         rng = np.random.default_rng(seed)
-        rows = np.array(self.conn.execute("SELECT chunk_id, n_tokens FROM vectors").fetchall(), dtype=np.int64)
+        rows = np.array(self.conn.execute("SELECT chunk_id, n_tokens FROM vectors ORDER BY chunk_id").fetchall(),
+                        dtype=np.int64)  # a fixed order: the same index and seed give the same sample
         if not len(rows):
             return np.zeros((0, self.dim or 0), dtype=np.float32)
         rows = rows[rng.permutation(len(rows))]
@@ -128,10 +129,12 @@ class VectorStore:
         self.recode(name)
         return name
 
-    def recode(self, name: str) -> None:
+    def recode(self, name: str, *, seed: int = 0) -> None:
         """Rewrite every stored vector in format ``name`` now, whatever the index's size (a compressed format is
-        trained on this index's own vectors first), then give the freed pages back to the file system."""
-        self.convert_vectors(codecs.Fp16Codec(self.dim or 0) if name == codecs.FP16 else self.train_codec(name))
+        trained on this index's own vectors first, with ``seed``), then give the freed pages back to the file
+        system."""
+        self.convert_vectors(codecs.Fp16Codec(self.dim or 0) if name == codecs.FP16 else
+                             self.train_codec(name, seed=seed))
         self.vacuum()
 
     def train_codec(self, name: str, *, seed: int = 0) -> codecs.Codec:
@@ -171,6 +174,20 @@ class VectorStore:
     def chunk_ids(self) -> np.ndarray:
         rows = self.conn.execute("SELECT chunk_id FROM vectors ORDER BY chunk_id").fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    @guarded
+    def dense_chunk_ids(self) -> np.ndarray:
+        """Ids of the chunks that have a dense vector (table ``dense``), ascending."""
+        rows = self.conn.execute("SELECT chunk_id FROM dense ORDER BY chunk_id").fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    @guarded
+    def read_dense(self, chunk_ids: Sequence[int] | None = None, *, batch: int = 900) -> list[tuple[int, int, bytes]]:
+        """``(chunk_id, file_id, int8 blob)`` of every dense vector, or of the given chunks', in chunk-id order."""
+        sql = "SELECT d.chunk_id, c.file_id, d.data FROM dense d JOIN chunks c ON c.id = d.chunk_id"
+        if chunk_ids is None:
+            return self.conn.execute(sql + " ORDER BY d.chunk_id").fetchall()
+        return list(self._by_chunk_ids(sql, "d.chunk_id", chunk_ids, batch))
 
     def iter_vectors(self, chunk_ids: Sequence[int] | None = None, *, batch: int = 900) -> Iterator[tuple[int, int, bytes]]:
         """Yield ``(chunk_id, file_id, blob)`` in chunk-id order, for all chunks or the given ids."""

@@ -1,0 +1,213 @@
+"""Choose the hybrid fusion's default by a fixed, scripted procedure on training and validation data.
+
+    python -m findling.evaluation.tune ../shared/data/scifact=SCIFACT_INDEX@train \\
+        ../shared/data/cranfield=CRANFIELD_INDEX ../shared/data/qmsum-test=QMSUM_INDEX --doc docs/quality-levers.md
+
+Each ``FOLDER=INDEX[@SPLIT]`` is a BEIR set and an index of its corpus kept by ``findling eval FOLDER --keep``
+(with the model under test); SPLIT is the qrels file (default ``test``). SciFact enters with its *train*
+claims only: its test claims are the held-out figure and take no part in the choice.
+
+Procedure (``tune``): for every query, the searcher's lanes (MaxSim, keyword, dense; ``Searcher.ranked_lanes``
+at the depth a 100-result search fuses) are taken once per ``decay`` of ``DECAYS``; then every ``Fusion`` of
+the grid (``grid``: method x MaxSim weight x dense share x decay) is applied to them and scored by nDCG@10 per
+set. A set's baseline is the better of BM25 and the dense baseline (``findling eval``'s ``dense`` mode: the
+backbone's own sentence embedding, one vector per record). The chosen fusion is the one with the largest
+smallest margin over the sets' baselines, ties going to the larger mean nDCG@10, then to the earlier grid
+entry. ``Fusion``'s docstring states this contract; ``--doc`` writes the figures as Markdown.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from findling.engine.config import Config
+from findling.engine.search.searcher import DEFAULT_FUSION, Fusion, Ranked, Searcher, fuse, lane_depth
+from findling.engine.store.store import Store
+from findling.evaluation.beir import (SEARCH_DEPTH, BeirSet, _baseline_cache, as_query, dense_runs, doc_id_of,
+                                      load_beir, mean_metrics, ndcg_at_k)
+from findling.evaluation.dense_baseline import DenseBaseline
+
+log = logging.getLogger(__name__)
+
+METHODS = ("relative", "zscore", "rrf")
+WEIGHTS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+DENSE_SHARES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+DECAYS = (0.0, 0.25, 0.5)
+
+Lanes = dict[str, list[Ranked]]
+
+
+@dataclass(frozen=True)
+class TuneSet:
+    """One set of the procedure: its queries and judgements, the index searched, and its baselines."""
+
+    name: str
+    data: BeirSet
+    index: Path
+    lanes: dict[float, dict[str, Lanes]]  # decay -> query id -> lanes
+    doc_ids: dict[int, str]  # file id -> doc id
+    baselines: dict[str, float]  # "bm25", "dense", "maxsim", "dense_lane": nDCG@10
+
+
+def grid() -> list[Fusion]:
+    """Every fusion the procedure tries, in a fixed order."""
+    out = []
+    for method, weight, dense, decay in itertools.product(METHODS, WEIGHTS, DENSE_SHARES, DECAYS):
+        out.append(Fusion(method=method, weight=weight, dense=dense, decay=decay))
+    return out
+
+
+def collect(folder: Path, index: Path, *, split: str, encoder, baseline: DenseBaseline,
+            decays=DECAYS) -> TuneSet:
+    """The lanes of every query of ``folder``'s ``split`` over the kept ``index``, and the set's baselines."""
+    data = load_beir(folder, split=split)
+    store = Store(index)
+    lanes: dict[float, dict[str, Lanes]] = {}
+    try:
+        for decay in decays:
+            searcher = Searcher(store, encoder, fusion=replace(DEFAULT_FUSION, decay=decay, dense=max(DEFAULT_FUSION.dense, 0.5)))
+            try:
+                lanes[decay] = {q: searcher.ranked_lanes(as_query(t), depth=lane_depth(SEARCH_DEPTH))
+                                for q, t in data.queries.items()}
+            finally:
+                searcher.close()
+        doc_ids = _doc_ids(store, lanes)
+    finally:
+        store.close()
+    runs = dense_runs(baseline, data, cache=_baseline_cache(index))
+    first = lanes[decays[0]]
+    base = {"bm25": _ndcg(data, {q: _ids(l.get("bm25", []), doc_ids) for q, l in first.items()}),
+            "dense": mean_metrics(runs, data.qrels)["ndcg@10"],
+            "maxsim": _ndcg(data, {q: _ids(l.get("maxsim", []), doc_ids) for q, l in first.items()}),
+            "dense_lane": _ndcg(data, {q: _ids(l.get("dense", []), doc_ids) for q, l in first.items()})}
+    return TuneSet(f"{data.name}@{split}", data, index, lanes, doc_ids, base)
+
+
+def _doc_ids(store: Store, lanes: dict[float, dict[str, Lanes]]) -> dict[int, str]:
+    """file id -> corpus doc id, for every file the lanes name (read through their chunks' rows)."""
+    chunk_of: dict[int, int] = {}
+    for by_query in lanes.values():
+        for query_lanes in by_query.values():
+            for lane in query_lanes.values():
+                for r in lane:
+                    chunk_of.setdefault(r.file_id, r.chunk_id)
+    chunks = sorted(chunk_of.values())
+    out = {}
+    for lo in range(0, len(chunks), 900):
+        for row in store.chunk_rows(chunks[lo:lo + 900]).values():
+            out[row.file_id] = doc_id_of(row.path)
+    return out
+
+
+def _ids(ranked: list[Ranked], doc_ids: dict[int, str]) -> list[str]:
+    return [doc_ids[r.file_id] for r in ranked[:SEARCH_DEPTH]]
+
+
+def _ndcg(data: BeirSet, runs: dict[str, list[str]]) -> float:
+    return round(float(np.mean([ndcg_at_k(r, data.qrels[q], 10) for q, r in runs.items()])), 5) if runs else 0.0
+
+
+def score(s: TuneSet, fusion: Fusion) -> float:
+    """nDCG@10 of ``fusion`` on set ``s`` (its lanes as taken with the fusion's decay)."""
+    by_query = s.lanes[fusion.decay]
+    runs = {}
+    for q, lanes in by_query.items():
+        used = {name: lane for name, lane in lanes.items() if name != "dense" or fusion.dense > 0}
+        runs[q] = _ids(fuse(used, fusion) if len(used) > 1 else next(iter(used.values()), []), s.doc_ids)
+    return _ndcg(s.data, runs)
+
+
+def tune(sets: list[TuneSet], fusions: list[Fusion] | None = None) -> dict:
+    """Score every fusion on every set; the chosen one and the full table (``--json``)."""
+    rows = []
+    for fusion in fusions or grid():
+        scores = {s.name: score(s, fusion) for s in sets}
+        margins = {s.name: round(scores[s.name] - max(s.baselines["bm25"], s.baselines["dense"]), 5) for s in sets}
+        rows.append({"fusion": asdict(fusion), "ndcg@10": scores, "margin": margins,
+                     "worst_margin": min(margins.values()), "mean": round(float(np.mean(list(scores.values()))), 5)})
+    best = max(range(len(rows)), key=lambda i: (rows[i]["worst_margin"], rows[i]["mean"], -i))
+    return {"sets": {s.name: {"index": str(s.index), "queries": len(s.data.queries), "baselines": s.baselines}
+                     for s in sets},
+            "chosen": rows[best], "rows": rows}
+
+
+def markdown(result: dict, *, command: str) -> str:
+    """The figures as the generated page docs/quality-levers.md."""
+    sets = list(result["sets"])
+    chosen = result["chosen"]
+    lines = ["# Quality levers: how the default ranking was chosen", "",
+             "Generated by `python -m findling.evaluation.tune` (do not edit by hand):", "", "```", command, "```", "",
+             "nDCG@10 on the tuning sets (SciFact's *train* claims, Cranfield, QMSum; SciFact's test claims take no",
+             "part). Baseline = the better of BM25 and the dense baseline (all-MiniLM-L6-v2, one vector per record).",
+             "", "## Baselines and single lanes", "",
+             "| set | queries | BM25 | dense (baseline) | MaxSim | dense lane (per chunk) |", "|---|---|---|---|---|---|"]
+    for name, s in result["sets"].items():
+        b = s["baselines"]
+        lines.append(f"| {name} | {s['queries']} | {b['bm25']:.4f} | {b['dense']:.4f} | {b['maxsim']:.4f} | "
+                     f"{b['dense_lane']:.4f} |")
+    lines += ["", "## Chosen fusion", "", f"`{_label(chosen['fusion'])}`: " + ", ".join(
+        f"{n} {chosen['ndcg@10'][n]:.4f} (margin {chosen['margin'][n]:+.4f})" for n in sets), ""]
+    lines += ["## Best of each kind", "", "| fusion | " + " | ".join(sets) + " | worst margin | mean |",
+              "|---|" + "---|" * (len(sets) + 2)]
+    for row in _notable(result["rows"]):
+        lines.append(f"| `{_label(row['fusion'])}` | " + " | ".join(f"{row['ndcg@10'][n]:.4f}" for n in sets)
+                     + f" | {row['worst_margin']:+.4f} | {row['mean']:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _label(f: dict) -> str:
+    return f"{f['method']} weight {f['weight']} dense {f['dense']} decay {f['decay']}"
+
+
+def _notable(rows: list[dict]) -> list[dict]:
+    """The best row (by worst margin, then mean) for each method x (dense share > 0) x decay, best first."""
+    groups: dict[tuple, dict] = {}
+    for row in rows:
+        f = row["fusion"]
+        key = (f["method"], f["dense"] > 0, f["decay"])
+        if key not in groups or (row["worst_margin"], row["mean"]) > (groups[key]["worst_margin"], groups[key]["mean"]):
+            groups[key] = row
+    return sorted(groups.values(), key=lambda r: (-r["worst_margin"], -r["mean"]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m findling.evaluation.tune", description=__doc__.split("\n")[0])
+    parser.add_argument("sets", nargs="+", metavar="FOLDER=INDEX[@SPLIT]")
+    parser.add_argument("--model", help="model folder or hub name (default: the engine's resolution)")
+    parser.add_argument("--json", metavar="PATH", help="write every row of the grid as JSON")
+    parser.add_argument("--doc", metavar="PATH", help="write the figures as Markdown (docs/quality-levers.md)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    config = Config.default(**({"model": args.model} if args.model else {}))
+    from findling.engine.encode.resolve import load_announced
+
+    encoder = load_announced(config)
+    baseline = DenseBaseline(threads=config.threads)
+    sets = []
+    for spec in args.sets:
+        folder, _, rest = spec.partition("=")
+        index, _, split = rest.partition("@")
+        t0 = time.perf_counter()
+        sets.append(collect(Path(folder), Path(index), split=split or "test", encoder=encoder, baseline=baseline))
+        print(f"{sets[-1].name}: lanes in {time.perf_counter() - t0:.0f} s; baselines {sets[-1].baselines}",
+              file=sys.stderr)
+    result = tune(sets)
+    command = "python -m findling.evaluation.tune " + " ".join(args.sets)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1), encoding="utf-8")
+    if args.doc:
+        Path(args.doc).write_text(markdown(result, command=command), encoding="utf-8")
+    print(json.dumps({"sets": result["sets"], "chosen": result["chosen"]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""The dense lane: pooled vectors from the encoder, stored per chunk, migrated, searched, fused; absent for a
+model without dense pooling. Also the long-document file score (``rank_files``)."""
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from findling.engine.encode.encoder import TokenVectors, mean_pool, pooled_of
+from findling.engine.index.indexer import Indexer
+from findling.engine.search.searcher import Fusion, Ranked, Searcher, fuse, rank_files
+from findling.engine.store.codec import decode_dense, encode_dense
+from findling.engine.store.schema import migrations
+from findling.engine.store.sqlite_lib import Database
+from findling.engine.store.store import Store
+from tests.fakes import FakeEncoder
+
+
+class FakeDenseEncoder(FakeEncoder):
+    """The fake encoder with a dense pooling: a text's pooled vector is the mean of its word vectors."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.info = replace(self.info, dense_dim=self.dim)
+
+    def encode_documents(self, texts):
+        return [TokenVectors(v, mean_pool(v[1:])) for v in super().encode_documents(texts)]
+
+    def encode_queries(self, texts):
+        out = []
+        for text, v in zip(texts, super().encode_queries(texts)):
+            words = [w for w in self.tokenizer.query_labels(text) if not w.startswith("[")]
+            out.append(TokenVectors(v, mean_pool(np.stack([self._vec(w) for w in words])) if words else None))
+        return out
+
+
+@pytest.fixture
+def dense_encoder():
+    return FakeDenseEncoder()
+
+
+def _index(store, encoder, config, folder):
+    store.add_folder(folder)
+    Indexer(store, encoder, config=config).run_to_end()
+
+
+def test_token_vectors_carry_the_pooled_vector_and_slices_do_not():
+    v = TokenVectors(np.eye(3, dtype=np.float32), np.array([1.0, 0.0, 0.0]))
+    assert pooled_of(v).tolist() == [1.0, 0.0, 0.0]
+    assert pooled_of(v[:2]) is None and pooled_of(v * 2) is None and pooled_of(np.eye(3)) is None
+    import pickle
+
+    back = pickle.loads(pickle.dumps(v))
+    assert np.array_equal(back, v) and back.pooled.tolist() == [1.0, 0.0, 0.0]
+
+
+def test_dense_vectors_round_trip_as_int8_directions():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(384).astype(np.float32)
+    x /= np.linalg.norm(x)
+    blob = encode_dense(x)
+    assert len(blob) == 384
+    back = decode_dense(blob)
+    assert float(np.linalg.norm(back)) == pytest.approx(1.0, abs=1e-5)
+    assert float(back @ x) > 0.9998
+
+
+def test_each_chunk_gets_its_dense_vector_stored(store, dense_encoder, config, docs):
+    _index(store, dense_encoder, config, docs)
+    ids = store.dense_chunk_ids()
+    assert len(ids) == len(store.chunk_ids()) > 0 and np.array_equal(ids, store.chunk_ids())
+    row = store.chunk_rows([int(ids[0])])[int(ids[0])]
+    expected = dense_encoder.encode_documents([row.text])[0].pooled
+    blob = store.read_dense([int(ids[0])])[0][2]
+    assert float(decode_dense(blob) @ expected) > 0.999
+    # a deleted file takes its dense vectors with it
+    (docs / "garden.txt").unlink()
+    Indexer(store, dense_encoder, config=config).run_to_end()
+    assert np.array_equal(store.dense_chunk_ids(), store.chunk_ids())
+
+
+def test_dense_mode_ranks_by_the_cosine_of_pooled_vectors(store, dense_encoder, config, docs):
+    _index(store, dense_encoder, config, docs)
+    searcher = Searcher(store, dense_encoder)
+    query = "tomatoes basil water"
+    hits = searcher.search(query, k=10, mode="dense")
+    # by hand: each file's best chunk cosine with the query's pooled vector
+    q = dense_encoder.encode_queries([query])[0].pooled
+    rows = store.chunk_rows(store.chunk_ids().tolist())
+    best: dict = {}
+    for row in rows.values():
+        cos = float(dense_encoder.encode_documents([row.text])[0].pooled @ q)
+        best[row.path] = max(best.get(row.path, -2.0), cos)
+    expected = sorted(best, key=lambda p: -best[p])
+    assert [h.path for h in hits] == expected
+    assert [h.score for h in hits] == pytest.approx([best[p] for p in expected], abs=1e-2)  # int8 at 16 dims
+    assert hits[0].path.name == "garden.txt" and hits[0].lanes == ("dense",)
+
+
+def test_hybrid_fuses_three_lanes_and_says_which_found_a_file(store, dense_encoder, config, docs):
+    _index(store, dense_encoder, config, docs)
+    searcher = Searcher(store, dense_encoder, fusion=Fusion(dense=0.3))
+    lanes = searcher.ranked_lanes("read csv files", depth=50)
+    assert set(lanes) == {"maxsim", "bm25", "dense"}
+    hits = searcher.search("read csv files", k=3)
+    assert hits[0].path == docs / "notes" / "csv.md"
+    assert set(hits[0].lanes) == {"maxsim", "bm25", "dense"}
+    # a dense share of 0 is exactly the two-lane fusion
+    without = {k: v for k, v in lanes.items() if k != "dense"}
+    fused, two = fuse(lanes, Fusion(dense=0.0)), fuse(without, Fusion(dense=0.0))
+    assert [r.file_id for r in fused] == [r.file_id for r in two]
+    assert [r.score for r in fused] == pytest.approx([r.score for r in two])
+    # and a searcher whose fusion gives the dense lane no share does not compute it
+    assert set(Searcher(store, dense_encoder, fusion=Fusion(dense=0.0)).ranked_lanes("csv", depth=50)) == {
+        "maxsim", "bm25"}
+
+
+def test_filters_apply_to_the_dense_lane(store, dense_encoder, config, docs):
+    _index(store, dense_encoder, config, docs)
+    hits = Searcher(store, dense_encoder).search("csv ext:py", k=5, mode="dense")
+    assert [h.path.name for h in hits] == ["code.py"]
+
+
+def test_a_model_without_pooling_has_no_dense_lane(store, fake_encoder, config, docs):
+    _index(store, fake_encoder, config, docs)
+    assert fake_encoder.info.dense_dim == 0 and len(store.dense_chunk_ids()) == 0
+    searcher = Searcher(store, fake_encoder, fusion=Fusion(dense=0.5))
+    assert set(searcher.ranked_lanes("csv files", depth=50)) == {"maxsim", "bm25"}
+    assert searcher.search("csv files", k=3)[0].path == docs / "notes" / "csv.md"
+    assert searcher.search("csv files", k=3, mode="dense") == []
+
+
+def test_an_index_without_dense_vectors_searches_without_the_lane_until_every_chunk_has_one(
+        store, config, docs):
+    plain = FakeEncoder()
+    _index(store, plain, config, docs)  # same model identity, no pooled vectors: as an index from before them
+    dense = FakeDenseEncoder()
+    searcher = Searcher(store, dense, fusion=Fusion(dense=0.5))
+    assert set(searcher.ranked_lanes("csv files", depth=50)) == {"maxsim", "bm25"}
+    (docs / "veg.txt").write_text("Tomatoes and peppers in the greenhouse.")
+    Indexer(store, dense, config=config).run_to_end()  # only the new file gets a dense vector
+    assert 0 < len(store.dense_chunk_ids()) < len(store.chunk_ids())
+    assert set(searcher.ranked_lanes("tomatoes", depth=50)) == {"maxsim", "bm25"}
+    store.reset_vectors()
+    Indexer(store, dense, config=config).run_to_end()  # encoded again: every chunk has one
+    assert np.array_equal(store.dense_chunk_ids(), store.chunk_ids())
+    assert set(searcher.ranked_lanes("tomatoes", depth=50)) == {"maxsim", "bm25", "dense"}
+
+
+def test_an_index_from_before_the_dense_table_opens_and_gains_it(tmp_path):
+    path = tmp_path / "v3.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    from findling.engine.store.schema import register_functions
+
+    register_functions(conn)
+    migrations.apply(Database(conn), stop_before="m004_dense")
+    conn.executescript(
+        "INSERT INTO meta VALUES ('schema_version', '3'), ('generation', '1');"
+        "INSERT INTO files(id, path, folder, suffix, size, mtime, status, indexed_at)"
+        " VALUES (1, '/d/a.txt', '/d', '.txt', 1, 1.0, 'indexed', 0);"
+        "INSERT INTO chunks(id, file_id, ordinal, char_start, char_end, token_count, text)"
+        " VALUES (7, 1, 0, 0, 8, 2, 'old text');")
+    conn.close()
+    with Store(path) as store:
+        assert len(store.dense_chunk_ids()) == 0 and store.read_dense() == []
+        assert store.integrity_check() == "ok"
+        assert [r[0] for r in store.fts_search("old", limit=5)] == [7]
+
+
+# ------------------------------------------------------------ long documents: a file's score from its chunks
+def test_rank_files_with_decay_adds_the_next_chunks_damped():
+    scores = np.array([0.9, 0.5, 0.8, 0.7, 0.6, 0.1, -np.inf], dtype=np.float32)
+    files = np.array([1, 1, 2, 2, 2, 2, 3])
+    chunks = np.arange(10, 17)
+    best = rank_files(scores, files, chunks, 10)
+    assert [(r.file_id, r.chunk_id) for r in best] == [(1, 10), (2, 12)]  # a -inf chunk is not found
+    assert [r.score for r in best] == pytest.approx([0.9, 0.8])
+    summed = rank_files(scores, files, chunks, 10, decay=0.5)
+    # file 2: 0.8 + 0.5 * 0.7 + 0.25 * 0.6 (its 4th chunk does not count); file 1: 0.9 + 0.5 * 0.5
+    assert [(r.file_id, r.chunk_id) for r in summed] == [(2, 12), (1, 10)]
+    assert [r.score for r in summed] == pytest.approx([1.3, 1.15])
+    assert rank_files(scores, files, chunks, 1, decay=0.5) == [Ranked(2, 12, pytest.approx(1.3))]
+
+
+def test_rank_files_breaks_ties_by_file_id():
+    scores = np.array([0.5, 0.5, 0.5])
+    assert [r.file_id for r in rank_files(scores, np.array([9, 4, 6]), np.arange(3), 3)] == [4, 6, 9]
+    assert [r.file_id for r in rank_files(scores, np.array([9, 4, 6]), np.arange(3), 3, decay=0.5)] == [4, 6, 9]
+
+
+def test_fusion_shares_and_bounds():
+    f = Fusion(weight=0.6, dense=0.25)
+    assert (f.share("maxsim"), f.share("bm25"), f.share("dense")) == pytest.approx((0.45, 0.3, 0.25))
+    for bad in ({"dense": 1.5}, {"decay": -0.1}, {"weight": 2.0}):
+        with pytest.raises(ValueError):
+            Fusion(**bad)
+
+
+# ------------------------------------------------------------ a real (tiny) model
+@pytest.fixture
+def pooled_model(tiny_model_dir, tmp_path):
+    folder = tmp_path / "tiny-dense"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "dense_pooling.json").write_text(json.dumps({"pooling": "mean", "normalize": True}))
+    return folder
+
+
+def _direct(folder, config):
+    from findling.engine.encode.direct_encoder import DirectEncoder
+    from findling.engine.encode.resolve import ResolvedModel, model_info
+
+    info = model_info(ResolvedModel(name="tiny", source="user", path=folder), config=config)
+    return DirectEncoder(folder, info, precision="fp32")
+
+
+def _reference_pool(model, features) -> np.ndarray:
+    import torch
+
+    with torch.inference_mode():
+        hidden = model[0](dict(features))["token_embeddings"][0].float()
+    mask = features["attention_mask"][0].bool()
+    return mean_pool(hidden[mask].numpy())
+
+
+def test_the_direct_encoder_pools_the_backbone_states_of_the_same_pass(pooled_model, config):
+    enc = _direct(pooled_model, config)
+    assert enc.info.dense_dim == 32
+    text = "Tomatoes need sun and water, and the basil needs pruning."
+    [vec] = enc.encode_documents([text])
+    model = enc._loaded()
+    expected = _reference_pool(model, model.tokenize([text], is_query=False))
+    assert vec.pooled.shape == (32,) and float(vec.pooled @ expected) == pytest.approx(1.0, abs=1e-5)
+    # the query framing of this model adds a prefix and expansion tokens: the pooled query vector is the
+    # backbone's embedding of the raw query instead
+    [qv] = enc.encode_queries(["sun and water"])
+    backbone = model._first_module()
+    backbone.max_seq_length = model.query_length
+    raw = _reference_pool(model, backbone.tokenize(["sun and water"]))
+    assert float(qv.pooled @ raw) == pytest.approx(1.0, abs=1e-5)
+    assert len(qv) == len(enc.tokenizer.query_labels("sun and water"))  # the token rows are unchanged
+
+
+def test_a_model_folder_without_the_declaration_pools_nothing(tiny_model_dir, config, tmp_path):
+    enc = _direct(tiny_model_dir, config)
+    assert enc.info.dense_dim == 0
+    assert pooled_of(enc.encode_documents(["sun and water"])[0]) is None
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_model_dir, bad)
+    (bad / "dense_pooling.json").write_text(json.dumps({"pooling": "cls"}))
+    assert _direct(bad, config).info.dense_dim == 0
