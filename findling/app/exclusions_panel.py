@@ -22,6 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from findling.engine import FileStatus
+
 from findling.app.backend import Backend
 from findling.app.confirm import Chooser, choose_file
 
@@ -139,9 +141,9 @@ class ExclusionsPanel(QWidget):
             self.verdict.setText(f"Not indexed: {reason}.")
             return
         state = self.backend.file_state(path)
-        if state is not None and state.status == "indexed":
+        if state is not None and state.status == FileStatus.INDEXED:
             self.verdict.setText("Indexed.")
-        elif state is not None and state.status in ("failed", "skipped"):
+        elif state is not None and state.status in (FileStatus.FAILED, FileStatus.SKIPPED):
             self.verdict.setText(f"Would be indexed, but it could not be read: {state.reason}.")
         else:
             self.verdict.setText("Would be indexed; it is not in the index yet (indexing picks it up).")

@@ -11,7 +11,7 @@ import html
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from findling.engine import ModelInfo
+from findling.engine import ModelInfo, Phase
 
 from findling.app.backend import Backend
 from findling.app.confirm import Chooser, Confirm, ask, choose_model_folder
@@ -106,7 +106,7 @@ class ModelPanel(QWidget):
         return True
 
     def _on_progress(self, p) -> None:
-        if p.phase == "re-encoding" and p.files_total:
+        if p.phase == Phase.REENCODING and p.files_total:
             self.message.setText(f"Re-encoding: {p.files_done:,} of {p.files_total:,} files. Searches use the "
                                  "current model until it is done.")
 
@@ -116,7 +116,7 @@ class ModelPanel(QWidget):
             self.message.setText(f"The switch did not happen: {message}")
 
     def _on_finished(self, p) -> None:
-        if self.switching and p.phase == "cancelled":
+        if self.switching and p.phase == Phase.CANCELLED:
             self.switching = False
             self.message.setText("Re-encoding was cancelled; the current model stays. Choosing the same model "
                                  "again continues where it stopped.")

@@ -4,10 +4,10 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QLabel, QSizePolicy, QStatusBar, QToolButton, QWidget
 
-from findling.engine import ModelInfo, Progress
+from findling.engine import ModelInfo, Phase, Progress
 
 
-BUSY_PHASES = ("indexing", "scanning", "re-encoding", "swapping")
+BUSY_PHASES = (Phase.INDEXING, Phase.SCANNING, Phase.REENCODING, Phase.SWAPPING)
 
 
 def format_duration(seconds: float | None) -> str:
@@ -21,18 +21,18 @@ def format_duration(seconds: float | None) -> str:
 
 def format_progress(p: Progress) -> str:
     """``Indexing 120/500 · 3.2 files/s · ETA 1:20`` (or what fits the phase)."""
-    if p.phase == "scanning":
+    if p.phase == Phase.SCANNING:
         return f"Scanning {p.current}…" if p.current else "Scanning…"
-    if p.phase == "cancelled":
+    if p.phase == Phase.CANCELLED:
         return f"Indexing cancelled at {p.files_done}/{p.files_total}"
-    if p.phase == "failed":
+    if p.phase == Phase.FAILED:
         return "Indexing stopped by an error"
-    if p.phase == "swapping":
+    if p.phase == Phase.SWAPPING:
         return "Switching to the new model…"
-    if p.phase == "re-encoding":
+    if p.phase == Phase.REENCODING:
         text = f"Re-encoding for the new model {p.files_done}/{p.files_total}"
         return text + (f" · ETA {format_duration(p.eta_s)}" if p.eta_s is not None else "")
-    if p.phase == "done":
+    if p.phase == Phase.DONE:
         text = f"Index up to date · {p.indexed} indexed" if p.files_total else "Index up to date"
         problems = p.failed + p.skipped
         return text + (f" · {problems} could not be read" if problems else "")

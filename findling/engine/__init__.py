@@ -42,7 +42,9 @@ from findling.engine.records import (
     EncodedChunk,
     ExtractedText,
     FileChange,
+    FileStatus,
     PageSpan,
+    Phase,
     SearchHit,
     TokenMatch,
 )
@@ -55,7 +57,7 @@ __all__ = [
     "TARGET_MODEL", "Config", "Encoder", "ModelInfo", "Tokenizer", "ExtractionError", "FindlingError",
     "IndexLocked", "ModelError", "ModelMismatch", "QueryError", "StoreError", "CancelToken", "Indexer",
     "Progress", "Query", "parse_query", "ChangeKind", "Chunk", "EncodedChunk", "ExtractedText", "FileChange",
-    "PageSpan", "SearchHit", "TokenMatch", "MODES", "DEFAULT_FUSION", "Fusion", "Searcher", "FileState", "Store", "normal_folder",
+    "FileStatus", "Phase", "PageSpan", "SearchHit", "TokenMatch", "MODES", "DEFAULT_FUSION", "Fusion", "Searcher", "FileState", "Store", "normal_folder",
     "load_encoder", "describe_ocr", "IMAGE_SUFFIXES",
     "SUPPORTED_SUFFIXES", "is_supported", "Watcher", "add_patterns", "check_pattern", "effective_patterns",
     "folder_pattern", "remove_patterns", "why_not_indexed", "already_active", "chosen_config", "switch_model",

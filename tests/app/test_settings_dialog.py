@@ -67,13 +67,13 @@ def test_a_pattern_that_cannot_work_is_explained_and_not_added(make_window, docs
 
 
 def test_the_tester_browses_and_names_other_reasons(make_window, docs, tmp_path):
-    (docs / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    (docs / "track.mp3").write_bytes(b"ID3\x03")
     window = make_window(docs)
     panel = window.show_folders().exclusions
-    panel.file_chooser = lambda parent: str(docs / "photo.jpg")
+    panel.file_chooser = lambda parent: str(docs / "track.mp3")
     qtbot_click = panel.browse_button.click
     qtbot_click()
-    assert panel.test_edit.text() == str(docs / "photo.jpg")
+    assert panel.test_edit.text() == str(docs / "track.mp3")
     assert panel.verdict.text() == "Not indexed: unsupported file type."
     panel.test_edit.setText(str(docs / ".hidden" / "secret.txt"))
     assert panel.verdict.text() == 'Not indexed: excluded by the pattern ".*".'

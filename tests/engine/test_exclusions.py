@@ -101,7 +101,7 @@ def test_the_watch_loop_ignores_files_the_user_excluded(config, fake_encoder, do
 def test_why_not_indexed_gives_the_reason(store, config, docs, tmp_path):
     store.add_folder(docs)
     add_patterns(store, ["notes/json.md"])
-    (docs / "photo.jpg").write_bytes(b"\xff\xd8")
+    (docs / "track.mp3").write_bytes(b"ID3\x03")
     (docs / "README").write_text("read me")
     assert why_not_indexed(docs / "garden.txt", store=store, config=config) is None
     assert why_not_indexed(docs / "README", store=store, config=config) is None  # a known name without suffix
@@ -109,7 +109,7 @@ def test_why_not_indexed_gives_the_reason(store, config, docs, tmp_path):
         'excluded by the pattern "notes/json.md"'
     assert why_not_indexed(docs / ".hidden" / "secret.txt", store=store, config=config) == \
         'excluded by the pattern ".*"'
-    assert why_not_indexed(docs / "photo.jpg", store=store, config=config) == "unsupported file type"
+    assert why_not_indexed(docs / "track.mp3", store=store, config=config) == "unsupported file type"
     assert why_not_indexed(docs / "nothing.txt", store=store, config=config) == "file not found"
     assert why_not_indexed(tmp_path / "elsewhere.txt", store=store, config=config) == "not inside a watched folder"
 

@@ -17,13 +17,13 @@ def test_scan_classifies_changes(store, fake_encoder, config, docs):
     (docs / "garden.txt").write_text("changed")
     (docs / "code.py").unlink()
     (docs / "fresh.md").write_text("new file")
-    (docs / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    (docs / "track.mp3").write_bytes(b"ID3\x03")
     (docs / "README").write_text("an extensionless text file is read too")
     result = _scan(store, config, docs)
     kinds = sorted((c.kind.value, c.path.name, c.old_path.name if c.old_path else None) for c in result.changes)
     assert kinds == [("added", "README", None), ("added", "fresh.md", None), ("deleted", "code.py", None), ("modified", "garden.txt", None),
                      ("moved", "csv.md", "csv.md"), ("moved", "json.md", "json.md")]
-    assert result.ignored == 1  # the jpg is not recorded
+    assert result.ignored == 1  # the mp3 is not recorded
     assert {c.path.parent.name for c in result.changes if c.kind is ChangeKind.MOVED} == {"moved-notes"}
 
 

@@ -28,7 +28,7 @@ from findling.engine.errors import ExtractionError, FileVanished
 from findling.engine.sources.exclusions import effective_patterns
 from findling.engine.extract import extract
 from findling.engine.index.read_ahead import read_ahead
-from findling.engine.records import ChangeKind, Chunk, EncodedChunk, ExtractedText, FileChange
+from findling.engine.records import ChangeKind, Chunk, EncodedChunk, ExtractedText, FileChange, FileStatus, Phase
 from findling.engine.sources.reconcile import file_digest, scan_folder
 from findling.engine.store.store import FileRecord, FileState, Store
 from findling.engine.sources.walk import format_size, is_excluded
@@ -73,7 +73,7 @@ class CancelToken:
 class Progress:
     """Where a job stands; yielded after every batch."""
 
-    phase: str  # "scanning" | "indexing" | "done" | "cancelled"
+    phase: Phase
     files_total: int = 0
     files_done: int = 0
     indexed: int = 0
@@ -146,7 +146,7 @@ class Indexer:
         changes: list[FileChange] = []
         unchanged = 0
         for folder in self.store.folders():
-            yield Progress("scanning", current=folder, elapsed=time.monotonic() - start)
+            yield Progress(Phase.SCANNING, current=folder, elapsed=time.monotonic() - start)
             if not folder.is_dir():
                 log.warning("watched folder %s is missing; its files stay in the index until it returns", folder)
                 continue
@@ -170,7 +170,7 @@ class Indexer:
         start = time.monotonic() if start is None else start
         folders = self.store.folders()
         changes = _hide_excluded(changes, folders, self.exclude_patterns())
-        p = Progress("indexing", files_total=len(changes), unchanged=unchanged)
+        p = Progress(Phase.INDEXING, files_total=len(changes), unchanged=unchanged)
         to_index: list[Path] = []
         for ch in changes:
             if ch.kind is ChangeKind.DELETED:
@@ -193,7 +193,7 @@ class Indexer:
         """Index text that was extracted elsewhere (corpus records, for instance): chunk, encode, write,
         in the same batches and transactions as files from disk."""
         start = time.monotonic()
-        p = Progress("indexing", files_total=len(items))
+        p = Progress(Phase.INDEXING, files_total=len(items))
         yield from self._in_batches(items, lambda item: self._chunk(item[0], item[1]), p, start, cancel)
 
     def _in_batches(self, items: Iterable[T], read: Callable[[T], _Read], p: Progress, start: float,
@@ -212,7 +212,7 @@ class Indexer:
                 if cancel is not None:
                     cancel.wait_if_paused()
                     if cancel.cancelled:
-                        yield replace(p, phase="cancelled", elapsed=time.monotonic() - start)
+                        yield replace(p, phase=Phase.CANCELLED, elapsed=time.monotonic() - start)
                         return
                 prepared, p = self._settle(item, p)
                 if prepared is not None:
@@ -230,11 +230,11 @@ class Indexer:
             reads.close()
         for p in self._flush(batch, p):
             yield replace(p, elapsed=time.monotonic() - start, current=None)
-        yield replace(p, phase="done", elapsed=time.monotonic() - start, current=None)
+        yield replace(p, phase=Phase.DONE, elapsed=time.monotonic() - start, current=None)
 
     def run_to_end(self, changes: Sequence[FileChange] | None = None) -> Progress:
         """Drive ``sync()`` (or ``apply(changes)``) to the end; returns the last progress."""
-        last = Progress("done")
+        last = Progress(Phase.DONE)
         for last in (self.sync() if changes is None else self.apply(changes)):
             pass
         return last
@@ -266,24 +266,24 @@ class Indexer:
             st = path.stat()
             record = FileRecord(path, folder, st.st_size, st.st_mtime, None, "indexed")
             if not stat.S_ISREG(st.st_mode):
-                return _Read(problem=replace(record, status="skipped", reason="not a regular file"))
+                return _Read(problem=replace(record, status=FileStatus.SKIPPED, reason="not a regular file"))
             if st.st_size > self.config.max_file_bytes:
                 reason = f"over the {format_size(self.config.max_file_bytes)} size limit"
-                return _Read(problem=replace(record, status="skipped", reason=reason))
+                return _Read(problem=replace(record, status=FileStatus.SKIPPED, reason=reason))
             digest = file_digest(path)
-            if known is not None and known.hash == digest and known.status == "indexed":
+            if known is not None and known.hash == digest and known.status == FileStatus.INDEXED:
                 return _Read(unchanged=record)
             record = replace(record, hash=digest)
             doc = extract(path, config=self.config)
         except ExtractionError as exc:
             if not os.path.lexists(path):
                 return _Read(vanished=path)
-            return _Read(problem=replace(record, status="failed", reason=str(exc)))
+            return _Read(problem=replace(record, status=FileStatus.FAILED, reason=str(exc)))
         except OSError as exc:
             if not os.path.lexists(path):
                 return _Read(vanished=path)
             reason = str(FileVanished(f"could not read the file ({exc.strerror or exc})"))
-            return _Read(problem=replace(record, status="failed", reason=reason))
+            return _Read(problem=replace(record, status=FileStatus.FAILED, reason=reason))
         return self._chunk(record, doc)
 
     def _chunk(self, record: FileRecord, doc: ExtractedText) -> _Read:
@@ -294,7 +294,7 @@ class Indexer:
         except Exception as exc:  # a tokenizer tripping over odd text must not stop the run
             log.warning("could not chunk %s", record.path, exc_info=True)
             reason = f"could not split the text into chunks ({type(exc).__name__}: {exc})"[:200]
-            return _Read(problem=replace(record, status="failed", reason=reason))
+            return _Read(problem=replace(record, status=FileStatus.FAILED, reason=reason))
         status = "indexed" if chunks else "empty"
         reason = "; ".join(doc.warnings) or None
         return _Read(pending=_Pending(replace(record, status=status, reason=reason, title=doc.title,
@@ -323,7 +323,7 @@ class Indexer:
         log.info("%s %s: %s", record.status, record.path, record.reason)
         self.store.record_problem(record)
         errors = (p.errors + ((record.path, record.reason or ""),))[-200:]
-        if record.status == "skipped":
+        if record.status == FileStatus.SKIPPED:
             return None, replace(p, files_done=p.files_done + 1, skipped=p.skipped + 1, errors=errors)
         return None, replace(p, files_done=p.files_done + 1, failed=p.failed + 1, errors=errors)
 

@@ -32,13 +32,13 @@ from findling.engine.config import Config
 from findling.engine.encode.encoder import Encoder, Tokenizer
 from findling.engine.errors import StoreError
 from findling.engine.index.indexer import CancelToken, Progress, chunk_limit
-from findling.engine.records import Chunk, EncodedChunk, ExtractedText
+from findling.engine.records import Chunk, EncodedChunk, ExtractedText, FileStatus, Phase
 from findling.engine.store.store import FileRecord, FileState, Store
 
 log = logging.getLogger(__name__)
 
-PHASE = "re-encoding"
-"""``Progress.phase`` while a switch encodes (then "swapping", then "done" or "cancelled")."""
+PHASE = Phase.REENCODING
+"""``Progress.phase`` while a switch encodes (then ``SWAPPING``, then ``DONE`` or ``CANCELLED``)."""
 
 
 def next_path(db_path: Path) -> Path:
@@ -78,11 +78,11 @@ def switch_model(active: Store, encoder: Encoder, *, config: Config, choice: str
     last = Progress(PHASE)
     for last in reencode_beside(active, encoder, config=config, cancel=cancel):
         yield last
-    if last.phase == "cancelled":
+    if last.phase == Phase.CANCELLED:
         return
-    yield replace(last, phase="swapping", elapsed=time.monotonic() - start)
+    yield replace(last, phase=Phase.SWAPPING, elapsed=time.monotonic() - start)
     swap_in(active, choice=choice)
-    yield replace(last, phase="done", elapsed=time.monotonic() - start)
+    yield replace(last, phase=Phase.DONE, elapsed=time.monotonic() - start)
 
 
 def reencode_beside(active: Store, encoder: Encoder, *, config: Config,
@@ -163,12 +163,12 @@ def _fill(active: Store, nxt: Store, encoder: Encoder, *, config: Config, cancel
         if cancel is not None:
             cancel.wait_if_paused()
             if cancel.cancelled:
-                yield replace(p, phase="cancelled", elapsed=time.monotonic() - start)
+                yield replace(p, phase=Phase.CANCELLED, elapsed=time.monotonic() - start)
                 return
         chunks = rechunk(active.chunks_of(record.path), encoder.tokenizer, max_tokens=max_tokens,
                          overlap=config.chunk_overlap_tokens)
-        if record.status == "indexed" and not chunks:
-            record = replace(record, status="empty")
+        if record.status == FileStatus.INDEXED and not chunks:
+            record = replace(record, status=FileStatus.EMPTY)
         batch.append(_Copy(record, chunks))
         tokens += sum(c.token_count for c in chunks)
         if tokens >= 4 * config.encode_batch_tokens or len(batch) >= 256:

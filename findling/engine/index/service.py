@@ -39,7 +39,7 @@ from findling.engine.errors import FindlingError, ModelMismatch
 from findling.engine.extract import SUPPORTED_SUFFIXES
 from findling.engine.index.indexer import CancelToken, Indexer, Progress
 from findling.engine.index.reencode import reencode_beside, swap_in
-from findling.engine.records import ChangeKind, FileChange
+from findling.engine.records import ChangeKind, FileChange, Phase
 from findling.engine.sources.exclusions import effective_patterns
 from findling.engine.sources.watcher import Watcher
 from findling.engine.store.store import Store
@@ -126,6 +126,8 @@ def progress_from_json(data: dict) -> Progress:
     values = {k: v for k, v in data.items() if k in known}
     if values.get("current") is not None:
         values["current"] = Path(values["current"])
+    if "phase" in values:
+        values["phase"] = Phase(values["phase"])
     return Progress(**values)
 
 
@@ -288,13 +290,13 @@ class IndexService:
                          finish=False)
         if last.phase != "re-encoding" or self._stop.is_set():
             return  # cancelled: the file beside the index stays, and the next switch resumes it
-        self._emit(Event.PROGRESS, progress=progress_json(replace(last, phase="swapping")))
+        self._emit(Event.PROGRESS, progress=progress_json(replace(last, phase=Phase.SWAPPING)))
         try:
             swap_in(self._store, choice=choice)
         except BaseException:
-            self._emit(Event.FINISHED, progress=progress_json(replace(last, phase="failed")))
+            self._emit(Event.FINISHED, progress=progress_json(replace(last, phase=Phase.FAILED)))
             raise
-        self._emit(Event.FINISHED, progress=progress_json(replace(last, phase="done")))
+        self._emit(Event.FINISHED, progress=progress_json(replace(last, phase=Phase.DONE)))
         self.config, self.encoder = config, encoder
         self._make_indexer()
         self._restart_watcher()
@@ -309,7 +311,7 @@ class IndexService:
         if self._stop.is_set():
             self._token.cancel()
         reported = 0
-        last = Progress("done")
+        last = Progress(Phase.DONE)
         try:
             for last in make_job(cancel=self._token):
                 problems = last.failed + last.skipped
@@ -319,10 +321,10 @@ class IndexService:
                     reported = problems
                 self._emit(Event.PROGRESS, progress=progress_json(last))
         except BaseException:
-            last = replace(last, phase="failed")
+            last = replace(last, phase=Phase.FAILED)
             raise
         finally:
-            if finish or last.phase in ("cancelled", "failed"):
+            if finish or last.phase in (Phase.CANCELLED, Phase.FAILED):
                 self._emit(Event.FINISHED, progress=progress_json(last))
         return last
 

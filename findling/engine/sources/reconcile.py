@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from findling.engine.extract import is_supported
-from findling.engine.records import ChangeKind, FileChange
+from findling.engine.records import ChangeKind, FileChange, FileStatus
 from findling.engine.store.store import FileState, Store
 from findling.engine.sources.walk import FileEntry, iter_files
 
@@ -81,7 +81,7 @@ def _match_moves(missing: dict[Path, FileState], new: list[FileEntry]) -> dict[P
     """Pair vanished index entries with new files of the same size and content hash."""
     by_size: dict[int, list[FileState]] = {}
     for state in missing.values():
-        if state.hash and state.status == "indexed":
+        if state.hash and state.status == FileStatus.INDEXED:
             by_size.setdefault(state.size, []).append(state)
     moves: dict[Path, FileEntry] = {}
     for entry in new:
