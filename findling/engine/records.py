@@ -185,3 +185,4 @@ class ModelInfo:
     dim: int
     max_tokens: int  # longest document the model can encode, in tokens (markers included)
     note: str = ""  # shown to the user, e.g. "bundled fallback: the target model is not in the cache"
+    dense_dim: int = 0  # size of a text's pooled (dense) vector; 0: the model declares no dense pooling
