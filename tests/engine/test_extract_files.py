@@ -137,3 +137,17 @@ def test_nothing_is_written(tmp_path, config):
 def test_every_refusal_is_an_extraction_error():
     for error in (FileTooLarge, FileVanished, UnsupportedFile):
         assert issubclass(error, ExtractionError)
+
+
+def test_cutting_text_to_the_limit_keeps_each_pages_label_and_ocr_mark():
+    from pathlib import Path
+
+    from findling.engine.extract.limits import cap_text
+    from findling.engine.records import ExtractedText, PageSpan
+
+    doc = ExtractedText(Path("scan.pdf"), "a" * 50 + "b" * 50, pages=(
+        PageSpan(1, 0, 50, label="1"), PageSpan(2, 50, 100, label="2 (OCR)", ocr=True)), kind="pdf")
+    cut = cap_text(doc, max_chars=70)
+    assert cut.text == "a" * 50 + "b" * 20
+    assert cut.pages == (PageSpan(1, 0, 50, label="1"), PageSpan(2, 50, 70, label="2 (OCR)", ocr=True))
+    assert "text cut at 70" in cut.warnings[-1]

@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from findling.engine.errors import ExtractionError, FileTooLarge, FileVanished, UnsupportedFile
-from findling.engine.records import ExtractedText, PageSpan
+from findling.engine.records import ExtractedText
 
 logger = logging.getLogger(__name__)
 
@@ -109,11 +109,7 @@ def cap_text(extracted: ExtractedText, *, max_chars: int) -> ExtractedText:
     """``extracted`` cut to ``max_chars`` characters (page spans clipped, a warning added)."""
     if len(extracted.text) <= max_chars:
         return extracted
-    pages = tuple(
-        PageSpan(number=p.number, start=p.start, end=min(p.end, max_chars), label=p.label)
-        for p in extracted.pages
-        if p.start < max_chars
-    )
+    pages = tuple(replace(p, end=min(p.end, max_chars)) for p in extracted.pages if p.start < max_chars)
     warning = f"text cut at {max_chars:,} of {len(extracted.text):,} characters (max_text_chars)"
     return replace(
         extracted,
