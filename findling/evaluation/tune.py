@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from findling.engine.config import Config
-from findling.engine.search.searcher import DEFAULT_FUSION, Fusion, Ranked, Searcher, fuse, lane_depth
+from findling.engine.search.searcher import (DEFAULT_FUSION, NORM_DEPTH, Fusion, Ranked, Searcher, fuse,
+                                             lane_depth)
 from findling.engine.store.store import Store
 from findling.evaluation.beir import (SEARCH_DEPTH, BeirSet, _baseline_cache, as_query, dense_runs, doc_id_of,
                                       load_beir, mean_metrics, ndcg_at_k)
@@ -120,7 +121,8 @@ def score(s: TuneSet, fusion: Fusion) -> float:
     by_query = s.lanes[fusion.decay]
     runs = {}
     for q, lanes in by_query.items():
-        used = {name: lane for name, lane in lanes.items() if name != "dense" or fusion.dense > 0}
+        # the first NORM_DEPTH of each lane: what the head of ``fuse`` (every file nDCG@10 sees) is made from
+        used = {name: lane[:NORM_DEPTH] for name, lane in lanes.items() if name != "dense" or fusion.dense > 0}
         runs[q] = _ids(fuse(used, fusion) if len(used) > 1 else next(iter(used.values()), []), s.doc_ids)
     return _ndcg(s.data, runs)
 

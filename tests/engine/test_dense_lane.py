@@ -180,10 +180,14 @@ def test_rank_files_with_decay_adds_the_next_chunks_damped():
     assert [(r.file_id, r.chunk_id) for r in best] == [(1, 10), (2, 12)]  # a -inf chunk is not found
     assert [r.score for r in best] == pytest.approx([0.9, 0.8])
     summed = rank_files(scores, files, chunks, 10, decay=0.5)
-    # file 2: 0.8 + 0.5 * 0.7 + 0.25 * 0.6 (its 4th chunk does not count); file 1: 0.9 + 0.5 * 0.5
-    assert [(r.file_id, r.chunk_id) for r in summed] == [(2, 12), (1, 10)]
-    assert [r.score for r in summed] == pytest.approx([1.3, 1.15])
-    assert rank_files(scores, files, chunks, 1, decay=0.5) == [Ranked(2, 12, pytest.approx(1.3))]
+    # file 2: (0.8 + 0.5 * 0.7 + 0.25 * 0.6) / 1.75 (its 4th chunk does not count); file 1 has two chunks, its
+    # best stands in for the third: (0.9 + 0.5 * 0.5 + 0.25 * 0.9) / 1.75
+    assert [(r.file_id, r.chunk_id) for r in summed] == [(1, 10), (2, 12)]
+    assert [r.score for r in summed] == pytest.approx([1.375 / 1.75, 1.3 / 1.75])
+    assert rank_files(scores, files, chunks, 1, decay=0.5) == [Ranked(1, 10, pytest.approx(1.375 / 1.75))]
+    # a one-chunk file keeps its chunk's score: never behind a longer file for having fewer chunks
+    single = rank_files(np.array([0.7, 0.9, 0.1]), np.array([1, 2, 2]), np.arange(3), 5, decay=0.5)
+    assert [(r.file_id, r.score) for r in single] == [(1, pytest.approx(0.7)), (2, pytest.approx(1.175 / 1.75))]
 
 
 def test_rank_files_breaks_ties_by_file_id():

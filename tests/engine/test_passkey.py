@@ -110,3 +110,12 @@ def test_cli_prints_one_json_object(config, fake_encoder, monkeypatch, capsys):
     assert "maxsim" in capsys.readouterr().out
     args = parser.parse_args(["passkey", "--docs", "3", "--queries", "4"])
     assert args.func(args, config) == 2
+
+
+def test_a_pooling_model_adds_the_dense_lane_and_hybrid_still_finds_every_key(config):
+    from tests.engine.test_dense_lane import FakeDenseEncoder
+
+    report = passkey.evaluate_passkey(FakeDenseEncoder(), config=config, lengths=(64, 256), n_docs=10, n_queries=5)
+    out = report.to_json()
+    assert set(out["ndcg@1"]) == {"bm25", "maxsim", "dense_lane", "hybrid"}
+    assert out["mean"]["hybrid"] == 1.0
