@@ -1,7 +1,7 @@
 """The reads search makes: chunk rows for hits, file filters, and the keyword index (FTS5 BM25).
 
-``SearchStore`` is a mixin of ``findling.engine.store.store.Store`` (like ``findling.engine.store.vectors.VectorStore``) and relies on
-its connection and path; it is not used on its own. A ``Store(path, reader=True)`` is enough for all of it.
+``SearchReads`` is one of the parts a ``findling.engine.store.store.Store`` is made of: it gets the store's
+connection. A ``Store(path, reader=True)`` is enough for all of it.
 """
 from __future__ import annotations
 
@@ -35,8 +35,12 @@ class ChunkRow:
     title: str
 
 
-class SearchStore:
+class SearchReads:
     """What a search reads from the index besides token vectors."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path  # named in the messages of ``guarded``
 
     @guarded
     def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:

@@ -34,8 +34,9 @@ from findling.engine.store.schema import (
     unpack_text,
 )
 from findling.engine.store.codec import encode_dense
-from findling.engine.store.search_reads import SearchStore
-from findling.engine.store.vectors import VectorStore
+from findling.engine.store.meta import IndexMeta
+from findling.engine.store.search_reads import ChunkRow, SearchReads
+from findling.engine.store.vectors import VectorTable
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +94,13 @@ class FileRecord:
     fields: tuple[tuple[str, str], ...] = ()  # (name, value) pairs filters match: ``ExtractedText.fields``
 
 
-class Store(VectorStore, SearchStore):
+class Store:
     """An open index file. One instance per thread; open more for more threads.
+
+    Made of parts that share its connection: ``meta`` (``IndexMeta``), ``vectors`` (``VectorTable``: token
+    and dense vectors, their format) and ``reads`` (``SearchReads``: what searches read besides vectors). The
+    store's own methods cover folders, files and chunks; the parts' methods that callers use are passed
+    through by name below, so callers see one object.
 
     Any number of stores, in any number of processes, may read one index. Writing that must not interleave
     with another process (indexing) first takes the writer lock with ``lock_for_writing`` (``IndexLocked``
@@ -111,8 +117,11 @@ class Store(VectorStore, SearchStore):
         conn = self.conn = self._open_reader(timeout) if reader else self._open(timeout)
         try:
             register_functions(conn)
-            self._codec = None  # (meta.vector_codec, its codec): see VectorStore.codec
             self.db = Database(conn, execute_plugins=False)
+            self._meta = IndexMeta(conn, self.path)
+            self.vectors = VectorTable(conn, self.db, self.path, self._meta, lock_for_writing=self.lock_for_writing,
+                                       vacuum=self.vacuum)
+            self.reads = SearchReads(conn, self.path)
             if reader:
                 conn.execute("PRAGMA query_only=ON")
                 self._refuse_newer_schema()
@@ -124,11 +133,11 @@ class Store(VectorStore, SearchStore):
             check_health(conn, self.path)
             self._refuse_newer_schema()
             migrations.apply(self.db)
-            self._set_meta_default("schema_version", str(SCHEMA_VERSION))
+            self._meta.set_default("schema_version", str(SCHEMA_VERSION))
             self.conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version' AND CAST(value AS INTEGER) < ?",
                               (str(SCHEMA_VERSION), SCHEMA_VERSION))
-            self._set_meta_default("vector_layout", VECTOR_LAYOUT)
-            self._set_meta_default("generation", "0")
+            self._meta.set_default("vector_layout", VECTOR_LAYOUT)
+            self._meta.set_default("generation", "0")
         except StoreError:
             conn.close()
             raise
@@ -187,33 +196,94 @@ class Store(VectorStore, SearchStore):
         self.close()
 
     # ----------------------------------------------------------------- meta
-    @guarded
     def meta(self, key: str, default: str | None = None) -> str | None:
-        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else default
+        return self._meta.get(key, default)
 
-    @guarded
     def set_meta(self, key: str, value: str) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
-
-    def _set_meta_default(self, key: str, value: str) -> None:
-        self.conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", (key, value))
+        self._meta.set(key, value)
 
     def generation(self) -> int:
         """Bumped by every write that changes what search sees."""
-        return int(self.meta("generation", "0") or 0)
+        return self._meta.generation()
 
     def _bump(self) -> None:
-        self.conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+        self._meta.bump()
 
     def model_identity(self) -> dict | None:
-        raw = self.meta("model")
-        return json.loads(raw) if raw else None
+        return self._meta.model_identity()
 
     @property
     def dim(self) -> int | None:
-        ident = self.model_identity()
-        return int(ident["dim"]) if ident else None
+        return self._meta.dim()
+
+    # ----------------------------------------------------------------- the parts' methods, passed through
+    @property
+    def codec(self):
+        """The format of this index's vector BLOBs (``VectorTable.codec``)."""
+        return self.vectors.codec
+
+    def convert_vectors(self, new, *, batch: int = 256) -> int:
+        return self.vectors.convert_vectors(new, batch=batch)
+
+    def sample_vectors(self, n: int, *, seed: int = 0) -> np.ndarray:
+        return self.vectors.sample_vectors(n, seed=seed)
+
+    def read_vectors(self, chunk_ids: Sequence[int]) -> dict[int, np.ndarray]:
+        return self.vectors.read_vectors(chunk_ids)
+
+    def read_codes(self, chunk_ids: Sequence[int]) -> list[tuple[int, int, bytes]]:
+        return self.vectors.read_codes(chunk_ids)
+
+    def vector_bytes(self) -> int:
+        return self.vectors.vector_bytes()
+
+    def compress_if_due(self, *, min_tokens: int) -> str | None:
+        return self.vectors.compress_if_due(min_tokens=min_tokens)
+
+    def recode(self, name: str, *, seed: int = 0) -> None:
+        self.vectors.recode(name, seed=seed)
+
+    def train_codec(self, name: str, *, seed: int = 0):
+        return self.vectors.train_codec(name, seed=seed)
+
+    def codec_choice(self) -> str:
+        return self.vectors.codec_choice()
+
+    def set_codec_choice(self, choice: str) -> None:
+        self.vectors.set_codec_choice(choice)
+
+    def vector_count(self) -> int:
+        return self.vectors.vector_count()
+
+    def token_count(self) -> int:
+        return self.vectors.token_count()
+
+    def chunk_ids(self) -> np.ndarray:
+        return self.vectors.chunk_ids()
+
+    def dense_chunk_ids(self) -> np.ndarray:
+        return self.vectors.dense_chunk_ids()
+
+    def read_dense(self, chunk_ids: Sequence[int] | None = None, *, batch: int = 900) -> list[tuple[int, int, bytes]]:
+        return self.vectors.read_dense(chunk_ids, batch=batch)
+
+    def iter_vectors(self, chunk_ids: Sequence[int] | None = None, *, batch: int = 900):
+        return self.vectors.iter_vectors(chunk_ids, batch=batch)
+
+    def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:
+        return self.reads.chunk_rows(chunk_ids)
+
+    def filtered_file_ids(self, *, folders: Sequence[Path] = (), suffixes: Sequence[str] = (),
+                          after: float | None = None, before: float | None = None,
+                          fields: Sequence[tuple[Sequence[str], str]] = ()) -> set[int]:
+        return self.reads.filtered_file_ids(folders=folders, suffixes=suffixes, after=after, before=before,
+                                            fields=fields)
+
+    def fts_common_words(self, words: Sequence[str]) -> set[str]:
+        return self.reads.fts_common_words(words)
+
+    def fts_search(self, match: str, *, limit: int) -> list[tuple[int, int, float]]:
+        return self.reads.fts_search(match, limit=limit)
 
     @guarded
     def bind_model(self, info: ModelInfo, *, chunk_settings: dict) -> None:
@@ -228,7 +298,7 @@ class Store(VectorStore, SearchStore):
         new = {"name": info.name, "fingerprint": info.fingerprint, "dim": info.dim, "source": info.source}
         with self.db.atomic():
             if ident and ident.get("fingerprint") != info.fingerprint:
-                self._drop_codec()  # centroids live in the old model's space
+                self.vectors.drop_codec()  # centroids live in the old model's space
             self.set_meta("model", json.dumps(new))
             self.set_meta("chunk_settings", json.dumps(chunk_settings, sort_keys=True))
 
@@ -240,7 +310,7 @@ class Store(VectorStore, SearchStore):
             self.conn.execute("DELETE FROM chunks")
             self.conn.execute("UPDATE files SET status = 'stale', hash = NULL, n_chunks = 0, n_tokens = 0")
             self.conn.execute("DELETE FROM meta WHERE key = 'model'")
-            self._drop_codec()  # the next model trains its own centroids
+            self.vectors.drop_codec()  # the next model trains its own centroids
             self._bump()
 
     # -------------------------------------------------------------- folders

@@ -1,33 +1,53 @@
 """The token vectors of an index and their format: the part of ``Store`` that reads, writes and converts
-the ``vectors`` and ``codec`` tables (``findling.engine.store.codec`` says what a BLOB holds).
+the ``vectors``, ``codec`` and ``dense`` tables (``findling.engine.store.codec`` says what a BLOB holds).
 
-``VectorStore`` is a mixin of ``findling.engine.store.store.Store`` and relies on its connection, ``meta`` helpers, writer
-lock and generation counter; it is not used on its own.
+``VectorTable`` is one of the parts a ``findling.engine.store.store.Store`` is made of: it gets the connection,
+the ``meta`` table, and the store's writer lock and vacuum as explicit collaborators.
 """
 from __future__ import annotations
 
 import json
 import logging
 import sqlite3
+from collections.abc import Callable
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
 from findling.engine.store import codec as codecs
 from findling.engine.store.index_file import explain, guarded
+from findling.engine.store.meta import IndexMeta
 from findling.engine.store.schema import VECTOR_LAYOUT
+from findling.engine.store.sqlite_lib import Database
 
 log = logging.getLogger(__name__)
 
 
-class VectorStore:
+class VectorTable:
     """Vector BLOBs by chunk id, the index's vector format, and converting between formats."""
+
+    def __init__(self, conn: sqlite3.Connection, db: Database, path: Path, meta: IndexMeta, *,
+                 lock_for_writing: Callable[[], None], vacuum: Callable[[], None]) -> None:
+        """``lock_for_writing`` makes the owning store the index's only writer (before a conversion);
+        ``vacuum`` gives freed pages back to the file system (after one)."""
+        self.conn = conn
+        self.db = db
+        self.path = path
+        self.meta = meta
+        self.lock_for_writing = lock_for_writing
+        self.vacuum = vacuum
+        self._codec: tuple[str | None, codecs.Codec] | None = None  # (meta.vector_codec, its codec)
+
+    @property
+    def dim(self) -> int | None:
+        return self.meta.dim()
 
     @property
     def codec(self) -> codecs.Codec:
         """The format of this index's vector BLOBs (``findling.engine.store.codec``); follows a change made by another
         connection. An index without ``meta.vector_codec`` is float16."""
-        raw = self.meta("vector_codec")
+        raw = self.meta.get("vector_codec")
         if self._codec is None or self._codec[0] != raw:
             arrays = {} if raw is None else self._codec_arrays()
             self._codec = (raw, codecs.load(raw, arrays, dim=self.dim or 0))
@@ -61,12 +81,12 @@ class VectorStore:
                 last = rows[-1][0]
             self.conn.execute("DELETE FROM codec")
             if new.name == codecs.FP16:
-                self.conn.execute("DELETE FROM meta WHERE key = 'vector_codec'")
+                self.meta.delete("vector_codec")
             else:
                 self.conn.executemany("INSERT INTO codec(name, data) VALUES (?, ?)", list(new.arrays().items()))
-                self.set_meta("vector_codec", json.dumps(new.describe(), sort_keys=True))
-            self.set_meta("vector_layout", codecs.LAYOUTS[new.name])
-            self._bump()
+                self.meta.set("vector_codec", json.dumps(new.describe(), sort_keys=True))
+            self.meta.set("vector_layout", codecs.LAYOUTS[new.name])
+            self.meta.bump()
         self._codec = None
         log.info("vectors of %s rewritten as %s (%d tokens)", self.path, new.name, tokens)
         return tokens
@@ -148,19 +168,19 @@ class VectorStore:
     @guarded
     def codec_choice(self) -> str:
         """The vector format asked for with ``findling index --codec`` (``auto`` unless set)."""
-        return self.meta("codec_choice") or "auto"
+        return self.meta.get("codec_choice") or "auto"
 
     @guarded
     def set_codec_choice(self, choice: str) -> None:
         if choice not in codecs.CHOICES:
             raise ValueError(f"unknown vector format {choice!r}; use auto, {', '.join(codecs.NAMES)}")
-        self.set_meta("codec_choice", choice)
+        self.meta.set("codec_choice", choice)
 
-    def _drop_codec(self) -> None:
+    def drop_codec(self) -> None:
         """Back to float16 with no trained arrays (inside the caller's transaction, with no vectors left)."""
         self.conn.execute("DELETE FROM codec")
-        self.conn.execute("DELETE FROM meta WHERE key = 'vector_codec'")
-        self.set_meta("vector_layout", VECTOR_LAYOUT)
+        self.meta.delete("vector_codec")
+        self.meta.set("vector_layout", VECTOR_LAYOUT)
 
     @guarded
     def vector_count(self) -> int:
@@ -168,7 +188,7 @@ class VectorStore:
 
     def token_count(self) -> int:
         """Stored token vectors (kept in ``meta`` by triggers: no scan)."""
-        return int(self.meta("stored_tokens", "0") or 0)
+        return int(self.meta.get("stored_tokens", "0") or 0)
 
     @guarded
     def chunk_ids(self) -> np.ndarray:
