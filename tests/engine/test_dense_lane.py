@@ -256,3 +256,28 @@ def test_a_model_folder_without_the_declaration_pools_nothing(tiny_model_dir, co
     shutil.copytree(tiny_model_dir, bad)
     (bad / "dense_pooling.json").write_text(json.dumps({"pooling": "cls"}))
     assert _direct(bad, config).info.dense_dim == 0
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.5])
+def test_rank_files_equals_scoring_every_file_by_hand(decay):
+    rng = np.random.default_rng(7)
+    n = 5000
+    scores = np.round(rng.standard_normal(n), 2)  # rounded: many ties, including at any cut
+    scores[rng.choice(n, 300, replace=False)] = -np.inf
+    files = rng.integers(0, 900, n)
+    chunks = np.arange(n) + 100
+    got = rank_files(scores, files, chunks, 40, decay=decay)
+    by_file: dict = {}
+    for s, f, c in zip(scores, files, chunks):
+        if np.isfinite(s):
+            by_file.setdefault(int(f), []).append((-s, int(c)))
+    expected = []
+    for f, rows in by_file.items():
+        rows.sort()
+        top = [-r[0] for r in rows[:3]]
+        top += [top[0]] * (3 - len(top))
+        value = top[0] if decay == 0 else (top[0] + decay * top[1] + decay ** 2 * top[2]) / (1 + decay + decay ** 2)
+        expected.append((-value, f, rows[0][1]))
+    expected.sort(key=lambda e: (round(e[0], 9), e[1]))
+    assert [(r.file_id, r.chunk_id) for r in got] == [(f, c) for _v, f, c in expected[:40]]
+    assert [r.score for r in got] == pytest.approx([-v for v, _f, _c in expected[:40]])

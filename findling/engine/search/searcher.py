@@ -343,15 +343,34 @@ def rank_files(scores: np.ndarray, file_ids: np.ndarray, chunk_ids: np.ndarray, 
     chunk scores' scale. Ties go to the lower file id.
     """
     found = np.flatnonzero(np.isfinite(scores))
-    if not len(found):
+    if not len(found) or depth <= 0:
         return []
-    s = scores[found].astype(np.float64)
-    f = file_ids[found]
+    # only the files with a chunk among the best ``k`` can rank (a file scores at most its best chunk), so the
+    # work is over those; ``k`` grows until ``depth`` files are certain
+    k = min(len(found), max(4 * depth, 256))
+    while True:
+        if k < len(found):
+            cut = np.partition(scores[found], len(found) - k)[len(found) - k]
+            near = found[scores[found] >= cut]  # every chunk tied at the cut too: the result does not depend on k
+        else:
+            cut, near = -np.inf, found
+        ranked = _rank_chunks(scores, file_ids, chunk_ids, near if decay <= 0 else
+                              found[np.isin(file_ids[found], file_ids[near])], depth, decay)
+        if len(near) == len(found) or (len(ranked) >= depth and ranked[depth - 1].score >= cut):
+            return ranked
+        k = min(len(found), 4 * k)
+
+
+def _rank_chunks(scores: np.ndarray, file_ids: np.ndarray, chunk_ids: np.ndarray, rows: np.ndarray, depth: int,
+                 decay: float) -> list[Ranked]:
+    """``rank_files`` over the chunks ``rows`` (every chunk of a file that should count with ``decay``)."""
+    s = scores[rows].astype(np.float64)
+    f = file_ids[rows]
     if decay <= 0:
         order = np.lexsort((f, -s))
         first = np.unique(f[order], return_index=True)[1]  # each file's first (best) entry in that order
         best = order[np.sort(first)][:depth]
-        return [Ranked(int(f[i]), int(chunk_ids[found[i]]), float(s[i])) for i in best]
+        return [Ranked(int(f[i]), int(chunk_ids[rows[i]]), float(s[i])) for i in best]
     order = np.lexsort((-s, f))  # by file, best chunk first within it
     fs, ss = f[order], s[order]
     starts = np.flatnonzero(np.r_[True, fs[1:] != fs[:-1]])
@@ -362,7 +381,7 @@ def rank_files(scores: np.ndarray, file_ids: np.ndarray, chunk_ids: np.ndarray, 
     missing = full - np.array([sum(decay ** i for i in range(c)) for c in range(DECAY_CHUNKS + 1)])[counts]
     total = (np.add.reduceat(ss * weights, starts) + missing * ss[starts]) / full
     top = np.lexsort((fs[starts], -total))[:depth]
-    return [Ranked(int(fs[starts[t]]), int(chunk_ids[found[order[starts[t]]]]), float(total[t])) for t in top]
+    return [Ranked(int(fs[starts[t]]), int(chunk_ids[rows[order[starts[t]]]]), float(total[t])) for t in top]
 
 
 DECAY_CHUNKS = 3  # chunks of a file that count towards its score when Fusion.decay > 0
