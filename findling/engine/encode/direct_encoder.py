@@ -22,11 +22,11 @@ on the test models and measured on the bundled model by ``bench/indexing.py``.
 """
 from __future__ import annotations
 
+import enum
 import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
@@ -36,8 +36,16 @@ from findling.engine.encode.pylate_encoder import PyLateEncoder
 
 logger = logging.getLogger(__name__)
 
-Precision = Literal["auto", "fp32", "int8", "bf16"]
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "int8", "bf16")
+class Precision(enum.StrEnum):
+    """The arithmetic of the encoder's backbone (``Config.encoder_precision``, ``FINDLING_PRECISION``)."""
+
+    AUTO = "auto"  # bf16 where the CPU computes it natively and the model keeps MIN_COSINE on PROBE, else fp32
+    FP32 = "fp32"  # as stored: PyLate's own output, the reference
+    BF16 = "bf16"
+    INT8 = "int8"  # dynamic quantisation of the backbone's Linear layers; never chosen by AUTO
+
+
+PRECISIONS: tuple[str, ...] = tuple(p.value for p in Precision)
 MIN_COSINE = 0.99  # per-token cosine against fp32 that a lossy precision must keep
 PROBE = (  # encoded at load in fp32 and in the precision "auto" picked, to check that precision on this model
     "Findling reads the files in your folders, cuts their text into chunks and encodes every chunk on your "
@@ -46,14 +54,14 @@ PROBE = (  # encoded at load in fp32 and in the precision "auto" picked, to chec
 )
 
 
-def choose_precision() -> str:
+def choose_precision() -> Precision:
     """The precision ``"auto"`` starts from on this machine: bf16 where the CPU computes it natively (oneDNN
     reports bf16 support: AVX512-BF16 or AMX), else fp32. ``DirectEncoder`` then checks bf16 on the loaded model
     (``PROBE``) and keeps fp32 when the per-token cosine falls under ``MIN_COSINE``.
 
-    int8 is never chosen on its own: measured on the bundled MiniLM it misses the fidelity target by far
-    (per-token cosine down to 0.59 with every Linear quantised, 0.92 with the FFN outputs kept in fp32; README
-    "Measured"), since dynamic quantisation scales activations per tensor and BERT's outlier channels dominate.
+    int8 is never chosen on its own: dynamic quantisation scales activations per tensor, so BERT-family
+    backbones, whose outlier channels dominate those scales, lose far more than ``MIN_COSINE`` allows
+    (``bench/indexing.py`` reports its fidelity).
     """
     import torch
 
@@ -61,7 +69,7 @@ def choose_precision() -> str:
         native_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         native_bf16 = False
-    return "bf16" if native_bf16 else "fp32"
+    return Precision.BF16 if native_bf16 else Precision.FP32
 
 
 def fold_linear_head(modules: Sequence) -> tuple[np.ndarray, np.ndarray | None] | None:
@@ -144,13 +152,15 @@ class DirectEncoder(PyLateEncoder):
     POOLS = True
 
     def __init__(self, folder: Path | str, info: ModelInfo, *, threads: int = 1, batch_tokens: int = 8192,
-                 precision: Precision = "auto", workers: int = 1) -> None:
-        if precision not in PRECISIONS:
+                 precision: Precision | str = Precision.AUTO, workers: int = 1) -> None:
+        try:
+            precision = Precision(precision)
+        except ValueError:
             raise ModelError(f"unknown encoder precision {precision!r}: use one of {', '.join(PRECISIONS)} "
-                             "(FINDLING_PRECISION or Config.encoder_precision)")
+                             "(FINDLING_PRECISION or Config.encoder_precision)") from None
         super().__init__(folder, info, threads=threads, batch_tokens=batch_tokens, workers=workers)
         self.requested = precision
-        self.precision = choose_precision() if precision == "auto" else precision
+        self.precision = choose_precision() if precision is Precision.AUTO else precision
         self._head = None  # (weight, bias) torch tensors when folded, else the head modules
         self._layers = None  # a bf16 BERT-family backbone's fused layers: documents then skip their padding
 
@@ -169,20 +179,19 @@ class DirectEncoder(PyLateEncoder):
 
             self._head = torch.nn.Sequential(*modules[1:])
             pack_linear_layers(self._head)  # the head runs in float32 whatever the backbone's precision
-        if self.requested == "auto" and self.precision != "fp32":
+        if self.requested is Precision.AUTO and self.precision is not Precision.FP32:
             self._check_auto_precision(model)
-        elif self.precision == "bf16":
+        elif self.precision is Precision.BF16:
             modules[0].auto_model = to_bf16(modules[0].auto_model)
-        if self.precision == "int8":
+        if self.precision is Precision.INT8:
             logger.warning("%s: int8 was asked for; it misses the per-token cosine of %.2f against fp32 that the "
-                           "other precisions keep (0.56 measured on the bundled model), so search quality drops",
-                           self.info.name, MIN_COSINE)
+                           "other precisions keep, so search quality drops", self.info.name, MIN_COSINE)
             modules[0].auto_model = quantise_linear_layers(modules[0].auto_model)
-        if self.precision == "fp32":  # last: the bf16 check above copies the plain fp32 model
+        if self.precision is Precision.FP32:  # last: the bf16 check above copies the plain fp32 model
             from findling.engine.encode.fused_blocks import fuse_bert_blocks
 
             fuse_bert_blocks(modules[0].auto_model, torch.float32)
-        if self.precision == "bf16":
+        if self.precision is Precision.BF16:
             from findling.engine.encode.fused_blocks import packed_encoder_layers
 
             self._layers = packed_encoder_layers(modules[0].auto_model)
@@ -200,7 +209,7 @@ class DirectEncoder(PyLateEncoder):
 
         chosen, backbone = self.precision, model[0]
         with torch.inference_mode():
-            self.precision = "fp32"
+            self.precision = Precision.FP32
             reference = self._encode_batch(model, [PROBE], queries=False)[0]
             fp32_model = backbone.auto_model
             backbone.auto_model = to_bf16(copy.deepcopy(fp32_model))
@@ -210,7 +219,7 @@ class DirectEncoder(PyLateEncoder):
         if low < MIN_COSINE:
             logger.info("%s keeps fp32: %s reaches a per-token cosine of only %.3f", self.info.name, chosen, low)
             backbone.auto_model = fp32_model
-            self.precision = "fp32"
+            self.precision = Precision.FP32
 
     def _project(self, hidden):
         """The projection head on ``[rows, hidden]`` (or ``[batch, seq, hidden]``) token states."""
