@@ -59,11 +59,26 @@ def export(head: Head, out: Path, *, backbone_dir: Path, framing: dict, card: st
         "attend_to_expansion_tokens": bool(framing.get("attend_to_expansion_tokens", False)),
         "skiplist_words": framing.get("skiplist_words", list("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")),
     })
+    if mean_pooled(Path(backbone_dir)):  # the backbone is a sentence-embedding model: keep its embedding usable
+        _json(tmp / "dense_pooling.json", {"pooling": "mean", "normalize": True})
     (tmp / "README.md").write_text(card, encoding="utf-8")
     shutil.rmtree(out, ignore_errors=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp.replace(out)
     return out
+
+
+def mean_pooled(model_dir: Path) -> bool:
+    """Whether ``model_dir`` is a sentence-transformers model that mean-pools its tokens and L2-normalises: the
+    dense embedding Findling's dense lane takes from the backbone (``dense_pooling.json``)."""
+    try:
+        modules = json.loads((model_dir / "modules.json").read_text(encoding="utf-8"))
+        pooling = next(m for m in modules if m.get("type", "").endswith("Pooling"))
+        config = json.loads((model_dir / pooling["path"] / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, StopIteration, KeyError, TypeError):
+        return False
+    normalised = any(m.get("type", "").endswith("Normalize") for m in modules)
+    return bool(config.get("pooling_mode_mean_tokens")) and normalised
 
 
 def _transformer_path(model_dir: Path) -> str:
