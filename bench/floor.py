@@ -72,13 +72,20 @@ def backbone_shapes(config: dict) -> tuple[list[tuple[int, int]], int, int, int]
     return shapes, layers, hidden, heads
 
 
-def head_shapes(encoder) -> list[tuple[int, int]]:
-    """``(in, out)`` of every ``Linear`` in the loaded model's projection head (after the backbone)."""
-    import torch
-
-    model = encoder._loaded()
-    return [(m.in_features, m.out_features) for module in list(model)[1:] for m in module.modules()
-            if isinstance(m, torch.nn.Linear)]
+def head_shapes(folder: Path) -> list[tuple[int, int]]:
+    """``(in, out)`` of every product of the model folder's projection head: each PyLate ``Dense`` its linear
+    layer, plus its residual projection when it has one of another size (``use_residual``)."""
+    shapes = []
+    modules = json.loads((Path(folder) / "modules.json").read_text())
+    for module in modules:
+        if not module.get("type", "").endswith("Dense"):
+            continue
+        config = json.loads((Path(folder) / module["path"] / "config.json").read_text())
+        n_in, n_out = int(config["in_features"]), int(config["out_features"])
+        shapes.append((n_in, n_out))
+        if config.get("use_residual") and n_in != n_out:
+            shapes.append((n_in, n_out))
+    return shapes
 
 
 def flops_per_token(shapes, layers: int, hidden: int, lengths: list[int], head) -> dict[str, float]:
@@ -274,7 +281,7 @@ def collect(args) -> list[Result]:
         backbone = json.loads((Path(encoder.folder) / "config.json").read_text())
         shapes, layers, hidden, heads = backbone_shapes(backbone)
         encoder.encode_documents(texts[:2])  # load outside the timing
-        head = head_shapes(encoder)
+        head = head_shapes(encoder.folder)
         flops = flops_per_token(shapes, layers, hidden, lengths, head)
         dtype = torch.bfloat16 if native_bf16() else torch.float32
         dname = "bf16" if dtype == torch.bfloat16 else "fp32"
