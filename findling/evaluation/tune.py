@@ -7,10 +7,10 @@ Each ``FOLDER=INDEX[@SPLIT]`` is a BEIR set and an index of its corpus kept by `
 (with the model under test); SPLIT is the qrels file (default ``test``). SciFact enters with its *train*
 claims only: its test claims are the held-out figure and take no part in the choice.
 
-Procedure (``tune``): for every query, the searcher's lanes (MaxSim, keyword, dense; ``Searcher.ranked_lanes``
-at the depth a 100-result search fuses) are taken once per ``decay`` of ``DECAYS``; then every ``Fusion`` of
-the grid (``grid``: method x MaxSim weight x dense share x decay) is applied to them and scored by nDCG@10 per
-set. A set's baseline is the better of BM25 and the dense baseline (``findling eval``'s ``dense`` mode: the
+Procedure (``tune``): for every query, each lane's chunk scores (MaxSim, keyword, dense;
+``Searcher.chunk_scores``) are taken once; files are ranked from them for each file scoring of the grid
+(``rank_files`` with ``decay``, ``keyword_decay``), and every ``Fusion`` of the grid (``grid``: method x MaxSim
+weight x dense share x decay x keyword decay) is applied to those lanes and scored by nDCG@10 per set. A set's baseline is the better of BM25 and the dense baseline (``findling eval``'s ``dense`` mode: the
 backbone's own sentence embedding, one vector per record). The chosen fusion is the one with the largest
 smallest margin over the sets' baselines, ties going to the larger mean nDCG@10, then to the earlier grid
 entry. ``Fusion``'s docstring states this contract; ``--doc`` writes the figures as Markdown.
@@ -23,14 +23,13 @@ import json
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from findling.engine.config import Config
-from findling.engine.search.searcher import (DEFAULT_FUSION, NORM_DEPTH, Fusion, Ranked, Searcher, fuse,
-                                             lane_depth)
+from findling.engine.search.searcher import NORM_DEPTH, Fusion, Ranked, Searcher, fuse, lane_depth, rank_files
 from findling.engine.store.store import Store
 from findling.evaluation.beir import (SEARCH_DEPTH, BeirSet, _baseline_cache, as_query, dense_runs, doc_id_of,
                                       load_beir, mean_metrics, ndcg_at_k)
@@ -39,71 +38,83 @@ from findling.evaluation.dense_baseline import DenseBaseline
 log = logging.getLogger(__name__)
 
 METHODS = ("relative", "zscore", "rrf")
-WEIGHTS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
-DENSE_SHARES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
-DECAYS = (0.0, 0.25, 0.5)
+WEIGHTS = (0.2, 0.3, 0.4, 0.5, 0.6)
+DENSE_SHARES = (0.0, 0.1, 0.2, 0.3, 0.4)
+DECAYS = (0.0, 0.25, 0.5, 0.75)
+KEYWORD_DECAYS = (0.0, 0.5)
 
 Lanes = dict[str, list[Ranked]]
 
 
-@dataclass(frozen=True)
+@dataclass
 class TuneSet:
     """One set of the procedure: its queries and judgements, the index searched, and its baselines."""
 
     name: str
     data: BeirSet
     index: Path
-    lanes: dict[float, dict[str, Lanes]]  # decay -> query id -> lanes
+    chunks: dict[str, dict]  # query id -> lane -> (scores, file ids, chunk ids): Searcher.chunk_scores
     doc_ids: dict[int, str]  # file id -> doc id
     baselines: dict[str, float]  # "bm25", "dense", "maxsim", "dense_lane": nDCG@10
+    _ranked: dict = field(default_factory=dict)  # (decay, keyword decay) -> query id -> lanes
+
+    def lanes(self, decay: float, keyword_decay: float) -> dict[str, Lanes]:
+        """Every query's lanes with files scored by ``decay`` (MaxSim, dense) and ``keyword_decay`` (keyword)."""
+        key = (decay, keyword_decay)
+        if key not in self._ranked:
+            depth = lane_depth(SEARCH_DEPTH)
+            self._ranked[key] = {
+                q: {lane: rank_files(*arrays, depth, decay=keyword_decay if lane == "bm25" else decay)
+                    for lane, arrays in by_lane.items()}
+                for q, by_lane in self.chunks.items()}
+        return self._ranked[key]
 
 
 def grid() -> list[Fusion]:
     """Every fusion the procedure tries, in a fixed order."""
     out = []
-    for method, weight, dense, decay in itertools.product(METHODS, WEIGHTS, DENSE_SHARES, DECAYS):
-        out.append(Fusion(method=method, weight=weight, dense=dense, decay=decay))
+    for method, weight, dense, decay, keyword_decay in itertools.product(METHODS, WEIGHTS, DENSE_SHARES, DECAYS,
+                                                                         KEYWORD_DECAYS):
+        out.append(Fusion(method=method, weight=weight, dense=dense, decay=decay, keyword_decay=keyword_decay))
     return out
 
 
-def collect(folder: Path, index: Path, *, split: str, encoder, baseline: DenseBaseline,
-            decays=DECAYS) -> TuneSet:
-    """The lanes of every query of ``folder``'s ``split`` over the kept ``index``, and the set's baselines."""
+def collect(folder: Path, index: Path, *, split: str, encoder, baseline: DenseBaseline) -> TuneSet:
+    """The lanes' chunk scores for every query of ``folder``'s ``split`` over the kept ``index``, and the set's
+    baselines."""
     data = load_beir(folder, split=split)
     store = Store(index)
-    lanes: dict[float, dict[str, Lanes]] = {}
     try:
-        for decay in decays:
-            searcher = Searcher(store, encoder, fusion=replace(DEFAULT_FUSION, decay=decay, dense=max(DEFAULT_FUSION.dense, 0.5)))
-            try:
-                lanes[decay] = {q: searcher.ranked_lanes(as_query(t), depth=lane_depth(SEARCH_DEPTH))
-                                for q, t in data.queries.items()}
-            finally:
-                searcher.close()
-        doc_ids = _doc_ids(store, lanes)
+        searcher = Searcher(store, encoder)
+        try:
+            chunks = {q: searcher.chunk_scores(as_query(t), depth=lane_depth(SEARCH_DEPTH))
+                      for q, t in data.queries.items()}
+        finally:
+            searcher.close()
+        s = TuneSet(f"{data.name}@{split}", data, index, chunks, {}, {})
+        s.doc_ids = _doc_ids(store, chunks)
     finally:
         store.close()
     runs = dense_runs(baseline, data, cache=_baseline_cache(index))
-    first = lanes[decays[0]]
-    base = {"bm25": _ndcg(data, {q: _ids(l.get("bm25", []), doc_ids) for q, l in first.items()}),
-            "dense": mean_metrics(runs, data.qrels)["ndcg@10"],
-            "maxsim": _ndcg(data, {q: _ids(l.get("maxsim", []), doc_ids) for q, l in first.items()}),
-            "dense_lane": _ndcg(data, {q: _ids(l.get("dense", []), doc_ids) for q, l in first.items()})}
-    return TuneSet(f"{data.name}@{split}", data, index, lanes, doc_ids, base)
+    first = s.lanes(0.0, 0.0)
+    s.baselines = {"bm25": _ndcg(data, {q: _ids(l.get("bm25", []), s.doc_ids) for q, l in first.items()}),
+                   "dense": mean_metrics(runs, data.qrels)["ndcg@10"],
+                   "maxsim": _ndcg(data, {q: _ids(l.get("maxsim", []), s.doc_ids) for q, l in first.items()}),
+                   "dense_lane": _ndcg(data, {q: _ids(l.get("dense", []), s.doc_ids) for q, l in first.items()})}
+    return s
 
 
-def _doc_ids(store: Store, lanes: dict[float, dict[str, Lanes]]) -> dict[int, str]:
-    """file id -> corpus doc id, for every file the lanes name (read through their chunks' rows)."""
+def _doc_ids(store: Store, chunks: dict[str, dict]) -> dict[int, str]:
+    """file id -> corpus doc id, for every file the lanes' chunk scores name (read through one chunk's row each)."""
     chunk_of: dict[int, int] = {}
-    for by_query in lanes.values():
-        for query_lanes in by_query.values():
-            for lane in query_lanes.values():
-                for r in lane:
-                    chunk_of.setdefault(r.file_id, r.chunk_id)
-    chunks = sorted(chunk_of.values())
+    for by_lane in chunks.values():
+        for _scores, files, chunk_ids in by_lane.values():
+            for f, c in zip(files.tolist(), chunk_ids.tolist()):
+                chunk_of.setdefault(f, c)
+    ids = sorted(chunk_of.values())
     out = {}
-    for lo in range(0, len(chunks), 900):
-        for row in store.chunk_rows(chunks[lo:lo + 900]).values():
+    for lo in range(0, len(ids), 900):
+        for row in store.chunk_rows(ids[lo:lo + 900]).values():
             out[row.file_id] = doc_id_of(row.path)
     return out
 
@@ -118,7 +129,7 @@ def _ndcg(data: BeirSet, runs: dict[str, list[str]]) -> float:
 
 def score(s: TuneSet, fusion: Fusion) -> float:
     """nDCG@10 of ``fusion`` on set ``s`` (its lanes as taken with the fusion's decay)."""
-    by_query = s.lanes[fusion.decay]
+    by_query = s.lanes(fusion.decay, fusion.keyword_decay)
     runs = {}
     for q, lanes in by_query.items():
         # the first NORM_DEPTH of each lane: what the head of ``fuse`` (every file nDCG@10 sees) is made from
@@ -166,7 +177,7 @@ def markdown(result: dict, *, command: str) -> str:
 
 
 def _label(f: dict) -> str:
-    return f"{f['method']} weight {f['weight']} dense {f['dense']} decay {f['decay']}"
+    return f"{f['method']} weight {f['weight']} dense {f['dense']} decay {f['decay']} keyword decay {f['keyword_decay']}"
 
 
 def _notable(rows: list[dict]) -> list[dict]:
@@ -174,7 +185,7 @@ def _notable(rows: list[dict]) -> list[dict]:
     groups: dict[tuple, dict] = {}
     for row in rows:
         f = row["fusion"]
-        key = (f["method"], f["dense"] > 0, f["decay"])
+        key = (f["method"], f["dense"] > 0, f["decay"], f["keyword_decay"])
         if key not in groups or (row["worst_margin"], row["mean"]) > (groups[key]["worst_margin"], groups[key]["mean"]):
             groups[key] = row
     return sorted(groups.values(), key=lambda r: (-r["worst_margin"], -r["mean"]))

@@ -281,3 +281,19 @@ def test_rank_files_equals_scoring_every_file_by_hand(decay):
     expected.sort(key=lambda e: (round(e[0], 9), e[1]))
     assert [(r.file_id, r.chunk_id) for r in got] == [(f, c) for _v, f, c in expected[:40]]
     assert [r.score for r in got] == pytest.approx([-v for v, _f, _c in expected[:40]])
+
+
+def test_file_scoring_from_several_chunks_applies_to_hybrid_only(store, dense_encoder, config, tmp_path):
+    folder = tmp_path / "long"
+    folder.mkdir()
+    # one file matching in one chunk strongly, another matching in every chunk a little less
+    (folder / "once.txt").write_text("pepper salsa recipe " * 3 + " ".join(f"filler{i}" for i in range(200)))
+    (folder / "often.txt").write_text(" ".join(f"pepper salsa word{i} recipe" for i in range(60)))
+    _index(store, dense_encoder, config, folder)
+    plain = Searcher(store, dense_encoder, fusion=Fusion(keyword_decay=0.0))
+    damped = Searcher(store, dense_encoder, fusion=Fusion(keyword_decay=0.75))
+    lanes = {n: damped.ranked_lanes("pepper salsa recipe", depth=50, mode=n) for n in ("bm25", "hybrid")}
+    assert lanes["bm25"]["bm25"] == plain.ranked_lanes("pepper salsa recipe", depth=50, mode="bm25")["bm25"]
+    rows = damped.chunk_scores("pepper salsa recipe", depth=50)["bm25"]
+    assert lanes["hybrid"]["bm25"] == rank_files(*rows, 50, decay=0.75)
+    assert [r.score for r in lanes["hybrid"]["bm25"]] != [r.score for r in lanes["bm25"]["bm25"]]

@@ -104,6 +104,37 @@ class Searcher:
         q = parse_query(query) if isinstance(query, str) else query
         return self._lanes(q, mode=mode, depth=depth)[0]
 
+    def chunk_scores(self, query: str | Query, *, depth: int) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Each lane's chunk scores before files are ranked: ``lane -> (scores, file_ids, chunk_ids)``, non-finite
+        for chunks a lane did not score. ``rank_files`` of each, with ``Fusion.decay`` (``keyword_decay`` for
+        "bm25"), gives the lanes ``ranked_lanes`` returns (the keyword lane's rows as it fetches them for
+        ``depth``). For measuring file scorings without searching again per setting
+        (``findling.evaluation.tune``)."""
+        q = parse_query(query) if isinstance(query, str) else query
+        allowed = self._allowed_chunks(q)
+        out = {}
+        with single_threaded_blas():
+            rows = self._keyword_rows(q, allowed, depth=depth, store=self.store)
+            out["bm25"] = (np.array([r[2] for r in rows], dtype=np.float64), np.array([r[1] for r in rows], dtype=np.int64),
+                           np.array([r[0] for r in rows], dtype=np.int64))
+            if not q.text:
+                return out
+            with torch_threads(self.query_threads):
+                qvec = self.encoder.encode_queries([q.text])[0]
+            m = self.index
+            if isinstance(m, CandidateIndex):
+                scores = m.search(self.store, qvec, allowed, depth=depth, threads=self.threads)
+            else:
+                scores = maxsim_scores(qvec, m.tokens, m.starts, threads=self.threads)
+                scores = np.where(m.alive if allowed is None else allowed, scores, -np.inf)
+            out["maxsim"] = (scores, m.file_ids, m.chunk_ids)
+            pooled = getattr(qvec, "pooled", None)
+            if pooled is not None and self._dense_ready():
+                d = self.dense
+                mask = None if allowed is None else np.isin(d.chunk_ids, self.index.chunk_ids[allowed])
+                out["dense"] = (d.scores(pooled, mask), d.file_ids, d.chunk_ids)
+        return out
+
     def _lanes(self, q: Query, *, mode: str, depth: int,
                keep: int = 0) -> tuple[dict[str, list[Ranked]], np.ndarray | None]:
         """Each lane's ranking and the query's vectors; ``keep``: how many of the MaxSim lane's best chunks
@@ -116,6 +147,8 @@ class Searcher:
         qvec = None
         lanes: dict[str, list[Ranked]] = {}
         dense = (mode == "dense" or (mode == "hybrid" and self.fusion.dense > 0)) and bool(q.text) and self._dense_ready()
+        # files are scored from several chunks in hybrid only: a lane searched alone ranks files by their best chunk
+        decay, keyword_decay = (self.fusion.decay, self.fusion.keyword_decay) if mode == "hybrid" else (0.0, 0.0)
         semantic = (mode in ("maxsim", "hybrid") or dense) and bool(q.text)
         keywords = None
         if mode in ("bm25", "hybrid"):
@@ -123,18 +156,18 @@ class Searcher:
                 if self._keyword_thread is None:
                     self._keyword_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="findling-keywords")
                 keywords = self._keyword_thread.submit(self._bm25_lane, q, allowed, depth=depth,
-                                                       store=self._keyword_lane_store())
+                                                       store=self._keyword_lane_store(), decay=keyword_decay)
             else:
-                lanes["bm25"] = self._bm25_lane(q, allowed, depth=depth)
+                lanes["bm25"] = self._bm25_lane(q, allowed, depth=depth, decay=keyword_decay)
         try:
             if semantic:
                 with torch_threads(self.query_threads):
                     qvec = self.encoder.encode_queries([q.text])[0]
                 if mode != "dense":
-                    lanes["maxsim"] = self._maxsim_lane(qvec, allowed, depth=depth, keep=keep)
+                    lanes["maxsim"] = self._maxsim_lane(qvec, allowed, depth=depth, keep=keep, decay=decay)
                 pooled = getattr(qvec, "pooled", None)
                 if dense and pooled is not None:
-                    lanes["dense"] = self._dense_lane(pooled, allowed, depth=depth)
+                    lanes["dense"] = self._dense_lane(pooled, allowed, depth=depth, decay=decay)
         finally:
             if keywords is not None:  # waited for even when MaxSim failed: the thread uses this searcher's state
                 lanes["bm25"] = keywords.result()
@@ -213,7 +246,7 @@ class Searcher:
         return mask
 
     def _maxsim_lane(self, qvec: np.ndarray, allowed: np.ndarray | None, *, depth: int,
-                     keep: int = 0) -> list[Ranked]:
+                     keep: int = 0, decay: float = 0.0) -> list[Ranked]:
         m = self.index
         if not len(m.chunk_ids):
             return []
@@ -222,9 +255,10 @@ class Searcher:
         else:
             scores = maxsim_scores(qvec, m.tokens, m.starts, threads=self.threads)
             scores = np.where(m.alive if allowed is None else allowed, scores, -np.inf)
-        return rank_files(scores, m.file_ids, m.chunk_ids, depth, decay=self.fusion.decay)
+        return rank_files(scores, m.file_ids, m.chunk_ids, depth, decay=decay)
 
-    def _dense_lane(self, pooled: np.ndarray, allowed: np.ndarray | None, *, depth: int) -> list[Ranked]:
+    def _dense_lane(self, pooled: np.ndarray, allowed: np.ndarray | None, *, depth: int,
+                    decay: float = 0.0) -> list[Ranked]:
         """Files by the cosine of the query's dense vector with their chunks' (exact, over every chunk)."""
         d = self.dense
         mask = None
@@ -232,12 +266,28 @@ class Searcher:
             mask = np.isin(d.chunk_ids, self.index.chunk_ids[allowed])
         with single_threaded_blas():
             scores = d.scores(pooled, mask)
-        return rank_files(scores, d.file_ids, d.chunk_ids, depth, decay=self.fusion.decay)
+        return rank_files(scores, d.file_ids, d.chunk_ids, depth, decay=decay)
 
     def _bm25_lane(self, q: Query, allowed: np.ndarray | None, *, depth: int,
-                   store: Store | None = None) -> list[Ranked]:
+                   store: Store | None = None, decay: float = 0.0) -> list[Ranked]:
         """The keyword lane's file ranking, read through ``store`` (default: the searcher's)."""
-        store = store or self.store
+        rows = self._keyword_rows(q, allowed, depth=depth, store=store or self.store)
+        if decay > 0 and rows:  # each file from its best matching chunks, as rank_files says
+            # (a chunk past the ``limit`` rows counts as missing, i.e. as good as the file's best: such files
+            # rank low anyway)
+            return rank_files(np.array([r[2] for r in rows], dtype=np.float64), np.array([r[1] for r in rows]),
+                              np.array([r[0] for r in rows]), depth, decay=decay)
+        seen: set[int] = set()
+        out = []
+        for chunk_id, file_id, score in rows:
+            if file_id not in seen:
+                seen.add(file_id)
+                out.append(Ranked(file_id, chunk_id, score))
+        return out[:depth]
+
+    def _keyword_rows(self, q: Query, allowed: np.ndarray | None, *, depth: int,
+                      store: Store) -> list[tuple[int, int, float]]:
+        """The keyword index's ``(chunk_id, file_id, score)`` rows for the lane of ``depth`` files, best first."""
         common = self._common_words(fts_words(q), store)
         expr = fts_expression(q)
         if not expr:
@@ -250,13 +300,7 @@ class Searcher:
         if allowed is not None:
             ok = set(self.index.chunk_ids[allowed].tolist())
             rows = [r for r in rows if r[0] in ok]
-        seen: set[int] = set()
-        out = []
-        for chunk_id, file_id, score in rows:
-            if file_id not in seen:
-                seen.add(file_id)
-                out.append(Ranked(file_id, chunk_id, score))
-        return out[:depth]
+        return rows
 
     def _common_words(self, words: list[str], store: Store) -> set[str]:
         """Which of ``words`` half the chunks or more contain. The keyword lane first matches without them
@@ -404,8 +448,10 @@ class Fusion:
     Shares: the dense lane gets ``dense``; the rest, ``1 - dense``, is split ``weight`` to MaxSim and
     ``1 - weight`` to the keyword lane. Without a dense lane (a model without dense pooling, an index whose
     chunks lack dense vectors) that is the two-lane fusion of ``weight`` alone. ``decay``: how the MaxSim and
-    dense lanes score a file from its chunks (``rank_files``: best chunk plus ``decay`` times the next, squared
-    times the third; 0 is the best chunk alone).
+    dense lanes score a file from its chunks in ``hybrid`` (``rank_files``: the damped mean of its best three,
+    ``decay`` the weight of the second, squared the third's; 0 is the best chunk alone); ``keyword_decay`` the
+    same for the keyword lane. A lane searched alone (``maxsim``, ``bm25``, ``dense``) ranks files by their best
+    chunk.
 
     The default is chosen by ``python -m findling.evaluation.tune`` (docs/quality-levers.md): every
     combination of method, weight, dense share and decay on a grid, scored by nDCG@10 on SciFact's train
@@ -418,12 +464,13 @@ class Fusion:
     weight: float = 0.4
     dense: float = 0.0
     decay: float = 0.0
+    keyword_decay: float = 0.0
     rrf_k: int = RRF_K
 
     def __post_init__(self) -> None:
         if self.method not in FUSION_METHODS:
             raise ValueError(f"fusion method must be one of {FUSION_METHODS}, not {self.method!r}")
-        for name in ("weight", "dense", "decay"):
+        for name in ("weight", "dense", "decay", "keyword_decay"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"fusion {name} must be within [0, 1], not {value}")
