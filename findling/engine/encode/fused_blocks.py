@@ -1,19 +1,18 @@
 """oneDNN's fused kernels (bf16 or float32) for the blocks of BERT-family encoders (the bundled MiniLM, BERT,
 RoBERTa, XLM-R).
 
-In bf16 on a CPU a BERT layer spends a tenth of its time outside the matrix products on work the products could
-do on their way out: the exact GELU after the intermediate ``Linear`` (as slow as the product itself in bf16,
-measured on an AVX512-BF16 EPYC) and the residual add before each ``LayerNorm``. oneDNN does both as post-ops of
+On a CPU a BERT layer spends time outside the matrix products on work the products can do on their way out:
+the exact GELU after the intermediate ``Linear`` and the residual add before each ``LayerNorm``. oneDNN does both as post-ops of
 the product (``torch.ops.mkldnn._linear_pointwise``, the kernel PyTorch's own compiler uses when it freezes a
 model), with the weight packed once into oneDNN's blocked layout.
 
 The self-attention's query, key and value projections run as one product with the three weights packed side by
-side (``SelfAttentionQKV``), and in bf16 attention itself runs a few heads at a time (``blocked_attention``),
-about 1.6x faster than PyTorch's CPU flash-attention kernel at BERT's head size.
+side (``SelfAttentionQKV``), and in bf16 attention itself runs a few heads at a time (``blocked_attention``) on
+oneDNN's batched products instead of PyTorch's CPU flash-attention kernel, which is slow at BERT's head size.
 
 In bf16, once every block of a BERT-family model is swapped, ``unpadded_rows`` runs its layers on the real
 tokens of a batch alone, packed back to back, attention text by text over each text's own length: no padded
-row is computed and no mask is added (the encoder's documents, 13-15% faster than the padded batch).
+row is computed and no mask is added (how the encoder runs documents).
 
 ``fuse_bert_blocks`` swaps those blocks in place in a bf16 (or float32) backbone. Only the block classes listed
 below are touched, whose ``forward`` is known to be ``act(dense(x))``, ``LayerNorm(dense(x) + residual)`` or
@@ -69,8 +68,7 @@ class SelfAttentionQKV(nn.Module):
     """A BERT-family self-attention block whose query, key and value projections run as one product with one
     packed ``[3 * hidden, hidden]`` weight; the heads are views of its output. With ``blocked`` (the bf16 path)
     attention runs in ``blocked_attention``, else in the attention function the model is configured with (SDPA
-    by default), as the block itself does: in float32 the blocked form measured no faster, and SDPA keeps the
-    fp32 path equal to the library's output. With a key/value cache (a decoder use, never an encoder's) the
+    by default), as the block itself does, so the fp32 path stays equal to the library's output. With a key/value cache (a decoder use, never an encoder's) the
     original block runs instead."""
 
     def __init__(self, block: nn.Module, *, blocked: bool = True) -> None:
@@ -159,13 +157,12 @@ def blocked_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
     ``mask`` is what transformers hands SDPA: ``None``, a boolean mask (True: attend) or an additive float mask,
     broadcastable to ``[batch, 1, seq, seq]``.
 
-    Why: PyTorch's CPU flash-attention kernel is slow at BERT's head size of 32 (about 110 GFLOP/s in bf16 on an
-    AVX512-BF16 EPYC, against 700+ for oneDNN's batched products). Per block: one batched product into a score
+    Why: PyTorch's CPU flash-attention kernel is slow at BERT's head size of 32, far below oneDNN's batched
+    products (``bench/floor.py`` times both). Per block: one batched product into a score
     buffer the thread keeps, the mask added in place, softmax in place, one batched product into the output:
     four parallel regions a block, few and large, since every region costs a wake-up of torch's worker threads
     (and more once two threads have run torch: the OpenMP runtime then stops spinning between regions).
-    ``[16, 12, 480, 32]`` bf16 with padding, on an indexing thread: 33-38 ms against SDPA's 57-74 ms
-    (blocks of 2 MB: 95-158 ms there, for all their speed on the main thread). Scores are rounded to the inputs'
+    Scores are rounded to the inputs'
     dtype (bf16) before the softmax, as oneDNN's products give them; the per-token cosine of the encoder's output
     against fp32 is checked by ``tests/engine/test_fused.py`` and ``bench/indexing.py``.
     """
@@ -280,7 +277,7 @@ def fuse_bert_blocks(model: nn.Module, dtype: torch.dtype = torch.bfloat16) -> i
 def pack_linear_layers(module: nn.Module, dtype: torch.dtype = torch.float32) -> int:
     """Swap every ``nn.Linear`` in ``module`` whose weight is in ``dtype`` for ``LinearPacked``, in place; how many.
     For a projection head run in float32 (PyLate ``Dense`` layers call their ``linear`` and ``residual`` as
-    plain modules): a packed float32 product measured 2-3x ``torch.nn.functional.linear`` on the same shapes."""
+    plain modules), which a packed product runs faster than ``torch.nn.functional.linear``."""
     if not available(dtype):
         return 0
     swaps = [(parent, name, LinearPacked(child)) for parent in module.modules()
@@ -322,7 +319,7 @@ def unpadded_rows(model: nn.Module, layers: list[nn.Module], input_ids: torch.Te
     """The last hidden states of the real tokens of a right-padded batch, ``[real tokens, hidden]`` in row order
     (``last_hidden_state[attention_mask.bool()]``), computed without the padding: after the embeddings every
     product runs on the real tokens alone, packed back to back, and attention runs text by text over each text's
-    own length, so no mask is added and no padded row is computed (a batch planned by length still pads 3-5%).
+    own length, so no mask is added and no padded row is computed.
     None when the padding is not all on the right (the caller then runs the model as it is).
 
     ``layers``: ``packed_encoder_layers(model)``. Same arithmetic as the bf16 path through the blocks (the rows
