@@ -163,7 +163,7 @@ class PreviewPane(QWidget):
         self.title.setText(hit.path.name)
         self.path_label.setText(str(hit.path))
         meta = meta_text(hit.page_label, hit.mtime)
-        if hit.path.suffix.lower() in IMAGE_SUFFIXES:  # an image's text is all recognised, never read
+        if hit.ocr or hit.path.suffix.lower() in IMAGE_SUFFIXES:  # recognised from a scan, not read
             meta = " · ".join(filter(None, (meta, OCR_NOTE)))
         self.meta_label.setText(meta)
         self.meta_label.setVisible(bool(meta))

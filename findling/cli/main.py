@@ -389,7 +389,7 @@ def _search(args, config: Config) -> int:
 
 def hit_json(h: SearchHit) -> dict:
     return {
-        "path": str(h.path), "score": round(h.score, 5), "page": h.page,
+        "path": str(h.path), "score": round(h.score, 5), "page": h.page, "ocr": h.ocr,
         "page_unit": page_unit(h.path.suffix) if h.page else None, "chunk": h.chunk_ordinal,
         "span": [h.char_start, h.char_end], "snippet": h.snippet, "lanes": list(h.lanes),
         "modified": datetime.fromtimestamp(h.mtime).isoformat(timespec="seconds"),

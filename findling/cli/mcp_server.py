@@ -174,7 +174,7 @@ def hit_result(hit, *, include_text: bool = False) -> dict:
     matches = [{"start": s, "end": e, "text": hit.chunk_text[s:e], "query_token": m.query_token,
                 "similarity": round(float(m.similarity), 4)} for (s, e), m in sorted(best.items())]
     result = {
-        "path": str(hit.path), "page": hit.page, "score": round(float(hit.score), 5), "snippet": hit.snippet,
+        "path": str(hit.path), "page": hit.page, "ocr": hit.ocr, "score": round(float(hit.score), 5), "snippet": hit.snippet,
         "chunk": hit.chunk_ordinal, "file_start": hit.char_start, "file_end": hit.char_end,
         "matches": matches, "found_by": list(hit.lanes),
         "modified": datetime.fromtimestamp(hit.mtime).isoformat(timespec="seconds") if hit.mtime else None,

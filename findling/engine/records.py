@@ -120,6 +120,7 @@ class Chunk:
     char_end: int
     token_count: int
     page: int | None = None
+    ocr: bool = False  # some of the text was recognised by OCR (a scanned page), not read from the file
 
 
 @dataclass(frozen=True, eq=False)
@@ -163,6 +164,7 @@ class SearchHit:
     size: int = 0
     alignment: tuple[TokenMatch, ...] = field(default=())
     lanes: tuple[str, ...] = ()  # which rankers found it: "maxsim", "bm25"
+    ocr: bool = False  # the chunk's text was (partly) recognised by OCR
 
     @property
     def page_label(self) -> str:

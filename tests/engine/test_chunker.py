@@ -67,3 +67,16 @@ def test_separate_pages_each_start_a_chunk_so_a_hit_names_its_own_page():
     assert [(c.page, c.text) for c in slides] == [(i + 1, part.rstrip(".")) for i, part in enumerate(parts)]
     pdf = chunk_text(ExtractedText(Path("doc.pdf"), text, pages=tuple(pages), kind="pdf"), tokenizer, max_tokens=64)
     assert len(pdf) == 1 and pdf[0].page == 1
+
+
+def test_a_chunk_with_text_from_an_ocr_page_is_marked():
+    from pathlib import Path
+
+    text = "Typed first page words here.\n\nScanned second page words here."
+    pages = (PageSpan(1, 0, 30), PageSpan(2, 30, len(text), ocr=True))
+    doc = ExtractedText(Path("mixed.pdf"), text, pages=pages, kind="pdf")
+    tok = FakeTokenizer()
+    one = chunk_text(doc, tok, max_tokens=64)
+    assert len(one) == 1 and one[0].ocr  # spans both pages: partly recognised
+    two = chunk_text(doc, tok, max_tokens=5)
+    assert [(c.page, c.ocr) for c in two] == [(1, False), (2, True)]

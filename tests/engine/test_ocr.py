@@ -257,16 +257,21 @@ def test_a_scanned_pdf_is_indexed_and_found_by_a_sentence_on_its_scanned_page(tm
     hits = Searcher(store, fake_encoder).search(SENTENCE, k=3)
     assert hits[0].path == folder / "scan.pdf" and hits[0].page == 1
     assert "cranes" in hits[0].chunk_text.lower()
+    assert hits[0].ocr  # the mark travels with the chunk to the hit (and so to the preview)
+    typed = Searcher(store, fake_encoder).search("Shallow rivers cross the valley floor", k=1)[0]
+    assert typed.path == folder / "typed.pdf" and not typed.ocr
+    assert all(c.ocr for c in store.chunks_of(folder / "scan.pdf"))
 
 
 # ------------------------------------------------------------------- app
-def test_preview_says_an_images_text_was_recognised(qtbot):
+def test_preview_says_when_text_was_recognised(qtbot):
     from findling.app.preview import OCR_NOTE, PreviewPane
     from findling.engine.records import SearchHit
 
     pane = PreviewPane()
     qtbot.addWidget(pane)
-    for name, marked in (("scan.png", True), ("scan.TIFF", True), ("notes.txt", False)):
+    for name, ocr, marked in (("scan.png", False, True), ("scan.TIFF", False, True), ("notes.txt", False, False),
+                              ("scan.pdf", True, True), ("typed.pdf", False, False)):
         pane.show_hit(SearchHit(path=Path("/docs") / name, score=1.0, chunk_id=1, chunk_ordinal=0, page=None,
-                                snippet="cranes", chunk_text="Migrating cranes"), [])
+                                snippet="cranes", chunk_text="Migrating cranes", ocr=ocr), [])
         assert (OCR_NOTE in pane.meta_label.text()) is marked, name

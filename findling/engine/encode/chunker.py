@@ -50,7 +50,8 @@ def chunk_text(doc: ExtractedText, tokenizer: Tokenizer, *, max_tokens: int, ove
             end, strength = _best_cut(text, spans, i, end, page_starts)
         start_char, end_char = spans[i][0], spans[end - 1][1]
         chunks.append(Chunk(ordinal=len(chunks), text=text[start_char:end_char], char_start=start_char,
-                            char_end=end_char, token_count=end - i, page=doc.page_at(start_char)))
+                            char_end=end_char, token_count=end - i, page=doc.page_at(start_char),
+                            ocr=any(p.ocr and p.start < end_char and start_char < p.end for p in doc.pages)))
         if end >= n:
             break
         i = end if strength >= _STRONG else max(end - overlap, i + 1)

@@ -339,7 +339,7 @@ class Searcher:
                 path=row.path, score=r.score, chunk_id=row.chunk_id, chunk_ordinal=row.ordinal, page=row.page,
                 snippet=make_snippet(row.text, alignment, q), chunk_text=row.text, char_start=row.char_start,
                 char_end=row.char_end, mtime=row.mtime, size=row.size, alignment=alignment,
-                lanes=tuple(name for name in LANES if r.file_id in found_by.get(name, ())),
+                lanes=tuple(name for name in LANES if r.file_id in found_by.get(name, ())), ocr=row.ocr,
             ))
         return hits
 

@@ -43,7 +43,7 @@ import zlib
 
 from findling.engine.store.sqlite_lib import Database, Migrations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 PAGE_SIZE = 32768  # bytes; SQLite applies it only to a new, empty file
 PACK_MIN_CHARS = 160  # shorter texts rarely shrink by a tenth
 VECTOR_LAYOUT = "float16-le row-major [n_tokens, dim]"
@@ -169,6 +169,12 @@ def m005_file_fields(db: Database) -> None:
         """
     ):
         db.execute(statement)
+
+
+@migrations()
+def m006_chunk_ocr(db: Database) -> None:
+    """``chunks.ocr``: 1 when some of the chunk's text was recognised by OCR rather than read from the file."""
+    db.execute("ALTER TABLE chunks ADD COLUMN ocr INTEGER NOT NULL DEFAULT 0")
 
 
 def pack_text(text: str) -> str | bytes:

@@ -33,6 +33,7 @@ class ChunkRow:
     mtime: float
     size: int
     title: str
+    ocr: bool = False  # some of the chunk's text was recognised by OCR
 
 
 class SearchReads:
@@ -49,11 +50,11 @@ class SearchReads:
         marks = ",".join("?" * len(chunk_ids))
         rows = self.conn.execute(
             "SELECT c.id, c.file_id, f.path, c.ordinal, c.char_start, c.char_end, c.page, c.text, f.mtime,"
-            f" f.size, f.title FROM chunks c JOIN files f ON f.id = c.file_id WHERE c.id IN ({marks})",
+            f" f.size, f.title, c.ocr FROM chunks c JOIN files f ON f.id = c.file_id WHERE c.id IN ({marks})",
             [int(i) for i in chunk_ids],
         )
-        return {r[0]: ChunkRow(r[0], r[1], path_from_db(r[2]), *r[3:7], unpack_text(r[7]), r[8], r[9], r[10] or "")
-                for r in rows}
+        return {r[0]: ChunkRow(r[0], r[1], path_from_db(r[2]), *r[3:7], unpack_text(r[7]), r[8], r[9], r[10] or "",
+                               bool(r[11])) for r in rows}
 
     @guarded
     def filtered_file_ids(self, *, folders: Sequence[Path] = (), suffixes: Sequence[str] = (),

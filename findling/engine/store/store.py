@@ -423,9 +423,9 @@ class Store:
         for enc, blob in zip(chunks, blobs):
             c = enc.chunk
             cur = self.conn.execute(
-                "INSERT INTO chunks(file_id, ordinal, char_start, char_end, page, token_count, text)"
-                " VALUES (?,?,?,?,?,?,?)",
-                (file_id, c.ordinal, c.char_start, c.char_end, c.page, c.token_count, pack_text(c.text)),
+                "INSERT INTO chunks(file_id, ordinal, char_start, char_end, page, token_count, text, ocr)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                (file_id, c.ordinal, c.char_start, c.char_end, c.page, c.token_count, pack_text(c.text), int(c.ocr)),
             )
             self.conn.execute(
                 "INSERT INTO vectors(chunk_id, n_tokens, data) VALUES (?,?,?)",
@@ -555,9 +555,9 @@ class Store:
     def chunks_of(self, path: Path) -> list[Chunk]:
         """A file's chunks in order, with their text (no vectors)."""
         rows = self.conn.execute(
-            "SELECT c.ordinal, c.text, c.char_start, c.char_end, c.token_count, c.page FROM chunks c"
+            "SELECT c.ordinal, c.text, c.char_start, c.char_end, c.token_count, c.page, c.ocr FROM chunks c"
             " JOIN files f ON f.id = c.file_id WHERE f.path = ? ORDER BY c.ordinal", (path_to_db(path),))
-        return [Chunk(r[0], unpack_text(r[1]), *r[2:]) for r in rows]
+        return [Chunk(r[0], unpack_text(r[1]), *r[2:6], ocr=bool(r[6])) for r in rows]
 
     @guarded
     def last_ids(self) -> tuple[int, int]:
