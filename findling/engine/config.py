@@ -105,7 +105,8 @@ class Config:
 
     ocr: bool = True
     """Recognise text (OCR) in images and in PDF pages without a text layer, where this machine has an OCR
-    engine (``findling.engine.extract.ocr.status``); False turns it off: such files are recorded with the reason."""
+    engine (``findling.engine.extract.ocr.status``); False (``FINDLING_OCR=0``) turns it off: such files are
+    recorded with the reason."""
 
     debounce_seconds: float = 0.5
     """Quiet time after the last event for a file before the watcher re-indexes it."""
@@ -120,8 +121,8 @@ class Config:
 
     @classmethod
     def default(cls, **overrides) -> "Config":
-        """The default settings, with ``FINDLING_MODEL`` and ``FINDLING_PRECISION`` from the environment and
-        ``overrides`` applied."""
+        """The default settings, with ``FINDLING_MODEL``, ``FINDLING_PRECISION`` and ``FINDLING_OCR`` (``0`` or
+        ``off`` turns OCR off) from the environment and ``overrides`` applied."""
         cfg = cls()
         env_model = os.environ.get("FINDLING_MODEL")
         if env_model and "model" not in overrides:
@@ -129,6 +130,9 @@ class Config:
         env_precision = os.environ.get("FINDLING_PRECISION")
         if env_precision and "encoder_precision" not in overrides:
             cfg = replace(cfg, encoder_precision=env_precision)
+        env_ocr = os.environ.get("FINDLING_OCR", "").strip().lower()
+        if env_ocr in ("0", "off", "no", "false") and "ocr" not in overrides:
+            cfg = replace(cfg, ocr=False)
         return replace(cfg, **overrides) if overrides else cfg
 
     def to_json(self) -> str:

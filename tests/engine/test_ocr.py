@@ -118,7 +118,7 @@ def test_blank_scanned_pages_are_not_sent_to_the_engine(tmp_path, config, spy):
 
 def test_scanned_pdf_with_ocr_off_says_why(tmp_path, config, monkeypatch):
     path = _write(tmp_path, "scan.pdf", _image_pdf(_renders(SCANNED[:1])))
-    with pytest.raises(ExtractionError, match=r"^no text layer \(scanned PDF\?\); OCR is off: turned off in the settings"):
+    with pytest.raises(ExtractionError, match=r"^no text layer \(scanned PDF\?\); OCR is off: turned off"):
         extract(path, config=replace(config, ocr=False))
     _ocr_missing(monkeypatch)
     with pytest.raises(ExtractionError) as caught:
@@ -228,7 +228,7 @@ def test_large_jpeg_is_decoded_at_a_reduced_scale(tmp_path, config, monkeypatch,
 
 def test_image_with_ocr_off_says_why(tmp_path, config, monkeypatch, spy):
     path = _write(tmp_path, "note.png", _png(_renders(SCANNED[:1])[0]))
-    with pytest.raises(ExtractionError, match=r"^OCR is off: turned off in the settings"):
+    with pytest.raises(ExtractionError, match=r"^OCR is off: turned off"):
         extract(path, config=replace(config, ocr=False))
     _ocr_missing(monkeypatch)
     with pytest.raises(ExtractionError, match="^OCR is off: no engine installed here$"):
@@ -275,3 +275,13 @@ def test_preview_says_when_text_was_recognised(qtbot):
         pane.show_hit(SearchHit(path=Path("/docs") / name, score=1.0, chunk_id=1, chunk_ordinal=0, page=None,
                                 snippet="cranes", chunk_text="Migrating cranes", ocr=ocr), [])
         assert (OCR_NOTE in pane.meta_label.text()) is marked, name
+
+
+def test_findling_ocr_0_turns_ocr_off(monkeypatch):
+    from findling.engine.config import Config
+
+    monkeypatch.setenv("FINDLING_OCR", "0")
+    off = Config.default()
+    assert off.ocr is False and not ocr.enabled(off).available and "off" in ocr.describe(off)
+    monkeypatch.setenv("FINDLING_OCR", "1")
+    assert Config.default().ocr is True

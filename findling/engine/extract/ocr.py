@@ -58,7 +58,7 @@ variance, 0 to 1) is binarised before OCR: compression ringing around letters (J
 the spaces between words, and a clean black-on-white page reads the same either way. Photographs and shaded
 pages split less cleanly and are left as they are."""
 
-SWITCHED_OFF = "turned off in the settings (Config.ocr)"
+SWITCHED_OFF = "turned off (FINDLING_OCR=0 or Config.ocr)"
 """``OcrStatus.reason`` when the engine is there but the user turned OCR off."""
 
 
