@@ -344,7 +344,7 @@ def evaluate_beir(folder: Path | str, encoder: Encoder, *, config: Config, split
              "stored_vectors": vectors, "vector_format": stats["codec"], "vector_bytes": stats["vector_bytes"],
              "precision": getattr(encoder, "precision", "fp32"),
              "fusion": {"method": used.method, "weight": used.weight, "dense": used.dense, "decay": used.decay,
-                        "rrf_k": used.rrf_k},
+                        "keyword_decay": used.keyword_decay, "rrf_k": used.rrf_k},
              "dense_dim": encoder.info.dense_dim, "dense_baseline_precision": baseline.precision,
              "query_k": LATENCY_K, "query_ms_p50_k100": p50_deep,
              "query_ms_p95_k100": p95_deep, "elapsed_s": round(time.perf_counter() - start, 2),
@@ -467,6 +467,8 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"the dense lane's share in hybrid fusion, 0-1 (default {DEFAULT_FUSION.dense})")
     p.add_argument("--fusion-decay", type=float,
                    help=f"weight of a file's 2nd best chunk (3rd: squared), 0-1 (default {DEFAULT_FUSION.decay})")
+    p.add_argument("--fusion-keyword-decay", type=float,
+                   help=f"the same for the keyword lane (default {DEFAULT_FUSION.keyword_decay})")
     p.add_argument("--codec-seed", type=int, default=0,
                    help="seed of the compressed format's training, with --index and --codec (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -480,7 +482,7 @@ def eval_command(args, config: Config) -> int:
         config = replace(config, max_chunk_tokens=args.chunk_tokens)
     encoder = load_model(config)
     fusion = None
-    given = {name: getattr(args, f"fusion_{name}", None) for name in ("weight", "dense", "decay")}
+    given = {name: getattr(args, f"fusion_{name}", None) for name in ("weight", "dense", "decay", "keyword_decay")}
     if getattr(args, "fusion", None) or any(v is not None for v in given.values()):
         try:
             fusion = replace(DEFAULT_FUSION, method=args.fusion or DEFAULT_FUSION.method,

@@ -279,7 +279,11 @@ def test_reusing_a_missing_index_is_a_clear_error(beir, fake_encoder, config, tm
 def test_cli_fusion_options_reach_the_report(beir, config, fake_models, capsys, tmpdir_here):
     assert run_cli(config, beir, "--json", "--fusion", "rrf", "--fusion-weight", "0.3") == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["fusion"] == {"method": "rrf", "weight": 0.3, "dense": 0.0, "decay": 0.0, "rrf_k": 60}
+    from findling.engine.search.searcher import DEFAULT_FUSION
+
+    # the options given replace the default's; the rest stay the default's
+    assert out["fusion"] == {"method": "rrf", "weight": 0.3, "dense": DEFAULT_FUSION.dense,
+                             "decay": DEFAULT_FUSION.decay, "keyword_decay": DEFAULT_FUSION.keyword_decay, "rrf_k": 60}
     with pytest.raises(DatasetError, match="within"):
         run_cli(config, beir, "--fusion-weight", "1.5")
 

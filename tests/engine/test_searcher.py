@@ -148,6 +148,9 @@ def parse_q(text):
 def test_hybrid_runs_the_keyword_lane_on_its_own_thread_with_the_same_lanes(indexed, monkeypatch):
     import threading
 
+    from findling.engine.search.searcher import Fusion
+
+    indexed.fusion = Fusion()  # files by their best chunk in hybrid too, so its lanes equal the lanes alone
     where = []
     lane = indexed._bm25_lane
     monkeypatch.setattr(indexed, "_bm25_lane", lambda *a, **kw: where.append(threading.current_thread()) or lane(*a, **kw))
