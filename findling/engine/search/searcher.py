@@ -457,9 +457,10 @@ class Fusion:
     combination of method, weight, dense share and decay on a grid, scored by nDCG@10 on SciFact's train
     claims, Cranfield and QMSum (never on SciFact's test claims), and the one with the largest smallest margin
     over the better baseline of each set (BM25, and the backbone's dense cosine of ``findling eval``'s
-    ``dense`` mode) wins, ties going to the larger mean nDCG@10. With the bundled model that is ``zscore``,
-    MaxSim 0.4 of the non-dense share, dense 0.1, decay 0.25, keyword decay 0.5 (``DEFAULT_FUSION``): its
-    smallest margin, +0.018, is on Cranfield. The fields' own defaults (``relative``, 0.4, no dense lane, best
+    ``dense`` mode) wins, ties going to the larger mean nDCG@10. The grid keeps ``decay`` at 0: a damped mean
+    for MaxSim broke Passkey (``findling.evaluation.tune.DECAYS``). With the bundled model the winner is
+    ``zscore``, MaxSim 0.3 of the non-dense share, dense 0.1, keyword decay 0.5 (``DEFAULT_FUSION``): its
+    smallest margin, +0.016, is on QMSum. The fields' own defaults (``relative``, 0.4, no dense lane, best
     chunk only) are the two-lane fusion Findling used before the dense lane.
     """
 
@@ -489,7 +490,7 @@ class Fusion:
 FUSION_METHODS = ("rrf", "relative", "zscore")
 NORM_DEPTH = 50
 Z_FLOOR = 3.0  # zscore: standard deviations below the mean that count as nothing
-DEFAULT_FUSION = Fusion(method="zscore", weight=0.4, dense=0.1, decay=0.25, keyword_decay=0.5)
+DEFAULT_FUSION = Fusion(method="zscore", weight=0.3, dense=0.1, decay=0.0, keyword_decay=0.5)
 """Chosen by ``python -m findling.evaluation.tune`` (docs/quality-levers.md); see ``Fusion``."""
 
 
