@@ -22,6 +22,7 @@ for the whole FTS5 query (about 40 ms at 10M tokens) and the two lanes ran one a
 """
 from __future__ import annotations
 
+import enum
 import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -431,6 +432,17 @@ def _rank_chunks(scores: np.ndarray, file_ids: np.ndarray, chunk_ids: np.ndarray
 DECAY_CHUNKS = 3  # chunks of a file that count towards its score when Fusion.decay > 0
 
 
+class FusionMethod(enum.StrEnum):
+    """How ``hybrid`` turns each lane's scores into shares it can add (see ``Fusion``)."""
+
+    RRF = "rrf"
+    RELATIVE = "relative"
+    ZSCORE = "zscore"
+
+
+FUSION_METHODS: tuple[str, ...] = tuple(m.value for m in FusionMethod)
+
+
 @dataclass(frozen=True)
 class Fusion:
     """How ``hybrid`` merges the lanes' file rankings (MaxSim, keyword, dense), and how a lane scores a file.
@@ -457,14 +469,13 @@ class Fusion:
     combination of method, weight, dense share and decay on a grid, scored by nDCG@10 on SciFact's train
     claims, Cranfield and QMSum (never on SciFact's test claims), and the one with the largest smallest margin
     over the better baseline of each set (BM25, and the backbone's dense cosine of ``findling eval``'s
-    ``dense`` mode) wins, ties going to the larger mean nDCG@10. The grid keeps ``decay`` at 0: a damped mean
-    for MaxSim broke Passkey (``findling.evaluation.tune.DECAYS``). With the bundled model the winner is
-    ``zscore``, MaxSim 0.3 of the non-dense share, dense 0.1, keyword decay 0.5 (``DEFAULT_FUSION``): its
-    smallest margin, +0.016, is on QMSum. The fields' own defaults (``relative``, 0.4, no dense lane, best
-    chunk only) are the two-lane fusion Findling used before the dense lane.
+    ``dense`` mode) wins, ties going to the larger mean nDCG@10. The grid keeps ``decay`` at 0, since a damped
+    mean for MaxSim loses the one chunk that holds a needle in a long file (``findling.evaluation.tune.DECAYS``).
+    ``DEFAULT_FUSION`` is the winner for the bundled model; docs/quality-levers.md has the grid's figures. The
+    fields' own defaults (``relative``, 0.4, no dense lane, best chunk only) are the two-lane fusion.
     """
 
-    method: str = "relative"
+    method: FusionMethod = FusionMethod.RELATIVE
     weight: float = 0.4
     dense: float = 0.0
     decay: float = 0.0
@@ -474,6 +485,7 @@ class Fusion:
     def __post_init__(self) -> None:
         if self.method not in FUSION_METHODS:
             raise ValueError(f"fusion method must be one of {FUSION_METHODS}, not {self.method!r}")
+        object.__setattr__(self, "method", FusionMethod(self.method))  # a name given as a string
         for name in ("weight", "dense", "decay", "keyword_decay"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -487,7 +499,6 @@ class Fusion:
         return rest * (self.weight if lane == "maxsim" else 1.0 - self.weight)
 
 
-FUSION_METHODS = ("rrf", "relative", "zscore")
 NORM_DEPTH = 50
 Z_FLOOR = 3.0  # zscore: standard deviations below the mean that count as nothing
 DEFAULT_FUSION = Fusion(method="zscore", weight=0.3, dense=0.1, decay=0.0, keyword_decay=0.5)
@@ -539,11 +550,11 @@ def _lane_values(lane: list[Ranked], fusion: Fusion, *, tail: bool = False) -> l
     same files get the same values whether 10 or 100 results were asked for (a search always fetches at
     least ``NORM_DEPTH`` per lane). A lane whose scores are all equal gives every file the same value.
     """
-    if fusion.method == "rrf":
+    if fusion.method is FusionMethod.RRF:
         return [1.0 / (fusion.rrf_k + rank + 1) for rank in range(len(lane))]
     if not lane:
         return []
-    if fusion.method == "zscore":
+    if fusion.method is FusionMethod.ZSCORE:
         top = np.array([r.score for r in lane[:NORM_DEPTH]], dtype=np.float64)
         mean, spread = float(top.mean()), float(top.std())
         if spread <= 1e-9 * max(abs(mean), 1.0):
