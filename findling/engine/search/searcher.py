@@ -469,8 +469,9 @@ class Fusion:
     combination of method, weight, dense share and decay on a grid, scored by nDCG@10 on SciFact's train
     claims, Cranfield and QMSum (never on SciFact's test claims), and the one with the largest smallest margin
     over the better baseline of each set (BM25, and the backbone's dense cosine of ``findling eval``'s
-    ``dense`` mode) wins, ties going to the larger mean nDCG@10. The grid keeps ``decay`` at 0, since a damped
-    mean for MaxSim loses the one chunk that holds a needle in a long file (``findling.evaluation.tune.DECAYS``).
+    ``dense`` mode) wins, ties going to the larger mean nDCG@10. The grid keeps ``decay`` at 0 and
+    ``keyword_decay`` at most 0.25, since more loses the one chunk that holds a needle in a long file
+    (Passkey; ``findling.evaluation.tune.DECAYS``, ``KEYWORD_DECAYS``).
     ``DEFAULT_FUSION`` is the winner for the bundled model; docs/quality-levers.md has the grid's figures. The
     fields' own defaults (``relative``, 0.4, no dense lane, best chunk only) are the two-lane fusion.
     """
@@ -501,7 +502,7 @@ class Fusion:
 
 NORM_DEPTH = 50
 Z_FLOOR = 3.0  # zscore: standard deviations below the mean that count as nothing
-DEFAULT_FUSION = Fusion(method="zscore", weight=0.3, dense=0.1, decay=0.0, keyword_decay=0.5)
+DEFAULT_FUSION = Fusion(method="zscore", weight=0.3, dense=0.1, decay=0.0, keyword_decay=0.25)
 """Chosen by ``python -m findling.evaluation.tune`` (docs/quality-levers.md); see ``Fusion``."""
 
 
