@@ -11,6 +11,7 @@ from findling.engine.index.indexer import Indexer
 from findling.engine.search.query import parse_query
 from findling.engine.search.searcher import Searcher
 from findling.engine.store.store import Store
+from findling.engine.store.schema import SCHEMA_VERSION
 from tests.engine.test_extract_mail import TERN_SENTENCE, docx_with, mbox, message
 
 MODES = ["maxsim", "bm25", "hybrid"]
@@ -123,7 +124,7 @@ def test_an_index_from_before_fields_opens_without_loss_and_gains_them(tmp_path,
         before = sorted(conn.execute("SELECT path, status, n_chunks FROM files"))
     with Store(db) as store:
         assert sorted((str(r.path), r.status) for r in store.file_records()) == [(p, s) for p, s, _n in before]
-        assert store.meta("schema_version") == "5"
+        assert store.meta("schema_version") == str(SCHEMA_VERSION)
         searcher = Searcher(store, fake_encoder)
         assert names(searcher.search("harbour", k=10)) == {"budget.eml", "reply.eml", "Archive.mbox", "notes.txt"}
         assert names(searcher.search("harbour from:ann", k=10)) == set()  # no fields stored yet

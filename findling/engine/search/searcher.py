@@ -502,7 +502,7 @@ class Fusion:
 
 NORM_DEPTH = 50
 Z_FLOOR = 3.0  # zscore: standard deviations below the mean that count as nothing
-DEFAULT_FUSION = Fusion(method="zscore", weight=0.3, dense=0.1, decay=0.0, keyword_decay=0.25)
+DEFAULT_FUSION = Fusion(method="zscore", weight=0.2, dense=0.1, decay=0.0, keyword_decay=0.25)
 """Chosen by ``python -m findling.evaluation.tune`` (docs/quality-levers.md); see ``Fusion``."""
 
 
