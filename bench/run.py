@@ -6,8 +6,8 @@ Modules: see ``MODULES``; each runs as ``python bench/NAME.py --json [--quick]``
 after the other, so that none inherits another's threads, memory or CPU priority: torch keeps a team of worker
 threads for every thread that ran parallel operations (and its workers stop spinning once there are two), the
 allocator keeps what a module freed, and the indexing benchmark's threads run at the indexing priority. The
-modules' own progress lines go to stderr as they come. ``--quick`` shrinks the sizes for a smoke run (the
-figures are then not the ones docs/measurements.md reports). The machine summary goes to stderr with ``--json`` so that
+modules' own progress lines go to stderr as they come. ``--quick`` shrinks the sizes for a smoke run (its
+figures only show that the modules run). The machine summary goes to stderr with ``--json`` so that
 standard output stays one JSON list.
 
 The results are also written to ``--out`` (default ``docs/bench-results.json``; a ``--quick`` run writes no file

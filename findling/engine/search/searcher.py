@@ -51,7 +51,8 @@ MODES: tuple[str, ...] = ("hybrid", "maxsim", "bm25", "dense")
 LANES: tuple[str, ...] = ("maxsim", "bm25", "dense")  # the lanes' names, as ``SearchHit.lanes`` reports them
 RRF_K = 60
 CANDIDATE_MIN_TOKENS = 262_144
-"""A compressed index this big or bigger is searched through candidates; see docs/measurements.md "Storage"."""
+"""A compressed index this big or bigger is searched through candidates (``bench/candidates.py`` measures the
+recall this keeps against exact MaxSim)."""
 _MARKER = re.compile(r"^\[[A-Za-z0-9_]+\]$")
 
 
