@@ -15,9 +15,7 @@ several threads are serialised (PyLate switches its truncation length between qu
 The loading and every document batch run on threads the encoder keeps (its compute threads), whichever thread
 asks: torch's OpenMP runtime keeps a team of worker threads for each thread
 that runs parallel operations, and once two such teams exist its workers stop spinning between operations, so
-every one of the hundreds of operations in a batch waits for a worker to wake (measured: the same documents
-encoded 10% slower by the wall clock, on 1.74 of 2 cores instead of 1.9, when the model had been warmed up on
-another thread). With ``workers`` > 1 the encoder keeps that many compute threads, each running whole batches
+every one of the hundreds of operations in a batch waits for a worker to wake. With ``workers`` > 1 the encoder keeps that many compute threads, each running whole batches
 on ``threads // workers`` torch threads of its own: on 2 cores, two single-threaded workers need no team at all,
 so no operation waits for another core at its end, and a core taken away for a moment (another program, the
 indexer's reader thread) stalls one batch instead of both cores (``Config.encode_workers``). Queries are encoded
@@ -134,8 +132,7 @@ class ColBERTTokenizer:
         What the transformers wrapper runs for ``tok(text, truncation=..., max_length=...,
         return_offsets_mapping=True)``, without its per-call Python work (a third of the time for a
         1,500-character chunk). One text at a time on purpose: the Rust side's batch call spreads a batch
-        over a thread pool of its own, which made searches during indexing wait for a core (p95 1.6x idle
-        in ``bench/search.py`` against 1.2-1.5x this way, and no faster idle).
+        over a thread pool of its own, which makes searches during indexing wait for a core.
         """
         prepared = [self._prepare(t) for t in texts]
         backend = self._tok.backend_tokenizer
