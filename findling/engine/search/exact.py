@@ -21,6 +21,15 @@ log = logging.getLogger(__name__)
 MATRIX_DTYPE = np.float32
 
 
+def mark_changes(chunk_ids: np.ndarray, alive: np.ndarray, in_db: np.ndarray) -> tuple[int, np.ndarray]:
+    """Bring a matrix's chunk list in step with the ids the store holds now (``in_db``, ascending): chunks no
+    longer there are marked dead in ``alive`` (in place). Returns how many died and the ids to load."""
+    gone = np.setdiff1d(chunk_ids[alive], in_db, assume_unique=True)
+    if len(gone):
+        alive[np.isin(chunk_ids, gone)] = False
+    return len(gone), np.setdiff1d(in_db, chunk_ids, assume_unique=True)
+
+
 class TokenMatrix:
     """Token vectors of every chunk in one contiguous array, with per-chunk offsets."""
 
@@ -48,18 +57,13 @@ class TokenMatrix:
         gen = store.generation()
         if gen == self.generation:
             return False
-        in_db = store.chunk_ids()
-        loaded = self.chunk_ids[self.alive]
-        gone = np.setdiff1d(loaded, in_db, assume_unique=True)
-        new = np.setdiff1d(in_db, self.chunk_ids, assume_unique=True)
-        if len(gone):
-            self.alive[np.isin(self.chunk_ids, gone)] = False
+        gone, new = mark_changes(self.chunk_ids, self.alive, store.chunk_ids())
         if len(new):
             self._append(store, new)
         if self.rows and self.lengths[~self.alive].sum() > self.rows / 3:
             self._compact()
         self.generation = gen
-        log.debug("matrix: %d chunks, %d rows (+%d, -%d)", self.live_chunks, self.rows, len(new), len(gone))
+        log.debug("matrix: %d chunks, %d rows (+%d, -%d)", self.live_chunks, self.rows, len(new), gone)
         return True
 
     def chunk_vectors(self, index: int) -> np.ndarray:
@@ -139,11 +143,7 @@ class DenseMatrix:
         gen = store.generation()
         if gen == self.generation:
             return False
-        in_db = store.dense_chunk_ids()
-        gone = np.setdiff1d(self.chunk_ids[self.alive], in_db, assume_unique=True)
-        new = np.setdiff1d(in_db, self.chunk_ids, assume_unique=True)
-        if len(gone):
-            self.alive[np.isin(self.chunk_ids, gone)] = False
+        _gone, new = mark_changes(self.chunk_ids, self.alive, store.dense_chunk_ids())
         if len(new):
             rows = store.read_dense(None if not len(self.chunk_ids) else new.tolist())
             vectors = decode_dense_many([r[2] for r in rows])
