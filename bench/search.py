@@ -194,16 +194,17 @@ class ChildIndexer:
         import os
         import subprocess
 
-        self._json = json
+        from findling.engine import CHILD_ARGS, Control, Event, Job, JobKind
+
+        self._json, self._control, self._progress = json, Control, Event.PROGRESS.value
         env = {**os.environ, "FINDLING_CONFIG": config.to_json(), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "findling.cli", "index", "--watch", "--progress", "json", "--control",
-             "--background"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            [sys.executable, *CHILD_ARGS], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
             env=env, cwd=Path(__file__).resolve().parent.parent)
         self.encoding = threading.Event()  # set once it has encoded tokens (or ended)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        self.send({"job": "sync"})
+        self.send(Job(JobKind.SYNC).to_json())
 
     def _read(self) -> None:
         for line in self.process.stdout:
@@ -211,7 +212,7 @@ class ChildIndexer:
                 event = self._json.loads(line)
             except ValueError:
                 continue
-            if event.get("event") == "progress" and event["progress"].get("tokens_encoded"):
+            if event.get("event") == self._progress and event["progress"].get("tokens_encoded"):
                 self.encoding.set()
         self.encoding.set()
 
@@ -223,10 +224,10 @@ class ChildIndexer:
             pass
 
     def pause(self) -> None:
-        self.send({"control": "pause"})
+        self.send({"control": self._control.PAUSE.value})
 
     def resume(self) -> None:
-        self.send({"control": "resume"})
+        self.send({"control": self._control.RESUME.value})
 
     def cpu(self) -> float:
         """CPU seconds the child has used so far (all its threads)."""
@@ -245,7 +246,7 @@ class ChildIndexer:
         return (self.cpu() - c0) / (time.perf_counter() - t0)
 
     def close(self) -> None:
-        self.send({"control": "stop"})
+        self.send({"control": self._control.STOP.value})
         try:
             self.process.stdin.close()
         except (BrokenPipeError, ValueError):

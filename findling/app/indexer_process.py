@@ -25,7 +25,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
 
-from findling.engine import Config, Control, Event, Job, JobKind, model_from_json, progress_from_json
+from findling.engine import CHILD_ARGS, Config, Control, Event, Job, JobKind, model_from_json, progress_from_json
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class IndexerProcess(QObject):
         process.readyReadStandardOutput.connect(self._read)
         process.finished.connect(self._on_finished)
         process.errorOccurred.connect(self._on_error)
-        args = ["-m", "findling.cli", "index", "--watch", "--progress", "json", "--control", "--background"]
+        args = list(CHILD_ARGS)
         if self._factory_spec:
             args += ["--encoder-factory", self._factory_spec]
         self._process, self._buffer, self._sent, self._done = process, b"", 0, 0

@@ -27,6 +27,7 @@ from findling.engine.extract import SUPPORTED_SUFFIXES, is_supported
 from findling.engine.extract.images import SUFFIXES as IMAGE_SUFFIXES
 from findling.engine.index.indexer import CancelToken, Indexer, Progress
 from findling.engine.index.service import (
+    CHILD_ARGS,
     Control,
     Event,
     IndexService,
@@ -61,7 +62,7 @@ __all__ = [
     "load_encoder", "describe_ocr", "IMAGE_SUFFIXES",
     "SUPPORTED_SUFFIXES", "is_supported", "Watcher", "add_patterns", "check_pattern", "effective_patterns",
     "folder_pattern", "remove_patterns", "why_not_indexed", "already_active", "chosen_config", "switch_model",
-    "reencode_beside", "swap_in", "Control", "Event", "IndexService", "Job", "JobKind", "model_from_json",
+    "reencode_beside", "swap_in", "CHILD_ARGS", "Control", "Event", "IndexService", "Job", "JobKind", "model_from_json",
     "progress_from_json",
 ]
 

@@ -49,6 +49,12 @@ log = logging.getLogger(__name__)
 EncoderFactory = Callable[[Config], Encoder]
 
 
+CHILD_ARGS: tuple[str, ...] = ("-m", "findling.cli", "index", "--watch", "--progress", "json", "--control",
+                                "--background")
+"""Interpreter arguments that run this service as a background child speaking the protocol above (the app's
+indexer; ``bench/search.py`` starts the same)."""
+
+
 class JobKind(str, Enum):
     """What a job does."""
 
