@@ -32,7 +32,8 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/run.py $(ARGS)
 	$(BIN)/python docs/generate.py benchmarks
 
-# regenerate docs/cli.md, docs/benchmarks.md and docs/quality.md from the parser and the recorded runs
+# regenerate docs/cli.md, docs/benchmarks.md, docs/quality.md, README's figures and the bundled model cards'
+# scores (assets/models/*/README.md) from the parser and the recorded runs
 docs: $(STAMP)
 	$(BIN)/python docs/generate.py
 

@@ -1,6 +1,6 @@
 """Generate the pages of docs/ that are made from data: the benchmarks, the retrieval quality and the CLI.
 
-    python docs/generate.py [all|benchmarks|quality|cli|readme] [--check]
+    python docs/generate.py [all|benchmarks|quality|cli|readme|card] [--check]
     findling eval DATASET --json | python docs/generate.py record-eval
 
 - ``docs/benchmarks.md`` from ``docs/bench-results.json``, the file ``make bench`` writes: one run, its header
@@ -10,6 +10,11 @@
 - ``docs/cli.md`` from the ``findling`` argument parser: every command's ``--help`` text.
 - README.md's "Figures" block (between ``README_START`` and ``README_END``): the default ranking against its
   baselines on each recorded data set, and the benchmark targets, from the same two inputs.
+- The "Scores" block of every bundled model card, ``assets/models/<name>/README.md`` (between
+  ``findling.training.card.SCORES_START`` and ``SCORES_END``), from the ``docs/eval-results/`` runs whose
+  ``model`` is that folder's name (``findling/<name>``, a path ending in it, or the name itself): per data set
+  each mode's nDCG@10 and Recall@100, the run's stamp, precision and vector format, and the command that
+  reproduces it. The rest of the card is hand-written (or written at export) and stays as it is.
 
 Contracts: a page shows only figures found in its input; with no input it says "No run recorded yet." The
 readers take what they know and pass over what they do not: rows or modes added later appear, fields that are
@@ -45,7 +50,7 @@ terminal it was generated in."""
 MODE_ORDER = ("bm25", "maxsim", "dense", "hybrid")
 """Ranking modes in the order the quality tables show them; modes not named here follow, sorted."""
 
-PAGES = ("benchmarks", "quality", "cli", "readme")
+PAGES = ("benchmarks", "quality", "cli", "readme", "card")
 README = ROOT / "README.md"
 README_START = "<!-- figures:start"
 README_END = "<!-- figures:end -->"
@@ -500,10 +505,155 @@ def readme_page() -> str:
     return text[:start] + "\n".join(render_figures(runs, header, rows)) + "\n" + text[end:]
 
 
+# ------------------------------------------------------------------------------------------ model cards
+MODELS_DIR = ROOT / "assets" / "models"
+DATA_SHOWN = "../shared/data"
+"""Where the commands on model cards find the data sets: the shared data folder beside the checkout."""
+BUNDLED_PREFIX = "findling/"
+"""How ``findling eval`` names a bundled model (``findling/<folder name>``): one it runs without ``--model``."""
+CARD_MODES = {"hybrid": "hybrid (the default ranking)", "bm25": "bm25 (keywords alone)",
+              "maxsim": "maxsim (token vectors alone)",
+              "dense": "dense (baseline: all-MiniLM-L6-v2's sentence embedding, exact cosine)",
+              "dense_lane": "dense_lane (the index's per-chunk dense vectors alone)"}
+"""How a model card names each ranking mode of ``findling eval``; modes not named here show as they are."""
+FUSION_FLAGS = (("method", "--fusion"), ("weight", "--fusion-weight"), ("dense", "--fusion-dense"),
+                ("decay", "--fusion-decay"), ("keyword_decay", "--fusion-keyword-decay"))
+"""The run's recorded fusion field and the ``findling eval`` option that sets it."""
+
+
+def _card_module():
+    """``findling.training.card``, which owns the card's markers and its text for a model with no run."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from findling.training import card
+
+    return card
+
+
+def run_model_name(run: Mapping) -> str:
+    """The folder name a run's ``model`` field ends in (``findling/x``, ``/path/to/x`` and ``x`` all give x)."""
+    return str(run.get("model") or "").replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+
+
+def reproduce_command(run: Mapping) -> str:
+    """The ``findling eval`` command line that measures ``run`` again and records it: every setting the run
+    recorded is spelled out (precision, vector format, chunk size, fusion), so the command does not depend on
+    the defaults of a later version. A bundled model is run without ``--model``; any other by its recorded
+    name or path."""
+    words = []
+    if run.get("precision"):
+        words.append(f"FINDLING_PRECISION={run['precision']}")
+    words += ["findling", "eval", f"{DATA_SHOWN}/{run.get('dataset')}"]
+    model = str(run.get("model") or "")
+    if model and not model.startswith(BUNDLED_PREFIX):
+        words += ["--model", model]
+    if run.get("split") not in (None, "", "test"):
+        words += ["--split", str(run["split"])]
+    for key, flag in (("max_docs", "--max-docs"), ("max_queries", "--max-queries"),
+                      ("chunk_tokens", "--chunk-tokens"), ("vector_format", "--codec")):
+        if run.get(key) not in (None, ""):
+            words += [flag, _flag(run[key])]
+    fusion = run.get("fusion") if isinstance(run.get("fusion"), Mapping) else {}
+    for key, flag in FUSION_FLAGS:
+        if fusion.get(key) not in (None, ""):
+            words += [flag, _flag(fusion[key])]
+    return " ".join(words + ["--json", "|", "python", "docs/generate.py", "record-eval"])
+
+
+def _flag(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def render_card_scores(runs: list[Mapping], *, problems: Iterable[str] = ()) -> list[str]:
+    """The lines inside a card's scores block: one section per data set (and split) with each mode's nDCG@10
+    (and Recall@100 where the run has it), the run's stamp and the command that reproduces it; the card
+    module's ``NO_SCORES`` when no run is recorded."""
+    problems = list(problems)
+    lines: list[str] = []
+    if not runs:
+        lines.append(_card_module().NO_SCORES)
+    else:
+        runs = sorted(runs, key=lambda r: (str(r.get("dataset")), str(r.get("split"))))
+        lines.append("Measured by `findling eval` on each data set, one recorded run per data set "
+                     f"(`{_shown(EVAL_DIR)}/`); hybrid is Findling's default ranking.")
+        if any(str(r.get("model") or "").startswith(BUNDLED_PREFIX) for r in runs):
+            lines += ["", "Commands without `--model` run the bundled model: Findling uses it when no model is set "
+                          "(`--model`, `FINDLING_MODEL`, `findling model use`) and the target model is not in the "
+                          "Hugging Face cache."]
+        for run in runs:
+            modes = ordered_modes([run])
+            modes = [m for m in modes if m == "hybrid"] + [m for m in modes if m != "hybrid"]
+            recall = any(isinstance(v, Mapping) and "recall@100" in v for v in run["modes"].values())
+            split = f"{run.get('split')} split" if run.get("split") else "split not recorded"
+            size = ", ".join(f"{number(run[k])} {label}" for k, label in (("n_docs", "documents"),
+                                                                         ("n_queries", "queries"))
+                             if isinstance(run.get(k), int))
+            lines += ["", f"### {cell(run.get('dataset'))} ({split}{': ' + size if size else ''})", ""]
+            lines += table(["mode", "nDCG@10"] + ["Recall@100"] * recall,
+                           ([CARD_MODES.get(m, cell(m)), _metric(run, m, "ndcg@10")]
+                            + [_metric(run, m, "recall@100")] * recall for m in modes))
+            reused = bool(run.get("reused_index"))
+            stamp = (f"- Run: {_stamp(run, 'date')}; machine {_stamp(run, 'machine')}; commit {_stamp(run, 'commit')}; "
+                     f"{'query ' if reused else ''}encoder precision {cell(run.get('precision'))}; "
+                     f"vectors {cell(run.get('vector_format'))}")
+            if reused:
+                stamp += "; searched an index that an earlier run of the same corpus and model kept (and encoded)"
+            lines += ["", stamp + ".", f"- Reproduce: `{reproduce_command(run)}`"]
+    if problems:
+        lines += ["", "Not shown (could not be read):", ""] + [f"- {p}" for p in problems]
+    return lines
+
+
+def card_text(text: str, name: str, runs: Iterable[Mapping], *, problems: Iterable[str] = ()) -> str:
+    """``text`` (a model card for the model folder ``name``) with its scores block regenerated from the runs of
+    that model among ``runs``; everything outside the block, the marker lines included, is kept byte for byte.
+    A card without the markers is returned as it is."""
+    card = _card_module()
+    start = text.find(card.SCORES_START)
+    end = text.find(card.SCORES_END, start)
+    if start < 0 or end < 0:
+        return text
+    start = text.find("\n", start) + 1
+    if start <= 0 or start > end:
+        return text
+    mine = [r for r in runs if run_model_name(r) == name]
+    return text[:start] + "\n".join(render_card_scores(mine, problems=problems)) + "\n" + text[end:]
+
+
+def card_pages(models_dir: Path | None = None, folder: Path | None = None) -> dict[Path, str]:
+    """Every model card under ``models_dir`` (``<name>/README.md``) with its scores block regenerated from the
+    runs recorded in ``folder``. A file there that cannot be read is named on the card of the model its name
+    ends in (``record-eval`` names them ``<data set>--<model>[--<split>].json``)."""
+    models_dir = MODELS_DIR if models_dir is None else models_dir
+    folder = EVAL_DIR if folder is None else folder
+    runs, unread = [], []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            runs.append(read_eval(json.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, ValueError) as exc:
+            unread.append((path, f"{_shown(path)}: {cell(str(exc))}"))
+    pages = {}
+    for readme in sorted(models_dir.glob("*/README.md")) if models_dir.is_dir() else []:
+        name = readme.parent.name
+        problems = [p for path, p in unread if _slug(name) in path.stem.split("--")[1:]]
+        pages[readme] = card_text(readme.read_text(encoding="utf-8"), name, runs, problems=problems)
+    return pages
+
+
+def cards_without_scores_block(pages: Mapping[Path, str]) -> list[Path]:
+    """The cards among ``pages`` that have no scores block, so the generator leaves their scores alone."""
+    card = _card_module()
+    return [path for path, text in pages.items() if card.SCORES_START not in text or card.SCORES_END not in text]
+
+
 # ------------------------------------------------------------------------------------------ main
 PAGE_FILES = {"benchmarks": DOCS / "benchmarks.md", "quality": DOCS / "quality.md", "cli": DOCS / "cli.md",
               "readme": README}
 PAGE_MAKERS = {"benchmarks": benchmarks_page, "quality": quality_page, "cli": cli_page, "readme": readme_page}
+MULTI_PAGES = {"card": card_pages}
+"""Pages made of several files: the page's maker returns {file: its text}."""
 
 
 def _shown(path: Path) -> str:
@@ -531,15 +681,20 @@ def main(argv: list[str] | None = None) -> int:
         args.what = "quality"
     stale = []
     for page in PAGES if args.what == "all" else (args.what,):
-        target, text = PAGE_FILES[page], PAGE_MAKERS[page]()
-        current = target.read_text(encoding="utf-8") if target.is_file() else None
-        if current == text:
-            continue
-        if args.check:
-            stale.append(_shown(target))
-        else:
-            target.write_text(text, encoding="utf-8")
-            print(f"wrote {_shown(target)}", file=sys.stderr)
+        outputs = MULTI_PAGES[page]() if page in MULTI_PAGES else {PAGE_FILES[page]: PAGE_MAKERS[page]()}
+        if page == "card":
+            for path in cards_without_scores_block(outputs):
+                print(f"{_shown(path)} has no scores block ({_card_module().SCORES_START} ... "
+                      f"{_card_module().SCORES_END}); its scores are not generated", file=sys.stderr)
+        for target, text in outputs.items():
+            current = target.read_text(encoding="utf-8") if target.is_file() else None
+            if current == text:
+                continue
+            if args.check:
+                stale.append(_shown(target))
+            else:
+                target.write_text(text, encoding="utf-8")
+                print(f"wrote {_shown(target)}", file=sys.stderr)
     if stale:
         print(f"not current: {', '.join(stale)}; run `python docs/generate.py` to regenerate", file=sys.stderr)
         return 1

@@ -355,3 +355,179 @@ def test_regenerating_the_readme_changes_only_its_figures_block(tmp_path, monkey
     monkeypatch.setattr(g, "EVAL_DIR", tmp_path / "none")
     out = g.readme_page()
     assert out == "# T\n\nbefore\n\n<!-- figures:start (generated) -->\n" + g.NO_RUN + "\n<!-- figures:end -->\n\nafter\n"
+
+
+# ------------------------------------------------------------------------------------------ model cards
+TOY_RECIPE = {"name": "toy-colbert-8", "description": "A toy head for the card tests.", "start": "bundled",
+              "licence": "Apache-2.0", "data": [{"kind": "jsonl", "path": "$DATA/train/toy.jsonl", "limit": 10}],
+              "head": {"kind": "ffn", "dim": 8}, "fit": {"steps": 3},
+              "expect": {"toy set, MaxSim, as the recipe words it": 0.4321},
+              "built": "Built in a test"}
+
+
+def toy_card(models: Path, name: str = "toy-colbert-8") -> Path:
+    """A card as the training export writes it, under ``models/<name>/README.md``, plus a hand-written line."""
+    from findling.training.card import model_card
+
+    text = model_card({**TOY_RECIPE, "name": name}, Path("findling/training/recipes/toy.json"), 60.0)
+    text = text.replace("## Data", "Hand-written: dense pooling as the backbone was trained.\n\n## Data", 1)
+    card = models / name / "README.md"
+    card.parent.mkdir(parents=True)
+    card.write_text(text, encoding="utf-8")
+    return card
+
+
+def subsection(markdown: str, title: str) -> str:
+    """The text from the heading ``### title ...`` up to the next such heading."""
+    start = markdown.index(f"### {title} ")
+    end = markdown.find("\n### ", start)
+    return markdown[start:] if end < 0 else markdown[start:end]
+
+
+def outside_block(text: str) -> tuple[str, str]:
+    """What a card holds before its scores block (start marker line included) and from its end marker on."""
+    from findling.training.card import SCORES_END, SCORES_START
+
+    start = text.index("\n", text.index(SCORES_START)) + 1
+    return text[:start], text[text.index(SCORES_END, start):]
+
+
+def test_a_card_is_written_at_export_with_an_empty_scores_block_and_the_recipes_targets_apart():
+    from findling.training.card import NO_SCORES, SCORES_END, SCORES_START_LINE, model_card
+
+    card = model_card(TOY_RECIPE, Path("findling/training/recipes/toy.json"), 60.0)
+    scores = section(card, "Scores")
+    assert scores.strip().splitlines() == [SCORES_START_LINE, NO_SCORES, SCORES_END]
+    assert "0.4321" not in scores and "record-eval" in NO_SCORES and "generate.py card" in NO_SCORES
+    rebuild = section(card, "Rebuild")
+    targets = rebuild[rebuild.index("### Targets a rebuild should reproduce"):]
+    assert "not measurements" in targets
+    assert table_with(targets, "target (as the recipe describes it)")[
+        "toy set, MaxSim, as the recipe words it"]["nDCG@10"] == "0.4321"
+    assert card.count("0.4321") == 1  # the settings dump does not repeat the targets
+    assert '"steps": 3' in rebuild
+
+
+def test_a_card_gets_each_data_sets_modes_stamp_and_command_and_keeps_its_other_text(tmp_path):
+    models, results = tmp_path / "models", tmp_path / "eval-results"
+    card = toy_card(models)
+    toy_card(models, "other-model")
+    before = card.read_text(encoding="utf-8")
+    stamp = {"date": "2026-12-07 09:00 UTC", "machine": "Zen 5 EPYC, 2 CPUs, Linux", "commit": "1234abc"}
+    scifact = eval_report("scifact", {
+        "bm25": {"ndcg@10": 0.68812, "recall@100": 0.91}, "maxsim": {"ndcg@10": 0.70213, "recall@100": 0.93},
+        "dense": {"ndcg@10": 0.645, "recall@100": 0.925}, "dense_lane": {"ndcg@10": 0.6506, "recall@100": 0.935},
+        "hybrid": {"ndcg@10": 0.72209, "recall@100": 0.945}},
+        model="findling/toy-colbert-8", chunk_tokens=480, reused_index=False,
+        fusion={"method": "zscore", "weight": 0.2, "dense": 0.1, "decay": 0.0, "keyword_decay": 0.25, "rrf_k": 60})
+    cranfield = eval_report("cranfield", {"bm25": {"ndcg@10": 0.3625}, "hybrid": {"ndcg@10": 0.39}},
+                            model=str(tmp_path / "elsewhere" / "toy-colbert-8"), n_docs=1400, n_queries=225,
+                            precision="fp32", vector_format="fp16")
+    other = eval_report("scifact", {"hybrid": {"ndcg@10": 0.1111}}, model="findling/other-model")
+    for report in (scifact, cranfield, other):
+        gen.record_eval(json.dumps(report), results, stamp=stamp)
+
+    pages = gen.card_pages(models, results)
+    text = pages[card]
+    assert outside_block(text) == outside_block(before)  # markers and hand-written parts byte for byte
+    scores = section(text, "Scores")
+    assert "0.1111" not in scores and "0.1111" in section(pages[models / "other-model" / "README.md"], "Scores")
+    sci = subsection(scores, "scifact")
+    assert "### scifact (test split: 5,183 documents, 300 queries)" in scores
+    rows = table_with(sci, "mode")
+    assert rows[gen.CARD_MODES["hybrid"]] == {"mode": gen.CARD_MODES["hybrid"], "nDCG@10": "0.7221",
+                                              "Recall@100": "0.9450"}
+    assert [r["nDCG@10"] for r in rows.values()] == ["0.7221", "0.6881", "0.7021", "0.6450", "0.6506"]
+    assert list(rows)[0] == gen.CARD_MODES["hybrid"]  # the default ranking first
+    assert ("- Run: 2026-12-07 09:00 UTC; machine Zen 5 EPYC, 2 CPUs, Linux; commit 1234abc; encoder precision "
+            "bf16; vectors residual.") in sci.splitlines()
+    cran = subsection(scores, "cranfield")
+    assert "Recall@100" not in cran  # not recorded in that run: no column, no figure invented
+    assert table_with(cran, "mode")[gen.CARD_MODES["bm25"]]["nDCG@10"] == "0.3625"
+    assert "maxsim" not in cran
+    assert f"--model {tmp_path / 'elsewhere' / 'toy-colbert-8'}" in cran and "FINDLING_PRECISION=fp32" in cran
+    assert "--model" not in sci.split("- Reproduce:")[1]  # the bundled model runs without --model
+    from findling.training.card import NO_SCORES
+    assert NO_SCORES not in text
+
+
+def reproduce_args(command: str):
+    """The ``findling eval`` arguments a card's reproduce command parses to, with the command's environment."""
+    import shlex
+
+    from findling.cli.main import _parser
+
+    words = shlex.split(command.split(" | ")[0])
+    env = dict(w.split("=", 1) for w in words if "=" in w and not w.startswith("-"))
+    at = words.index("findling")
+    assert command.endswith("| python docs/generate.py record-eval")
+    return env, _parser().parse_args(words[at + 1:])
+
+
+def test_the_reproduce_command_sets_every_recorded_setting_through_findlings_own_parser():
+    run = gen.read_eval(eval_report(
+        "nfcorpus", {"hybrid": {"ndcg@10": 0.3}}, model="/models/toy-colbert-8", split="dev", precision="fp32",
+        vector_format="compact", chunk_tokens=256,
+        fusion={"method": "rrf", "weight": 0.35, "dense": 0.05, "decay": 0.5, "keyword_decay": 0.0, "rrf_k": 60}))
+    env, args = reproduce_args(gen.reproduce_command(run))
+    assert env == {"FINDLING_PRECISION": "fp32"}
+    assert args.dataset == f"{gen.DATA_SHOWN}/nfcorpus" and args.model == "/models/toy-colbert-8"
+    assert (args.split, args.codec, args.chunk_tokens, args.json) == ("dev", "compact", 256, True)
+    assert (args.fusion, args.fusion_weight, args.fusion_dense, args.fusion_decay, args.fusion_keyword_decay) == \
+        ("rrf", 0.35, 0.05, 0.5, 0.0)
+    bundled = gen.read_eval(eval_report("scifact", {"hybrid": {"ndcg@10": 0.7}}, model="findling/toy-colbert-8"))
+    env, args = reproduce_args(gen.reproduce_command(bundled))
+    assert args.model is None and args.split == "test" and args.codec == "residual" and args.fusion is None
+
+
+@pytest.mark.parametrize("model,matches", [("findling/toy-colbert-8", True), ("/abs/path/toy-colbert-8/", True),
+                                           ("toy-colbert-8", True), ("findling/toy-colbert-80", False),
+                                           ("toy-colbert-8/other", False), (None, False)])
+def test_a_run_belongs_to_the_card_of_the_folder_its_model_names(model, matches):
+    assert (gen.run_model_name({"model": model}) == "toy-colbert-8") is matches
+
+
+def test_a_card_with_no_runs_of_its_model_says_so_and_a_card_without_markers_is_left_alone(tmp_path, capsys,
+                                                                                           monkeypatch):
+    from findling.training.card import NO_SCORES
+
+    models, results = tmp_path / "models", tmp_path / "eval-results"
+    card = toy_card(models)
+    written = card.read_text(encoding="utf-8")
+    gen.record_eval(json.dumps(eval_report("scifact", {"hybrid": {"ndcg@10": 0.5}}, model="findling/another")),
+                    results, stamp={"commit": "abc"})
+    (results / "broken--toy-colbert-8.json").write_text("{not json")
+    (results / "broken--another.json").write_text("{not json")
+    text = gen.card_pages(models, results)[card]
+    scores = section(text, "Scores")
+    assert NO_SCORES in scores and not tables(scores) and "0.5000" not in scores
+    assert "broken--toy-colbert-8.json" in scores and "broken--another.json" not in scores
+    (results / "broken--toy-colbert-8.json").unlink()
+    assert gen.card_pages(models, results)[card] == written  # the export's text is what the generator writes
+
+    plain = models / "hand" / "README.md"
+    plain.parent.mkdir()
+    plain.write_text("# hand\n\n## Scores\n| what | score |\n|---|---|\n| x | 0.9 |\n")
+    assert gen.card_pages(models, results)[plain] == plain.read_text()
+    monkeypatch.setitem(gen.MULTI_PAGES, "card", lambda: gen.card_pages(models, results))
+    assert gen.main(["card", "--check"]) == 0
+    assert "hand/README.md has no scores block" in capsys.readouterr().err
+
+
+def test_check_flags_a_stale_card_and_regenerating_fixes_only_its_block(tmp_path, monkeypatch, capsys):
+    models, results = tmp_path / "models", tmp_path / "eval-results"
+    card = toy_card(models)
+    monkeypatch.setitem(gen.MULTI_PAGES, "card", lambda: gen.card_pages(models, results))
+    assert gen.main(["card", "--check"]) == 0
+    written = card.read_text(encoding="utf-8")
+    gen.record_eval(json.dumps(eval_report("scifact", {"hybrid": {"ndcg@10": 0.7222}},
+                                           model="findling/toy-colbert-8")), results, stamp={"commit": "abc1234"})
+    capsys.readouterr()
+    assert gen.main(["card", "--check"]) == 1
+    assert "toy-colbert-8/README.md" in capsys.readouterr().err and card.read_text(encoding="utf-8") == written
+    assert gen.main(["card"]) == 0
+    regenerated = card.read_text(encoding="utf-8")
+    assert "0.7222" in section(regenerated, "Scores") and outside_block(regenerated) == outside_block(written)
+    assert gen.main(["card", "--check"]) == 0
+    card.write_text(regenerated.replace("0.7222", "0.8000"), encoding="utf-8")  # a figure edited by hand
+    assert gen.main(["card", "--check"]) == 1
