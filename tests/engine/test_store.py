@@ -34,7 +34,7 @@ def _record(path, folder, **kw):
 
 def test_schema_wal_meta_and_private_file(store):
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store.meta("schema_version") == "6"
+    assert store.meta("schema_version") == "7"
     assert "float16" in store.meta("vector_layout")
     assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
     assert store.integrity_check() == "ok"

@@ -53,7 +53,7 @@ def _vectors(store):
 
 def test_new_index_is_fp16_with_schema_2(filled):
     assert filled.codec.name == C.FP16
-    assert filled.meta("schema_version") == str(SCHEMA_VERSION) == "6"
+    assert filled.meta("schema_version") == str(SCHEMA_VERSION) == "7"
     assert filled.vector_bytes() == filled.token_count() * 2 * DIM
 
 

@@ -97,7 +97,7 @@ def test_a_version_2_index_gets_its_keyword_index_rebuilt_over_the_view(tmp_path
         " VALUES (4, 1, 0, 0, 20, 5, 'old plain text about granite');")
     conn.close()
     with Store(path) as store:
-        assert store.meta("schema_version") == "6"
+        assert store.meta("schema_version") == "7"
         assert _keyword_hits(store, "granite") == [(4,)]
         assert store.conn.execute("SELECT typeof(text) FROM chunks").fetchone()[0] == "text"  # left as it was
         store.bind_model(_info(), chunk_settings={})

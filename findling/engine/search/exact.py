@@ -13,7 +13,7 @@ import logging
 
 import numpy as np
 
-from findling.engine.store.codec import FP16, decode_dense_many
+from findling.engine.store.codec import FP16, decode_dense_many, dense_width
 from findling.engine.store.store import Store, decode_vectors
 
 log = logging.getLogger(__name__)
@@ -165,5 +165,8 @@ class DenseMatrix:
         (``allowed``: a boolean mask over this matrix's chunks)."""
         if not len(self.chunk_ids):
             return np.zeros(0, dtype=np.float32)
-        out = self.vectors @ np.asarray(query, dtype=MATRIX_DTYPE)
+        query = np.asarray(query, dtype=MATRIX_DTYPE).ravel()
+        if len(query) < self.vectors.shape[1]:  # an odd-dimensional model's vectors end in one zero component
+            query = np.concatenate([query, np.zeros(self.vectors.shape[1] - len(query), dtype=MATRIX_DTYPE)])
+        out = self.vectors @ query
         return np.where(self.alive if allowed is None else allowed & self.alive, out, -np.inf)

@@ -32,7 +32,7 @@ from typing import Literal
 import numpy as np
 
 from findling.engine.search.candidates import CandidateIndex, CandidateSettings
-from findling.engine.store.codec import FP16
+from findling.engine.store.codec import FP16, dense_width
 from findling.engine.encode.encoder import Encoder
 from findling.engine.errors import ModelMismatch, StoreError
 from findling.engine.search.exact import DenseMatrix, TokenMatrix
@@ -229,7 +229,7 @@ class Searcher:
             return False
         self.dense.refresh(self.store)
         live = self.dense.live_chunks
-        return live > 0 and live == self.index.live_chunks and self.dense.vectors.shape[1] == self.encoder.info.dense_dim
+        return live > 0 and live == self.index.live_chunks and self.dense.vectors.shape[1] == dense_width(self.encoder.info.dense_dim)
 
     def _allowed_chunks(self, q: Query) -> np.ndarray | None:
         """Boolean mask over the index' chunks that pass the filters, or None for all."""

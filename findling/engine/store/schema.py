@@ -34,6 +34,9 @@ no dense vector until they are encoded again, and search runs without the dense 
 
 Version 5 added ``file_fields`` (an older index opens with the table empty).
 
+Version 6 added ``chunks.ocr``. Version 7 stores dense vectors as 4-bit levels (``codec.DENSE_LAYOUT``, half
+the bytes of int8); opening an older index converts its int8 rows once, in the migration's transaction.
+
 Chunk ids come from AUTOINCREMENT, so an id is never reused: the in-memory search matrix relies on that.
 """
 from __future__ import annotations
@@ -43,7 +46,7 @@ import zlib
 
 from findling.engine.store.sqlite_lib import Database, Migrations
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 PAGE_SIZE = 32768  # bytes; SQLite applies it only to a new, empty file
 PACK_MIN_CHARS = 160  # shorter texts rarely shrink by a tenth
 VECTOR_LAYOUT = "float16-le row-major [n_tokens, dim]"
@@ -175,6 +178,16 @@ def m005_file_fields(db: Database) -> None:
 def m006_chunk_ocr(db: Database) -> None:
     """``chunks.ocr``: 1 when some of the chunk's text was recognised by OCR rather than read from the file."""
     db.execute("ALTER TABLE chunks ADD COLUMN ocr INTEGER NOT NULL DEFAULT 0")
+
+
+@migrations()
+def m007_dense_4bit(db: Database) -> None:
+    """Dense vectors from int8 (one byte a dimension) to the 4-bit ``codec.DENSE_LAYOUT``."""
+    from findling.engine.store.codec import dense_from_int8
+
+    rows = db.execute("SELECT chunk_id, data FROM dense").fetchall()
+    db.conn.executemany("UPDATE dense SET data = ? WHERE chunk_id = ?",
+                        [(dense_from_int8(data), chunk_id) for chunk_id, data in rows])
 
 
 def pack_text(text: str) -> str | bytes:

@@ -203,7 +203,7 @@ class VectorTable:
 
     @guarded
     def read_dense(self, chunk_ids: Sequence[int] | None = None, *, batch: int = 900) -> list[tuple[int, int, bytes]]:
-        """``(chunk_id, file_id, int8 blob)`` of every dense vector, or of the given chunks', in chunk-id order."""
+        """``(chunk_id, file_id, dense BLOB)`` of every dense vector, or of the given chunks', in chunk-id order."""
         sql = "SELECT d.chunk_id, c.file_id, d.data FROM dense d JOIN chunks c ON c.id = d.chunk_id"
         if chunk_ids is None:
             return self.conn.execute(sql + " ORDER BY d.chunk_id").fetchall()
