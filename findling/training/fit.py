@@ -10,7 +10,8 @@ cached backbone vectors through the head, scores candidates by MaxSim and compar
 ``candidates`` says what each query is scored against: ``tuple`` (its own positive and negatives, with the
 teacher scores stored in the tuple) or ``batch`` (every candidate of every tuple in the batch, so each query
 also meets the other queries' passages as easy and random negatives; the teacher is then MaxSim over the
-normalised wide backbone vectors, computed on the fly). The student compresses 384 dims into 48, and what it
+normalised wide backbone vectors, computed on the fly, optionally mixed with the backbone's dense cosine
+and BM25: ``fused_teacher``). The student compresses 384 dims into 48, and what it
 must learn most is to keep unrelated passages low; the 16 BM25 candidates of a tuple alone never show it those.
 
 Optimisers: ``adamw``, or ``muon`` (torch's Muon for the weight matrices, AdamW for biases) when torch has it.
@@ -61,6 +62,8 @@ class FitSettings:
     token_temperature: float = 0.05  # the softmax temperature of that token-level loss (cosine units)
     checkpoint_every: int = 100
     seed: int = 0
+    teacher_dense: float = 0.0  # with "batch": mix the backbone's dense cosine into the teacher (``fused_teacher``)
+    teacher_bm25: float = 0.0  # with "batch": mix BM25 (each tuple's ``bm25`` list) into the teacher
 
 
 def _optimizer(head: Head, s: FitSettings):
@@ -141,11 +144,42 @@ def maxsim_all(q: torch.Tensor, qmask: torch.Tensor, d: torch.Tensor, dmask: tor
     return best if per_token else best.sum(-1)
 
 
+def _zscore(x: torch.Tensor) -> torch.Tensor:
+    return (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True).clamp_min(1e-6)
+
+
+def fused_teacher(maxsim: torch.Tensor, dense: torch.Tensor, bm25: torch.Tensor, *, dense_weight: float,
+                  bm25_weight: float) -> torch.Tensor:
+    """The wide MaxSim teacher ``[B, N]`` with the dense cosine and BM25 mixed in, in MaxSim's own units.
+
+    Each signal is z-scored over a query's candidates, so the weights say how many of MaxSim's standard
+    deviations one standard deviation of the other signal is worth; the sum is scaled back by MaxSim's spread,
+    so the loss's temperature keeps its meaning. Each is stronger on different text (BM25 on rare exact
+    terms, the dense cosine on paraphrase), and the head learns their agreement.
+    """
+    mixed = _zscore(maxsim)
+    if dense_weight:
+        mixed = mixed + dense_weight * _zscore(dense)
+    if bm25_weight:
+        mixed = mixed + bm25_weight * _zscore(bm25)
+    return maxsim.mean(-1, keepdim=True) + maxsim.std(-1, keepdim=True) * mixed
+
+
+def _mean_pooled(tokens: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+    """Unit mean of each text's back-to-back token rows: the backbone's sentence embedding, as the dense lane's."""
+    pooled, mask = _padded(tokens, lengths)
+    summed = (pooled * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
+    return torch.nn.functional.normalize(summed, dim=-1)
+
+
 def batch_scores(head: Head, batch: list[dict], queries: FeatureSet, passages: FeatureSet, max_doc_tokens: int,
-                 *, per_token: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+                 *, per_token: bool = False, teacher_dense: float = 0.0,
+                 teacher_bm25: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
     """Student and teacher ``[B, N]`` scores over the batch's distinct candidates, and each query's positive.
 
-    With ``per_token`` the scores are ``[B, N, Lq]`` per query token (see ``maxsim_all``).
+    With ``per_token`` the scores are ``[B, N, Lq]`` per query token (see ``maxsim_all``). ``teacher_dense`` and
+    ``teacher_bm25`` mix those signals into the teacher (``fused_teacher``; not with ``per_token``); BM25
+    comes from each tuple's ``bm25`` list of ``[passage, score]`` (0 for a candidate not in it).
     """
     ids = sorted({p for t in batch for p in [t["positive"], *t["negatives"]]})
     where = {p: i for i, p in enumerate(ids)}
@@ -159,6 +193,14 @@ def batch_scores(head: Head, batch: list[dict], queries: FeatureSet, passages: F
         tq, qmask = _padded(torch.nn.functional.normalize(flat_q, dim=-1), q_len)
         td, dmask = _padded(torch.nn.functional.normalize(flat_d, dim=-1), d_len)
         teacher = maxsim_all(tq, qmask, td, dmask, per_token=per_token)
+        if (teacher_dense or teacher_bm25) and not per_token:
+            dense = _mean_pooled(flat_q, q_len) @ _mean_pooled(flat_d, d_len).T
+            keyword = torch.zeros_like(teacher)
+            for b, t in enumerate(batch):
+                for pid, value in t.get("bm25", ()):
+                    if pid in where:
+                        keyword[b, where[pid]] = value
+            teacher = fused_teacher(teacher, dense, keyword, dense_weight=teacher_dense, bm25_weight=teacher_bm25)
     sq, _ = _padded(head(flat_q), q_len)
     sd, _ = _padded(head(flat_d), d_len)
     return (maxsim_all(sq, qmask, sd, dmask, per_token=per_token), teacher,
@@ -208,8 +250,11 @@ def _step_loss(head: Head, batch: list[dict], queries: FeatureSet, passages: Fea
     """The loss of one (shard of a) batch, by ``s.candidates`` and ``s.loss``."""
     if s.candidates != "batch":
         return _tuple_loss(head, batch, queries, passages, s)
+    if (s.teacher_dense or s.teacher_bm25) and s.token_weight:
+        raise SystemExit("a mixed teacher (teacher_dense, teacher_bm25) scores whole candidates: set token_weight 0")
     student, teacher, positives = batch_scores(head, batch, queries, passages, s.max_doc_tokens,
-                                               per_token=bool(s.token_weight))
+                                               per_token=bool(s.token_weight), teacher_dense=s.teacher_dense,
+                                               teacher_bm25=s.teacher_bm25)
     token_loss = _token_kl(student, teacher, s.token_temperature) if s.token_weight else None
     if token_loss is not None:
         student, teacher = student.sum(-1), teacher.sum(-1)

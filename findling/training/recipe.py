@@ -108,6 +108,9 @@ def step_features(model, tuples: pairs_mod.TupleSet, work: Path, batch_tokens: i
 
 
 def step_score(recipe: dict, tuples: pairs_mod.TupleSet, q, p, work: Path) -> None:
+    if recipe.get("fit", {}).get("teacher_bm25") and not all("bm25" in t for t in tuples.tuples):
+        score.keyword_lists(tuples.tuples, tuples.passages)
+        tuples.save(work / "tuples")
     if all("scores" in t for t in tuples.tuples):
         return
     teacher = recipe.get("teacher", "wide-maxsim")

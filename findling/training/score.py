@@ -56,3 +56,16 @@ def dense(tuples: list[dict], query_texts: Sequence[str], passages: Sequence[str
     for t, q in zip(tuples, qs):
         # cosine in [-1, 1] is rescaled to the spread of MaxSim scores so the softmax is not flat
         t["scores"] = [round(float(q @ embedded[p]) * 20, 4) for p in [t["positive"], *t["negatives"]]]
+
+
+def keyword_lists(tuples: list[dict], passages: Sequence[str], *, depth: int = 200) -> None:
+    """Each tuple's ``bm25``: ``[passage, score]`` of its query's ``depth`` best passages in the pool (FTS5's
+    ``-bm25()``, the engine's tokenizer), which a mixed teacher reads (``fit.fused_teacher``)."""
+    from findling.training.pairs import _Bm25Pool
+
+    pool = _Bm25Pool(passages)
+    try:
+        for t in tuples:
+            t["bm25"] = [[pid, round(value, 4)] for pid, value in pool.scored(t["query"], depth)]
+    finally:
+        pool.close()

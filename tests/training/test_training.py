@@ -150,3 +150,38 @@ def test_token_kl_is_zero_for_the_teacher_itself_and_ignores_padding():
     assert float(_token_kl(student, teacher, 0.05)) == pytest.approx(0.0, abs=1e-6)
     student[0, 0, 0] += 0.3  # a real token's ranking of the candidates changes: the loss rises
     assert float(_token_kl(student, teacher, 0.05)) > 1e-3
+
+
+def test_a_mixed_teacher_keeps_maxsim_units_and_follows_the_other_signals():
+    import torch
+
+    from findling.training.fit import fused_teacher
+
+    maxsim = torch.tensor([[10.0, 8.0, 6.0, 4.0]])
+    bm25 = torch.tensor([[0.0, 0.0, 0.0, 9.0]])  # only the last candidate shares the query's words
+    dense = torch.tensor([[0.1, 0.2, 0.3, 0.4]])
+    alone = fused_teacher(maxsim, dense, bm25, dense_weight=0.0, bm25_weight=0.0)
+    assert torch.allclose(alone, maxsim)  # no mixing: the wide MaxSim teacher as it was
+    mixed = fused_teacher(maxsim, dense, bm25, dense_weight=0.5, bm25_weight=2.0)
+    assert float(mixed.mean()) == pytest.approx(7.0)  # centred where MaxSim is
+    assert int(mixed.argmax()) == 3  # the candidate both other signals prefer moves to the top
+    assert float(mixed[0, 0]) > float(mixed[0, 1]) > float(mixed[0, 2])  # the rest keep MaxSim's order
+
+
+def test_a_mixed_teacher_fits_from_keyword_lists(toy_set, tmp_path):
+    from findling.training.score import keyword_lists
+
+    tuples, q, p = toy_set
+    train = [dict(t) for t in tuples.split("train")]
+    keyword_lists(train, tuples.passages, depth=20)
+    assert all(t["bm25"] and all(score > 0 for _pid, score in t["bm25"]) for t in train)
+    head = Head(q.vectors.shape[1], 16, kind="ffn", mid=32)
+    settings = FitSettings(steps=30, batch=8, lr=3e-3, checkpoint_every=30, warmup=0.0, candidates="batch",
+                           teacher_dense=0.5, teacher_bm25=0.5)
+    fit(head, train, q, p, tmp_path / "fit", settings, log=lambda *_: None)
+    history = __import__("torch").load(tmp_path / "fit" / "checkpoint.pt", weights_only=False)["history"]
+    assert np.mean(history[-8:]) < np.mean(history[:8]), history
+    with pytest.raises(SystemExit, match="token_weight"):
+        fit(Head(q.vectors.shape[1], 16, kind="ffn", mid=32), train, q, p, tmp_path / "fit2",
+            FitSettings(steps=2, batch=4, candidates="batch", teacher_bm25=0.5, token_weight=1.0),
+            log=lambda *_: None)
