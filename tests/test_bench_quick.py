@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench.common import CHILD, Result
@@ -33,10 +35,20 @@ def extra_args(name: str, model: Path, work: Path) -> list[str]:
         "long_chunks": ["--lengths", "256", "1024"],
         "search": [],
         "storage": ["--work", str(work / "storage")],
-        "candidates": ["--work", str(work / "candidates"), "--tokens", "50000", "--queries", "3"],
+        "candidates": ["--work", str(work / "candidates"), "--tokens", "80000", "--queries", "3"],
     }
+    if name == "candidates":  # past the 300 records' tokens, so chunks are spliced; a model with a dense lane
+        model = pooled_copy(model, work / "tiny-pooled")
     model_args = [] if name == "long_chunks" else ["--model", str(model)]
     return [*sizes[name], *model_args]
+
+
+def pooled_copy(model: Path, folder: Path) -> Path:
+    """``model`` declaring mean pooling, so that it gives dense vectors and hybrid searches run the dense lane."""
+    if not folder.is_dir():
+        shutil.copytree(model, folder)
+        (folder / "dense_pooling.json").write_text(json.dumps({"pooling": "mean", "normalize": True}))
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +108,75 @@ def test_floor_reports_fraction_and_breakdown(smoke_runs):
     assert len(vs_floor) == 2 and all(r["value"] > 0 and r["peer_value"] > 0 for r in vs_floor)
     shares = [r["value"] for n, r in rows.items() if n.startswith("encode breakdown:")]
     assert len(shares) == 7 and abs(sum(shares) - 1.0) < 1e-6
+
+
+@pytest.mark.slow
+def test_candidates_times_the_default_ranking_with_its_dense_lane(smoke_runs):
+    """The hybrid rows name the dense lane as run, and the same searches without it are reported beside them."""
+    rows = {r["name"]: r for r in json.loads(smoke_runs["candidates"].stdout)}
+    hybrid = [n for n in rows if n.startswith("search p50, hybrid (default")]
+    assert hybrid == ["search p50, hybrid (default: MaxSim + BM25 + dense), 0.0802M tok"], list(rows)
+    versus = rows["search p50, hybrid with dense lane vs without, 0.0802M tok"]
+    assert versus["value"] == rows[hybrid[0]]["value"] and versus["peer_value"] > 0
+    assert any(n.startswith("search p95, hybrid (default: MaxSim + BM25 + dense)") for n in rows)
+    assert "dense_lane: true" in smoke_runs["candidates"].stderr
+
+
+def test_candidates_index_gives_every_chunk_its_dense_vector(tmp_path):
+    """Records and spliced chunks each get a dense vector made from the rows they hold, stored through the store;
+    an index cached without dense vectors is rebuilt with them."""
+    from bench.candidates import DenseVectors, cached_index
+    from bench.storage import synthetic_set
+    from findling.engine.store.codec import decode_dense
+    from findling.engine.store.store import Store
+    from tests.fakes import FakeEncoder
+
+    info = FakeEncoder(dim=48).info
+    data = synthetic_set(records=120, queries=4, dim=info.dim)
+    tokens = data.n_tokens + 20_000
+    old = cached_index(tmp_path, data, tokens=tokens, info=info, synthetic=True)
+    with Store(old) as store:
+        assert len(store.dense_chunk_ids()) == 0 and len(store.chunk_ids()) > len(data.texts)
+    dense = DenseVectors(data, 24)
+    path = cached_index(tmp_path, data, tokens=tokens, info=info, synthetic=True, dense=dense)
+    assert path == old
+    with Store(path) as store:
+        ids = store.chunk_ids()
+        assert np.array_equal(store.dense_chunk_ids(), ids) and store.token_count() >= tokens
+        rows = store.chunk_rows(ids.tolist())
+        vectors = {cid: decode_dense(blob) for cid, _fid, blob in store.read_dense()}
+    records = {int(r.path.name): cid for cid, r in rows.items() if not r.path.name.startswith("splice-")}
+    assert sorted(records) == list(range(len(data.texts)))
+    for i, cid in records.items():
+        assert rows[cid].text == data.texts[i]
+        n = len(data.doc(i))
+        assert float(vectors[cid] @ dense.of([(i, 0, n)])) > 0.97
+    spliced = np.stack([vectors[cid] for cid in ids if cid not in set(records.values())])
+    assert len(spliced) > 10 and np.allclose(np.linalg.norm(spliced, axis=1), 1.0, atol=1e-5)
+    cosines = spliced @ spliced.T
+    assert cosines[~np.eye(len(spliced), dtype=bool)].mean() < 0.5  # apart, not one direction for all
+
+
+def test_dense_vectors_are_the_mean_of_backbone_states_where_the_probe_has_them(tmp_path):
+    """With the records' backbone states at the dense width, a chunk's vector is their normalised mean over the
+    rows it holds; states of other records, or of another width, are not used."""
+    from bench.candidates import DenseVectors
+    from bench.storage import synthetic_set
+    from findling.training.features import FeatureSet
+
+    data = synthetic_set(records=20, queries=2, dim=48)
+    rng = np.random.default_rng(1)
+    states = rng.standard_normal((data.n_tokens, 12)).astype(np.float16)
+    FeatureSet(states, np.asarray(data.offsets)).save(tmp_path / "probe", "corpus")
+    dense = DenseVectors(data, 12, probe=tmp_path / "probe")
+    assert dense.source == "backbone states"
+    a, b = int(data.offsets[3]), int(data.offsets[7])
+    expected = states[a + 2:a + 9].astype(np.float64).sum(0) + states[b:b + 4].astype(np.float64).sum(0)
+    expected /= np.linalg.norm(expected)
+    assert np.allclose(dense.of([(3, 2, 9), (7, 0, 4)]), expected, atol=1e-5)
+    assert DenseVectors(data, 16, probe=tmp_path / "probe").source == "projected token vectors"
+    FeatureSet(states, np.asarray(data.offsets) // 2).save(tmp_path / "other", "corpus")
+    assert DenseVectors(data, 12, probe=tmp_path / "other").source == "projected token vectors"
 
 
 def test_library_output_goes_to_stderr(tmp_path):
