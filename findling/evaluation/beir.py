@@ -342,6 +342,8 @@ def evaluate_beir(folder: Path | str, encoder: Encoder, *, config: Config, split
              "n_tokens": build.n_tokens, "encoded_tokens": build.encoded_tokens, "chunk_tokens": build.chunk_tokens,
              "store_bytes": nbytes,
              "stored_vectors": vectors, "vector_format": stats["codec"], "vector_bytes": stats["vector_bytes"],
+             "dense_bytes": stats["dense_bytes"],
+             "dense_bytes_per_token": round(stats["dense_bytes"] / vectors, 2) if vectors else 0.0,
              "precision": getattr(encoder, "precision", "fp32"),
              "fusion": {"method": used.method, "weight": used.weight, "dense": used.dense, "decay": used.decay,
                         "keyword_decay": used.keyword_decay, "rrf_k": used.rrf_k},

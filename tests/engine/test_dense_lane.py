@@ -87,6 +87,7 @@ def test_each_chunk_gets_its_dense_vector_stored(store, dense_encoder, config, d
     expected = dense_encoder.encode_documents([row.text])[0].pooled
     blob = store.read_dense([int(ids[0])])[0][2]
     assert blob == encode_dense(expected) and float(decode_dense(blob) @ expected) > 0.95
+    assert store.stats()["dense_bytes"] == store.dense_bytes() >= len(ids) * len(blob)  # the table's share of the file
     # a deleted file takes its dense vectors with it
     (docs / "garden.txt").unlink()
     Indexer(store, dense_encoder, config=config).run_to_end()

@@ -237,6 +237,9 @@ class Store:
     def vector_bytes(self) -> int:
         return self.vectors.vector_bytes()
 
+    def dense_bytes(self) -> int:
+        return self.vectors.dense_bytes()
+
     def compress_if_due(self, *, min_tokens: int) -> str | None:
         return self.vectors.compress_if_due(min_tokens=min_tokens)
 
@@ -491,7 +494,7 @@ class Store:
         stored = self.conn.execute("SELECT COALESCE(SUM(n_tokens), 0) FROM vectors").fetchone()[0]
         return {"files": counts, "chunks": chunks, "tokens": tokens, "vectors": stored,
                 "folders": len(self.folders()), "model": self.model_identity(), "codec": self.codec.name,
-                "codec_choice": self.codec_choice(), "vector_bytes": self.vector_bytes(),
+                "codec_choice": self.codec_choice(), "vector_bytes": self.vector_bytes(), "dense_bytes": self.dense_bytes(),
                 "db_bytes": self.path.stat().st_size if self.path.exists() else 0}
 
     @guarded

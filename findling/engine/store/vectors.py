@@ -135,6 +135,16 @@ class VectorTable:
         data = self.conn.execute("SELECT COALESCE(SUM(length(data)), 0) FROM vectors").fetchone()[0]
         return data + self.conn.execute("SELECT COALESCE(SUM(length(data)), 0) FROM codec").fetchone()[0]
 
+    def dense_bytes(self) -> int:
+        """Bytes the ``dense`` table takes in the file: its pages where SQLite can count them (``dbstat``), else
+        its BLOBs plus the row ids."""
+        try:
+            return int(self.conn.execute("SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name = 'dense'"
+                                         ).fetchone()[0])
+        except sqlite3.OperationalError:  # an SQLite built without the dbstat table
+            blobs, rows = self.conn.execute("SELECT COALESCE(SUM(length(data)), 0), COUNT(*) FROM dense").fetchone()
+            return int(blobs) + 8 * int(rows)
+
     def compress_if_due(self, *, min_tokens: int) -> str | None:
         """Train and apply the compressed format ``codec_choice`` asks for, once this float16 index holds
         ``min_tokens`` token vectors; returns the new format's name, or None when nothing changed.
