@@ -107,11 +107,22 @@ def step_features(model, tuples: pairs_mod.TupleSet, work: Path, batch_tokens: i
     return q, p
 
 
+def scored(recipe: dict, tuples: pairs_mod.TupleSet) -> bool:
+    """Whether the tuples hold every teacher score the fit reads: in-batch fitting with the wide teacher scores
+    each batch's candidates as it goes and reads none; otherwise each tuple needs its ``scores``. A teacher
+    that mixes in BM25 also needs each tuple's ``bm25`` list."""
+    if recipe.get("fit", {}).get("teacher_bm25") and not all("bm25" in t for t in tuples.tuples):
+        return False
+    if recipe.get("teacher", "wide-maxsim") == "wide-maxsim" and recipe.get("fit", {}).get("candidates") == "batch":
+        return True
+    return all("scores" in t for t in tuples.tuples)
+
+
 def step_score(recipe: dict, tuples: pairs_mod.TupleSet, q, p, work: Path) -> None:
     if recipe.get("fit", {}).get("teacher_bm25") and not all("bm25" in t for t in tuples.tuples):
         score.keyword_lists(tuples.tuples, tuples.passages)
         tuples.save(work / "tuples")
-    if all("scores" in t for t in tuples.tuples):
+    if scored(recipe, tuples):
         return
     teacher = recipe.get("teacher", "wide-maxsim")
     if teacher == "wide-maxsim":
@@ -183,7 +194,7 @@ def _prepared_by_rank_0(recipe: dict, work: Path, rank: int) -> tuple:
     ready = tuples_file.is_file() and feats.FeatureSet.exists(features, "queries") \
         and feats.FeatureSet.exists(features, "passages")
     tuples = pairs_mod.TupleSet.load(work / "tuples") if ready else None
-    if tuples is None or not all("scores" in t for t in tuples.tuples):
+    if tuples is None or not scored(recipe, tuples):
         raise SystemExit(f"rank {rank}: rank 0 prepared the tuples, features and teacher scores, but this process "
                          f"does not find them all in {work}: on several machines the work folder must be one they "
                          "all see (or run --stop-after score first and copy the folder to every machine)")

@@ -185,3 +185,16 @@ def test_a_mixed_teacher_fits_from_keyword_lists(toy_set, tmp_path):
         fit(Head(q.vectors.shape[1], 16, kind="ffn", mid=32), train, q, p, tmp_path / "fit2",
             FitSettings(steps=2, batch=4, candidates="batch", teacher_bm25=0.5, token_weight=1.0),
             log=lambda *_: None)
+
+
+def test_in_batch_fitting_needs_no_stored_teacher_scores_but_a_mixed_teacher_needs_keyword_lists():
+    from findling.training.pairs import TupleSet
+    from findling.training.recipe import scored
+
+    bare = TupleSet(["a passage"], [{"query": "q", "positive": 0, "negatives": []}])
+    assert scored({"fit": {"candidates": "batch"}}, bare)  # the wide teacher is computed per batch
+    assert not scored({"fit": {"candidates": "tuple"}}, bare)  # the tuple loss reads stored scores
+    assert not scored({"fit": {"candidates": "batch", "teacher_bm25": 0.5}}, bare)
+    bare.tuples[0]["bm25"] = [[0, 1.5]]
+    assert scored({"fit": {"candidates": "batch", "teacher_bm25": 0.5}}, bare)
+    assert not scored({"teacher": "colbert", "fit": {"candidates": "batch"}}, bare)
