@@ -338,12 +338,17 @@ def _set_codec(store: Store, choice: str, config: Config) -> None:
 
 
 def _move_aside(config: Config) -> None:
-    """Keep the folder list, move the damaged or old index aside, start a fresh one."""
+    """Keep the folder list and, where the old index can still be read, the user's exclude patterns, chosen
+    model and vector format; move the damaged or old index aside; start a fresh one with them."""
     db = config.db_path
     folders: list[Path] = []
+    excludes: tuple[str, ...] = ()
+    model: str | None = None
+    codec_choice = "auto"
     try:
         with Store(db) as old:
             folders = old.folders()
+            excludes, model, codec_choice = old.exclude_patterns(), old.model_choice(), old.codec_choice()
     except FindlingError:
         folders = Store.read_folder_backup(db)
         print(f"findling: the old index could not be read; rebuilding {len(folders)} folders from their files",
@@ -359,6 +364,12 @@ def _move_aside(config: Config) -> None:
     with Store(db) as new:
         for f in folders:
             new.add_folder(f)
+        if excludes:
+            new.set_exclude_patterns(excludes)
+        if model:
+            new.set_model_choice(model)
+        if codec_choice != "auto":
+            new.set_codec_choice(codec_choice)
 
 
 # ------------------------------------------------------------------- watch

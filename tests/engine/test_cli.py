@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from findling.cli import main as cli
+from findling.engine.store.store import Store
 
 
 @pytest.fixture
@@ -98,3 +99,20 @@ def test_index_codec_choice_is_kept_and_converts(tmp_path, docs, fake_models, ca
     assert "--reencode" in capsys.readouterr().err
     run(home, "status")
     assert "vector format: fp16 (chosen: fp16)" in capsys.readouterr().out
+
+
+def test_rebuild_keeps_exclusions_chosen_model_and_vector_format(tmp_path, docs, fake_models):
+    home = tmp_path / "home"
+    run(home, "folders", "add", docs)
+    with Store(home / "index.sqlite") as store:
+        store.set_exclude_patterns(["*.log", "drafts/"])
+        store.set_model_choice(str(tmp_path / "my-model"))
+        store.set_codec_choice("compact")
+    assert run(home, "index", "--rebuild", "--quiet") == 0
+    backups = list(home.glob("index.sqlite.*.bak"))
+    assert len(backups) == 1  # the old index was moved aside, not lost
+    with Store(home / "index.sqlite") as store:
+        assert store.folders() == [docs.resolve()]
+        assert store.exclude_patterns() == ("*.log", "drafts/")
+        assert store.model_choice() == str(tmp_path / "my-model")
+        assert store.codec_choice() == "compact"
