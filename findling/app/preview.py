@@ -21,8 +21,14 @@ from findling.engine import IMAGE_SUFFIXES, SearchHit
 from findling.app.delegate import meta_text
 from findling.app.highlight import EXACT, Contribution, Span, best_span_index, blend, match_colors, word_contributions
 
-LANE_NAMES = {"maxsim": "meaning (MaxSim)", "bm25": "keywords (BM25)"}
+LANE_NAMES = {"maxsim": "meaning (MaxSim)", "bm25": "keywords (BM25)", "dense": "overall topic (dense)"}
 OCR_NOTE = "text recognised by OCR; it may hold misread words"
+
+
+def found_by_text(lanes: Sequence[str]) -> str:
+    """The lanes that found a hit, as a reader says them: "a", "a and b", "a, b and c" ("" for none)."""
+    names = [LANE_NAMES.get(lane, lane) for lane in lanes]
+    return " and ".join(names) if len(names) <= 2 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 class ContributionBars(QWidget):
@@ -168,7 +174,7 @@ class PreviewPane(QWidget):
         self.meta_label.setText(meta)
         self.meta_label.setVisible(bool(meta))
         self.text.setPlainText(hit.chunk_text or hit.snippet)
-        found_by = " and ".join(LANE_NAMES.get(lane, lane) for lane in hit.lanes)
+        found_by = found_by_text(hit.lanes)
         self.lanes_label.setText(f"Found by {found_by}." if found_by else "")
         rows = word_contributions(query_text, hit.alignment)
         self.bars.set_rows(rows)

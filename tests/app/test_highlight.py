@@ -117,3 +117,13 @@ def test_word_contributions_sum_token_pieces_per_word():
                                                                                              MEANING)]
     assert [r.share for r in rows] == pytest.approx([0.8, 0.2])
     assert word_contributions("", alignment) == contributions(alignment)  # cannot place them: per token
+
+
+def test_the_preview_names_the_lanes_that_found_a_hit_in_plain_words():
+    from findling.app.preview import found_by_text
+
+    assert found_by_text(()) == ""
+    assert found_by_text(("bm25",)) == "keywords (BM25)"
+    assert found_by_text(("maxsim", "bm25")) == "meaning (MaxSim) and keywords (BM25)"
+    assert found_by_text(("maxsim", "bm25", "dense")) == \
+        "meaning (MaxSim), keywords (BM25) and overall topic (dense)"
