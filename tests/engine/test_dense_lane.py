@@ -182,9 +182,13 @@ def test_an_index_from_before_the_dense_table_opens_and_gains_it(tmp_path):
         assert [r[0] for r in store.fts_search("old", limit=5)] == [7]
 
 
-def test_dense_vectors_of_an_int8_index_are_converted_when_it_opens(tmp_path, dense_encoder, config, docs):
+def test_dense_vectors_of_an_int8_index_are_converted_when_it_opens(tmp_path, dense_encoder, config, docs,
+                                                                   monkeypatch):
     """Schema versions 4-6 stored a dense vector as one int8 a dimension; opening such an index converts
-    every row to the 4-bit layout, and the dense lane ranks on it as before."""
+    every row to the 4-bit layout (a few rows at a time), and the dense lane ranks on it as before."""
+    import findling.engine.store.schema
+
+    monkeypatch.setattr(findling.engine.store.schema, "MIGRATION_BATCH", 2)
     with Store(config.db_path) as store:
         _index(store, dense_encoder, config, docs)
         pooled = {int(c): dense_encoder.encode_documents([t.text])[0].pooled

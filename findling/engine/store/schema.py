@@ -50,6 +50,7 @@ SCHEMA_VERSION = 7
 PAGE_SIZE = 32768  # bytes; SQLite applies it only to a new, empty file
 PACK_MIN_CHARS = 160  # shorter texts rarely shrink by a tenth
 VECTOR_LAYOUT = "float16-le row-major [n_tokens, dim]"
+MIGRATION_BATCH = 8192  # rows a migration that rewrites a table's values reads at a time
 
 migrations = Migrations("findling")
 
@@ -185,9 +186,15 @@ def m007_dense_4bit(db: Database) -> None:
     """Dense vectors from int8 (one byte a dimension) to the 4-bit ``codec.DENSE_LAYOUT``."""
     from findling.engine.store.codec import dense_from_int8
 
-    rows = db.execute("SELECT chunk_id, data FROM dense").fetchall()
-    db.conn.executemany("UPDATE dense SET data = ? WHERE chunk_id = ?",
-                        [(dense_from_int8(data), chunk_id) for chunk_id, data in rows])
+    last = -1
+    while True:  # in batches, so a large index never holds all its vectors in memory at once
+        rows = db.execute("SELECT chunk_id, data FROM dense WHERE chunk_id > ? ORDER BY chunk_id LIMIT ?",
+                          [last, MIGRATION_BATCH]).fetchall()
+        if not rows:
+            return
+        db.conn.executemany("UPDATE dense SET data = ? WHERE chunk_id = ?",
+                            [(dense_from_int8(data), chunk_id) for chunk_id, data in rows])
+        last = rows[-1][0]
 
 
 def pack_text(text: str) -> str | bytes:
