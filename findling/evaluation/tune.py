@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from findling.engine.config import Config
-from findling.engine.search.searcher import NORM_DEPTH, Fusion, Ranked, Searcher, fuse, lane_depth, rank_files
+from findling.engine.search.searcher import (NORM_DEPTH, Fusion, Ranked, Searcher, fuse, lane_depth, rank_files,
+                                             rank_keyword_files)
 from findling.engine.store.store import Store
 from findling.evaluation.beir import (SEARCH_DEPTH, BeirSet, _baseline_cache, as_query, dense_runs, doc_id_of,
                                       load_beir, mean_metrics, ndcg_at_k)
@@ -61,6 +62,7 @@ class TuneSet:
     chunks: dict[str, dict]  # query id -> lane -> (scores, file ids, chunk ids): Searcher.chunk_scores
     doc_ids: dict[int, str]  # file id -> doc id
     baselines: dict[str, float]  # "bm25", "dense", "maxsim", "dense_lane": nDCG@10
+    chunk_counts: dict[int, int] = field(default_factory=dict)  # file id -> its chunks (the keyword lane's decay)
     _ranked: dict = field(default_factory=dict)  # (decay, keyword decay) -> query id -> lanes
 
     def lanes(self, decay: float, keyword_decay: float) -> dict[str, Lanes]:
@@ -69,7 +71,9 @@ class TuneSet:
         if key not in self._ranked:
             depth = lane_depth(SEARCH_DEPTH)
             self._ranked[key] = {
-                q: {lane: rank_files(*arrays, depth, decay=keyword_decay if lane == "bm25" else decay)
+                q: {lane: rank_keyword_files(*arrays, depth, decay=keyword_decay, chunk_counts=self.chunk_counts)
+                    if lane == "bm25" and keyword_decay > 0 else
+                    rank_files(*arrays, depth, decay=keyword_decay if lane == "bm25" else decay)
                     for lane, arrays in by_lane.items()}
                 for q, by_lane in self.chunks.items()}
         return self._ranked[key]
@@ -98,6 +102,7 @@ def collect(folder: Path, index: Path, *, split: str, encoder, baseline: DenseBa
             searcher.close()
         s = TuneSet(f"{data.name}@{split}", data, index, chunks, {}, {})
         s.doc_ids = _doc_ids(store, chunks)
+        s.chunk_counts = store.chunk_counts(sorted({int(f) for lanes in chunks.values() for f in lanes["bm25"][1]}))
     finally:
         store.close()
     runs = dense_runs(baseline, data, cache=_baseline_cache(index))

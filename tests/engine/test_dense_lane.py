@@ -12,7 +12,7 @@ import pytest
 
 from findling.engine.encode.encoder import TokenVectors, mean_pool, pooled_of
 from findling.engine.index.indexer import Indexer
-from findling.engine.search.searcher import Fusion, Ranked, Searcher, fuse, rank_files
+from findling.engine.search.searcher import Fusion, Ranked, Searcher, fuse, rank_files, rank_keyword_files
 from findling.engine.store.codec import decode_dense, encode_dense
 from findling.engine.store.schema import migrations
 from findling.engine.store.sqlite_lib import Database
@@ -334,5 +334,30 @@ def test_file_scoring_from_several_chunks_applies_to_hybrid_only(store, dense_en
     lanes = {n: damped.ranked_lanes("pepper salsa recipe", depth=50, mode=n) for n in ("bm25", "hybrid")}
     assert lanes["bm25"]["bm25"] == plain.ranked_lanes("pepper salsa recipe", depth=50, mode="bm25")["bm25"]
     rows = damped.chunk_scores("pepper salsa recipe", depth=50)["bm25"]
-    assert lanes["hybrid"]["bm25"] == rank_files(*rows, 50, decay=0.75)
+    counts = store.chunk_counts(np.unique(rows[1]).tolist())
+    assert lanes["hybrid"]["bm25"] == rank_keyword_files(*rows, 50, decay=0.75, chunk_counts=counts)
     assert [r.score for r in lanes["hybrid"]["bm25"]] != [r.score for r in lanes["bm25"]["bm25"]]
+
+
+def test_keyword_file_scores_count_unmatched_chunks_low_not_as_the_best():
+    """The keyword lane sees only matching chunks: a long file with one strong match and weak ones (all
+    returned) must not fall behind a long file whose other chunks did not match at all; a file that has only
+    one chunk keeps its best in the places it has no chunk."""
+    decay = 0.25
+    full = 1 + decay + decay ** 2
+    # file 1: 70 chunks, its best 34 then two matches of nil weight (common words); file 2: 70 chunks, one match of 27 and its
+    # overlap neighbour at 24, nothing else matched; file 3: one chunk of 30
+    scores = np.array([34.0, 0.0, 0.0, 27.0, 24.0, 30.0])
+    files = np.array([1, 1, 1, 2, 2, 3])
+    chunks = np.array([10, 11, 12, 50, 51, 90])
+    counts = {1: 70, 2: 70, 3: 1}
+    got = rank_keyword_files(scores, files, chunks, 3, decay=decay, chunk_counts=counts)
+    floor = 0.0  # every match was returned: an unmatched chunk scores nothing
+    assert [(r.file_id, r.chunk_id) for r in got] == [(3, 90), (1, 10), (2, 50)]
+    assert [r.score for r in got] == pytest.approx([
+        30.0,  # one chunk: its best stands in where it has none
+        34.0 / full,
+        (27.0 + decay * 24.0 + decay ** 2 * floor) / full])
+    # without chunk counts a missing chunk counts as the file's best (the lanes that score every chunk)
+    plain = rank_files(scores, files, chunks, 3, decay=decay)
+    assert plain[0].file_id == 3 and [r.file_id for r in plain[1:]] == [2, 1]

@@ -27,6 +27,7 @@ import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -108,8 +109,8 @@ class Searcher:
 
     def chunk_scores(self, query: str | Query, *, depth: int) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Each lane's chunk scores before files are ranked: ``lane -> (scores, file_ids, chunk_ids)``, non-finite
-        for chunks a lane did not score. ``rank_files`` of each, with ``Fusion.decay`` (``keyword_decay`` for
-        "bm25"), gives the lanes ``ranked_lanes`` returns (the keyword lane's rows as it fetches them for
+        for chunks a lane did not score. ``rank_files`` of each, with ``Fusion.decay`` (``rank_keyword_files`` and
+        ``keyword_decay`` for "bm25"), gives the lanes ``ranked_lanes`` returns (the keyword lane's rows as it fetches them for
         ``depth``). For measuring file scorings without searching again per setting
         (``findling.evaluation.tune``)."""
         q = parse_query(query) if isinstance(query, str) else query
@@ -275,10 +276,11 @@ class Searcher:
         """The keyword lane's file ranking, read through ``store`` (default: the searcher's)."""
         rows = self._keyword_rows(q, allowed, depth=depth, store=store or self.store)
         if decay > 0 and rows:  # each file from its best matching chunks, as rank_files says
-            # (a chunk past the ``limit`` rows counts as missing, i.e. as good as the file's best: such files
-            # rank low anyway)
-            return rank_files(np.array([r[2] for r in rows], dtype=np.float64), np.array([r[1] for r in rows]),
-                              np.array([r[0] for r in rows]), depth, decay=decay)
+            file_ids = np.array([r[1] for r in rows], dtype=np.int64)
+            counts = (store or self.store).chunk_counts(np.unique(file_ids).tolist())
+            return rank_keyword_files(np.array([r[2] for r in rows], dtype=np.float64), file_ids,
+                                      np.array([r[0] for r in rows], dtype=np.int64), depth, decay=decay,
+                                      chunk_counts=counts)
         seen: set[int] = set()
         out = []
         for chunk_id, file_id, score in rows:
@@ -377,8 +379,23 @@ def lane_depth(k: int) -> int:
     return max(k * 4, NORM_DEPTH)
 
 
+def rank_keyword_files(scores: np.ndarray, file_ids: np.ndarray, chunk_ids: np.ndarray, depth: int, *,
+                       decay: float, chunk_counts: dict[int, int]) -> list[Ranked]:
+    """``rank_files`` over the keyword lane's chunk rows (the best matching chunks only).
+
+    A file's chunk that is not among the rows scores at most the lowest row (0 when every match was returned:
+    it did not match), and counts so in the damped mean, as far as the file has such chunks
+    (``chunk_counts``: each file's number of chunks, ``Store.chunk_counts``). Counting it as the file's best
+    would rank a file with one matching chunk in view above one whose better chunk is followed by weak matches.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    floor = min(0.0, float(scores.min())) if len(scores) else 0.0
+    return rank_files(scores, file_ids, chunk_ids, depth, decay=decay, floor=floor, chunk_counts=chunk_counts)
+
+
 def rank_files(scores: np.ndarray, file_ids: np.ndarray, chunk_ids: np.ndarray, depth: int, *,
-               decay: float = 0.0) -> list[Ranked]:
+               decay: float = 0.0, floor: float | None = None,
+               chunk_counts: dict[int, int] | None = None) -> list[Ranked]:
     """The ``depth`` best files, best first, each with its best chunk (non-finite scores: not found).
 
     With ``decay`` 0 a file's score is its best chunk's. With ``decay`` > 0 it is the damped mean of its best
@@ -387,6 +404,10 @@ def rank_files(scores: np.ndarray, file_ids: np.ndarray, chunk_ids: np.ndarray, 
     one that matches in several, and a short document is never behind a long one for having fewer chunks (a
     plain damped sum put every multi-chunk file ahead: -0.05 nDCG@10 on Cranfield at 0.5). Scores stay on the
     chunk scores' scale. Ties go to the lower file id.
+
+    For a lane that scores only some chunks (the keyword lane), ``chunk_counts`` gives each file's number of
+    chunks and ``floor`` what an unscored one counts as: a file's chunks beyond the scored ones count as
+    ``floor`` as far as the file has them, and as its best only beyond its last chunk.
     """
     found = np.flatnonzero(np.isfinite(scores))
     if not len(found) or depth <= 0:
@@ -401,14 +422,14 @@ def rank_files(scores: np.ndarray, file_ids: np.ndarray, chunk_ids: np.ndarray, 
         else:
             cut, near = -np.inf, found
         ranked = _rank_chunks(scores, file_ids, chunk_ids, near if decay <= 0 else
-                              found[np.isin(file_ids[found], file_ids[near])], depth, decay)
+                              found[np.isin(file_ids[found], file_ids[near])], depth, decay, floor, chunk_counts)
         if len(near) == len(found) or (len(ranked) >= depth and ranked[depth - 1].score >= cut):
             return ranked
         k = min(len(found), 4 * k)
 
 
 def _rank_chunks(scores: np.ndarray, file_ids: np.ndarray, chunk_ids: np.ndarray, rows: np.ndarray, depth: int,
-                 decay: float) -> list[Ranked]:
+                 decay: float, floor: float | None = None, chunk_counts: dict[int, int] | None = None) -> list[Ranked]:
     """``rank_files`` over the chunks ``rows`` (every chunk of a file that should count with ``decay``)."""
     s = scores[rows].astype(np.float64)
     f = file_ids[rows]
@@ -424,8 +445,14 @@ def _rank_chunks(scores: np.ndarray, file_ids: np.ndarray, chunk_ids: np.ndarray
     weights = np.where(place < DECAY_CHUNKS, decay ** np.minimum(place, DECAY_CHUNKS), 0.0)
     counts = np.minimum(np.diff(np.r_[starts, len(fs)]), DECAY_CHUNKS)
     full = sum(decay ** i for i in range(DECAY_CHUNKS))
-    missing = full - np.array([sum(decay ** i for i in range(c)) for c in range(DECAY_CHUNKS + 1)])[counts]
-    total = (np.add.reduceat(ss * weights, starts) + missing * ss[starts]) / full
+    partial = np.array([sum(decay ** i for i in range(c)) for c in range(DECAY_CHUNKS + 1)])
+    if chunk_counts is None or floor is None:
+        total = (np.add.reduceat(ss * weights, starts) + (full - partial[counts]) * ss[starts]) / full
+    else:
+        real = np.array([chunk_counts.get(int(x), 0) for x in fs[starts]], dtype=np.int64)
+        real = np.clip(real, counts, DECAY_CHUNKS)  # a file has at least the chunks that scored
+        total = (np.add.reduceat(ss * weights, starts) + (partial[real] - partial[counts]) * floor
+                 + (full - partial[real]) * ss[starts]) / full
     top = np.lexsort((fs[starts], -total))[:depth]
     return [Ranked(int(fs[starts[t]]), int(chunk_ids[rows[order[starts[t]]]]), float(total[t])) for t in top]
 

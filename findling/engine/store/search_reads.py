@@ -57,6 +57,17 @@ class SearchReads:
                                bool(r[11])) for r in rows}
 
     @guarded
+    def chunk_counts(self, file_ids: Sequence[int]) -> dict[int, int]:
+        """How many chunks each of ``file_ids`` has (files not in the index are left out)."""
+        ids = sorted({int(i) for i in file_ids})
+        out: dict[int, int] = {}
+        for lo in range(0, len(ids), 900):  # under SQLite's limit on bound parameters
+            part = ids[lo:lo + 900]
+            out.update(self.conn.execute(f"SELECT id, n_chunks FROM files WHERE id IN ({','.join('?' * len(part))})",
+                                         part).fetchall())
+        return out
+
+    @guarded
     def filtered_file_ids(self, *, folders: Sequence[Path] = (), suffixes: Sequence[str] = (),
                           after: float | None = None, before: float | None = None,
                           fields: Sequence[tuple[Sequence[str], str]] = ()) -> set[int]:

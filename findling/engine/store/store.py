@@ -276,6 +276,9 @@ class Store:
     def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:
         return self.reads.chunk_rows(chunk_ids)
 
+    def chunk_counts(self, file_ids: Sequence[int]) -> dict[int, int]:
+        return self.reads.chunk_counts(file_ids)
+
     def filtered_file_ids(self, *, folders: Sequence[Path] = (), suffixes: Sequence[str] = (),
                           after: float | None = None, before: float | None = None,
                           fields: Sequence[tuple[Sequence[str], str]] = ()) -> set[int]:
