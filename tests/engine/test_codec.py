@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import findling.engine.store.codec
+import findling.engine.store.dense_codec
 from findling.engine.store import codec as C
 from findling.engine.search.maxsim import maxsim_scores
 from findling.engine.store.store import decode_vectors, encode_vectors
@@ -36,8 +37,10 @@ def cosines(a, b):
     return np.einsum("ij,ij->i", a, b)
 
 
-def test_doctests():
-    assert doctest.testmod(findling.engine.store.codec).failed == 0
+@pytest.mark.parametrize("module", [findling.engine.store.codec, findling.engine.store.dense_codec])
+def test_doctests(module):
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_fp16_codec_is_the_original_layout():

@@ -21,7 +21,11 @@ Training (``train``) runs spherical k-means for the centroids, then, per group, 
 for the codewords, all on a sample, in numpy on the CPU: about a minute on 2 busy cores for the defaults.
 Before grouping, dimensions are reordered so that each group gets a similar share of the residual variance
 (a learned head orders its outputs roughly by variance; equal bits for unequal groups waste them). The
-order is part of the codec and is undone on decoding.
+order is part of the codec and is undone on decoding. The k-means and nearest-point kernels are
+``findling.engine.store.clustering``'s.
+
+The dense lane's one vector per chunk has a layout of its own, ``findling.engine.store.dense_codec``; its
+names import from here too.
 
 >>> rng = np.random.default_rng(0)
 >>> x = rng.standard_normal((4000, 8)).astype(np.float32)
@@ -37,13 +41,22 @@ from __future__ import annotations
 
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from findling.engine.threads import default_threads, single_threaded_blas
+from findling.engine.store.clustering import balanced_order, kmeans_l2, nearest, nearest_l2, spherical_kmeans
+from findling.engine.store.dense_codec import (  # noqa: F401  (the dense vectors' layout, importable from here)
+    DENSE_CLIP,
+    DENSE_LAYOUT,
+    DENSE_LEVELS,
+    decode_dense,
+    decode_dense_many,
+    dense_from_int8,
+    dense_width,
+    encode_dense,
+)
 
 log = logging.getLogger(__name__)
 
@@ -240,62 +253,6 @@ def load(description: dict | str | None, arrays: dict[str, bytes], *, dim: int) 
     return ResidualCodec.from_arrays(description, arrays)
 
 
-# ------------------------------------------------------------ dense vectors
-DENSE_LAYOUT = ("4-bit levels -7..7 (stored +8), two per byte, low nibble first, [ceil(dim/2)] bytes; "
-                "a vector's levels are its components over 2.5x their RMS, times 7, rounded and clipped")
-DENSE_CLIP = 2.5  # RMS multiples mapped to the top level: the few larger components are clipped
-DENSE_LEVELS = 7
-
-
-def encode_dense(vector: np.ndarray) -> bytes:
-    """One chunk's dense vector as ``ceil(dim / 2)`` bytes of 4-bit levels (``DENSE_LAYOUT``).
-
-    Only the direction is kept (``decode_dense`` re-normalises), so no scale is stored. An odd ``dim`` is
-    padded with one zero level, which decodes as a trailing zero component: it adds nothing to any cosine.
-    Cosine of a decoded 384-dim vector with its original: about 0.99; the dense lane ranks by cosine alone.
-
-    >>> v = np.array([0.6, -0.8, 0.0], dtype=np.float32)
-    >>> blob = encode_dense(v)
-    >>> len(blob), [round(float(c), 3) for c in decode_dense(blob)]
-    (2, [0.6, -0.8, 0.0, 0.0])
-    """
-    x = np.asarray(vector, dtype=np.float32).ravel()
-    if len(x) % 2:
-        x = np.concatenate([x, np.zeros(1, np.float32)])
-    rms = float(np.sqrt(np.mean(x * x))) if len(x) else 0.0
-    scaled = x * (DENSE_LEVELS / (DENSE_CLIP * rms)) if rms > 0 else x
-    levels = (np.clip(np.rint(scaled), -DENSE_LEVELS, DENSE_LEVELS) + 8).astype(np.uint8)
-    return (levels[0::2] | (levels[1::2] << 4)).astype(np.uint8).tobytes()
-
-
-def decode_dense(blob: bytes) -> np.ndarray:
-    """The unit float32 vector of an ``encode_dense`` BLOB (all zeros stays zeros)."""
-    return decode_dense_many([blob])[0]
-
-
-def decode_dense_many(blobs: Sequence[bytes]) -> np.ndarray:
-    """float32 ``[n, 2 * bytes]`` unit rows of ``encode_dense`` BLOBs of one dimension."""
-    if not blobs:
-        return np.zeros((0, 0), dtype=np.float32)
-    packed = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(len(blobs), -1)
-    x = np.empty((len(blobs), 2 * packed.shape[1]), dtype=np.float32)
-    x[:, 0::2] = packed & 0x0F
-    x[:, 1::2] = packed >> 4
-    x -= 8.0
-    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    return x
-
-
-def dense_width(dim: int) -> int:
-    """Components of a decoded dense vector of a ``dim``-dimensional model (odd dims gain one zero)."""
-    return dim + dim % 2
-
-
-def dense_from_int8(blob: bytes) -> bytes:
-    """An ``encode_dense`` BLOB for a vector stored in the int8 layout of schema versions 4-6 (one byte a dimension)."""
-    return encode_dense(np.frombuffer(blob, dtype=np.int8).astype(np.float32))
-
-
 # ---------------------------------------------------------------- training
 def train(sample: np.ndarray, *, spec: CodecSpec, seed: int = 0, iters: int = 8) -> Codec:
     """A codec for ``spec`` fitted on ``sample`` (float ``[n, dim]`` token vectors, ideally unit rows).
@@ -324,99 +281,3 @@ def train(sample: np.ndarray, *, spec: CodecSpec, seed: int = 0, iters: int = 8)
     log.info("trained a %s codec: %d centroids, %d groups of %d dims, on %d tokens", spec.name, k,
              spec.groups, sub, len(x))
     return ResidualCodec(spec.name, centroids, books, order)
-
-
-def balanced_order(variance: np.ndarray, groups: int) -> np.ndarray:
-    """A permutation of the dimensions: ``groups`` equal runs whose summed variances are about equal.
-
-    Greedy: take dimensions by falling variance and give each to the open group with the least variance so far.
-    """
-    dim = len(variance)
-    size = dim // groups
-    members: list[list[int]] = [[] for _ in range(groups)]
-    score = np.zeros(groups)
-    for d in np.argsort(-variance, kind="stable"):
-        open_ = [g for g in range(groups) if len(members[g]) < size]
-        g = min(open_, key=lambda g: (score[g], g))
-        members[g].append(int(d))
-        score[g] += float(variance[d])
-    return np.array([d for m in members for d in m], dtype=np.int64)
-
-
-def nearest(x: np.ndarray, centroids: np.ndarray, *, block: int = 2048) -> np.ndarray:
-    """Index of the row of ``centroids`` with the largest dot product with each row of ``x``: ``[n]`` int64."""
-    return _argmax_blocks(x, np.ascontiguousarray(centroids.T), None, block)
-
-
-def nearest_l2(x: np.ndarray, points: np.ndarray, *, block: int = 16384) -> np.ndarray:
-    """Index of the nearest row of ``points`` (Euclidean) for each row of ``x``: ``[n]`` int64."""
-    half_norms = 0.5 * np.einsum("ij,ij->i", points, points)
-    return _argmax_blocks(x, np.ascontiguousarray(points.T), half_norms, block)
-
-
-def _argmax_blocks(x: np.ndarray, pt: np.ndarray, offset: np.ndarray | None, block: int) -> np.ndarray:
-    """``argmax(x @ pt - offset)`` per row, in blocks that workers take as cores come free.
-
-    Every BLAS call runs on one thread (``findling.engine.threads``): on cores shared with an encoder a multi-threaded
-    product waits for its slowest thread, which made training 70x slower than its CPU time on 2 busy cores.
-    """
-    out = np.empty(len(x), dtype=np.int64)
-
-    def run(lo: int) -> None:
-        sims = x[lo:lo + block] @ pt
-        if offset is not None:
-            sims -= offset
-        out[lo:lo + block] = sims.argmax(axis=1)
-
-    starts = range(0, len(x), block)
-    with single_threaded_blas():
-        if len(starts) <= 1 or default_threads() == 1:
-            for lo in starts:
-                run(lo)
-        else:
-            with ThreadPoolExecutor(max_workers=default_threads(), thread_name_prefix="codec") as pool:
-                list(pool.map(run, starts))
-    return out
-
-
-def spherical_kmeans(x: np.ndarray, k: int, *, iters: int = 8, seed: int = 0) -> np.ndarray:
-    """``k`` unit centroids of unit-ish rows ``x`` (cosine k-means), started from ``k`` distinct rows."""
-    rng = np.random.default_rng(seed)
-    centroids = _normalise(x[rng.choice(len(x), size=k, replace=False)].copy())
-    for _ in range(iters):
-        assign = nearest(x, centroids)
-        sums, counts = _sums(x, assign, k)
-        empty = counts == 0
-        centroids = np.where(empty[:, None], centroids, sums)
-        if empty.any():  # restart an empty cluster on a random row
-            centroids[empty] = x[rng.choice(len(x), size=int(empty.sum()), replace=False)]
-        centroids = _normalise(centroids)
-    return centroids
-
-
-def kmeans_l2(x: np.ndarray, k: int, *, iters: int, rng: np.random.Generator) -> np.ndarray:
-    """``k`` Euclidean k-means centres of ``x`` ``[n, d]`` (fewer distinct rows than ``k``: padded with copies)."""
-    n = len(x)
-    centres = x[rng.choice(n, size=k, replace=n < k)].copy()
-    for _ in range(iters):
-        assign = nearest_l2(x, centres)
-        sums, counts = _sums(x, assign, k)
-        filled = counts > 0
-        centres[filled] = sums[filled] / counts[filled, None]
-        if (~filled).any():
-            centres[~filled] = x[rng.choice(n, size=int((~filled).sum()), replace=n < k)]
-    return centres.astype(np.float32)
-
-
-def _sums(x: np.ndarray, assign: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(assign, kind="stable")
-    counts = np.bincount(assign, minlength=k)
-    sums = np.zeros((k, x.shape[1]), dtype=np.float64)
-    present = np.flatnonzero(counts)
-    starts = np.concatenate([[0], np.cumsum(counts[present])[:-1]])
-    sums[present] = np.add.reduceat(x[order].astype(np.float64), starts, axis=0)
-    return sums.astype(np.float32), counts
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
