@@ -13,268 +13,52 @@ Modes: ``bm25``, ``maxsim`` and ``hybrid`` (the default ranking) are the searche
 of ``findling.evaluation.dense_baseline`` (all-MiniLM-L6-v2, one vector per record, exact cosine), run
 whatever the model; ``dense_lane`` is the searcher's dense lane alone (per-chunk pooled vectors), present when
 the model pools them.
+
+This module runs the modes, measures and reports, and registers ``findling eval``; its parts live beside it:
+``dataset`` reads BEIR folders, ``harness`` indexes and searches a corpus through the engine, ``metrics``
+scores rankings, ``command_line`` holds what the evaluation commands share. Their public names import from
+here as well (``__all__``).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import math
-import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import quote, unquote
 
 import numpy as np
 
 from findling.engine.config import Config
 from findling.engine.encode.encoder import Encoder
-from findling.engine.errors import DatasetError, FindlingError, ModelError
-from findling.engine.index.indexer import Indexer
-from findling.engine.search.query import MAX_QUERY_CHARS, Query
-from findling.engine.records import ExtractedText
-from findling.engine.store import codec as codecs
+from findling.engine.errors import DatasetError, ModelError
 from findling.engine.search.searcher import DEFAULT_FUSION, FUSION_METHODS, Fusion, Searcher
+from findling.engine.store import codec as codecs
+from findling.evaluation.command_line import load_model, progress_printer, run_standalone
+from findling.evaluation.dataset import BeirSet, Doc, beir_files, load_beir, read_qrels, subset
 from findling.evaluation.dense_baseline import DenseBaseline, rank as dense_rank
-from findling.engine.store.store import FileRecord, Store
+from findling.evaluation.harness import (BEIR_ROOT, SEARCH_DEPTH, BuildStats, Progress, as_query, doc_id_of,
+                                         doc_path, index_documents, rank_queries, reused_store, settled_size,
+                                         stored_build, temporary_store)
+from findling.evaluation.metrics import Qrels, mean_metrics, mrr_at_k, ndcg_at_k, recall_at_k
+
+__all__ = [
+    "BEIR_ROOT", "EVAL_MODES", "LATENCY_K", "SEARCH_DEPTH", "BeirSet", "BuildStats", "DatasetError", "DenseBaseline",
+    "Doc", "EvalReport", "Progress", "Qrels", "add_eval_parser", "as_query", "beir_files", "dense_runs", "doc_id_of",
+    "doc_path", "eval_command", "evaluate_beir", "format_report", "index_documents", "load_beir", "load_model",
+    "mean_metrics", "mrr_at_k", "ndcg_at_k", "progress_printer", "rank_queries", "read_qrels", "recall_at_k",
+    "reused_store", "run_standalone", "search_all", "settled_size", "stored_build", "subset", "temporary_store",
+]
 
 log = logging.getLogger(__name__)
 
 EVAL_MODES: tuple[str, ...] = ("bm25", "maxsim", "dense", "dense_lane", "hybrid")
-SEARCH_DEPTH = 100  # for Recall@100
 LATENCY_K = 10  # results a user sees; latency is timed at this k
-BEIR_ROOT = Path("/beir")
-
-Qrels = Mapping[str, Mapping[str, int]]  # query id -> doc id -> grade
-Progress = Callable[[int, int], None]  # (documents done, documents in all)
 
 
-@dataclass(frozen=True)
-class Doc:
-    """One corpus record."""
-
-    id: str
-    title: str
-    text: str
-
-    @property
-    def body(self) -> str:
-        return f"{self.title}\n\n{self.text}" if self.title else self.text
-
-
-@dataclass(frozen=True)
-class BeirSet:
-    """A corpus, its queries (file order) and graded relevance judgements."""
-
-    name: str
-    docs: tuple[Doc, ...]
-    queries: dict[str, str]
-    qrels: dict[str, dict[str, int]]
-
-
-# ------------------------------------------------------------------ loading
-def load_beir(folder: Path | str, *, split: str = "test") -> BeirSet:
-    """Read ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv``; keep queries with a relevant doc."""
-    folder = Path(folder)
-    paths = beir_files(folder, split=split)
-    docs: dict[str, Doc] = {}
-    for row in _jsonl(paths[0]):
-        doc_id = str(row["_id"])
-        docs.setdefault(doc_id, Doc(doc_id, row.get("title") or "", row.get("text") or ""))
-    qrels = read_qrels(paths[2])
-    queries = {str(r["_id"]): r.get("text") or "" for r in _jsonl(paths[1])}
-    queries = {q: t for q, t in queries.items() if any(g > 0 for g in qrels.get(q, {}).values())}
-    return BeirSet(folder.name, tuple(docs.values()), queries, {q: qrels[q] for q in queries})
-
-
-def beir_files(folder: Path, *, split: str = "test") -> list[Path]:
-    """The corpus, queries and qrels files of a BEIR folder; ``DatasetError`` names the first one missing."""
-    paths = [folder / "corpus.jsonl", folder / "queries.jsonl", folder / "qrels" / f"{split}.tsv"]
-    for p in paths:
-        if not p.is_file():
-            raise DatasetError(f"{p} is missing; a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/{split}.tsv")
-    return paths
-
-
-def _jsonl(path: Path) -> Iterator[dict]:
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DatasetError(f"{path} line {n} is not JSON ({exc})") from exc
-
-
-def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    """``query-id<TAB>corpus-id<TAB>score`` lines (the header line is skipped) -> nested dict."""
-    qrels: dict[str, dict[str, int]] = {}
-    with Path(path).open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts or (n == 1 and parts[0] == "query-id"):
-                continue
-            try:
-                qrels.setdefault(parts[0], {})[parts[1]] = int(float(parts[2]))
-            except (IndexError, ValueError) as exc:
-                raise DatasetError(f"{path} line {n}: expected 'query-id corpus-id score', got {line!r}") from exc
-    return qrels
-
-
-def subset(data: BeirSet, *, max_docs: int | None = None, max_queries: int | None = None) -> BeirSet:
-    """The first ``max_queries`` queries; their relevant docs plus the corpus in order up to ``max_docs``."""
-    queries = dict(list(data.queries.items())[:max_queries]) if max_queries is not None else data.queries
-    qrels = {q: data.qrels[q] for q in queries}
-    docs = data.docs
-    if max_docs is not None:
-        keep = {d for rel in qrels.values() for d, g in rel.items() if g > 0}
-        for d in docs:
-            if len(keep) >= max_docs:
-                break
-            keep.add(d.id)
-        docs = tuple(d for d in docs if d.id in keep)
-    return BeirSet(data.name, docs, queries, qrels)
-
-
-# ------------------------------------------------------------------ metrics
-def ndcg_at_k(ranked: Sequence[str], qrels: Mapping[str, int], k: int = 10) -> float:
-    """nDCG@k: gain = grade, discount log2(rank + 1); the ideal ranking uses every judged grade."""
-    dcg = sum(max(qrels.get(d, 0), 0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
-    ideal = sorted((g for g in qrels.values() if g > 0), reverse=True)[:k]
-    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
-    return dcg / idcg if idcg > 0 else 0.0
-
-
-def recall_at_k(ranked: Sequence[str], qrels: Mapping[str, int], k: int = 100) -> float:
-    """Share of the relevant documents (grade > 0) found in the first ``k``."""
-    relevant = {d for d, g in qrels.items() if g > 0}
-    return len(relevant & set(ranked[:k])) / len(relevant) if relevant else 0.0
-
-
-def mrr_at_k(ranked: Sequence[str], qrels: Mapping[str, int], k: int = 10) -> float:
-    """1 / rank of the first relevant document within the first ``k``, else 0."""
-    for i, d in enumerate(ranked[:k]):
-        if qrels.get(d, 0) > 0:
-            return 1.0 / (i + 1)
-    return 0.0
-
-
-def mean_metrics(runs: Mapping[str, Sequence[str]], qrels: Qrels) -> dict[str, float]:
-    """nDCG@10, Recall@100 and MRR@10 averaged over the queries of ``runs``."""
-    rows = [(ndcg_at_k(r, qrels[q], 10), recall_at_k(r, qrels[q], 100), mrr_at_k(r, qrels[q], 10))
-            for q, r in runs.items()]
-    means = np.mean(rows, axis=0) if rows else np.zeros(3)
-    return {"ndcg@10": round(float(means[0]), 5), "recall@100": round(float(means[1]), 5),
-            "mrr@10": round(float(means[2]), 5)}
-
-
-# --------------------------------------------------------------- indexing
-def doc_path(doc_id: str) -> Path:
-    """The path a corpus record is stored under; ``doc_id_of`` inverts it."""
-    name = quote(doc_id, safe="")
-    return BEIR_ROOT / ("%2E" + name[1:] if name.startswith(".") else name)
-
-
-def doc_id_of(path: Path) -> str:
-    return unquote(path.name)
-
-
-@dataclass(frozen=True)
-class BuildStats:
-    """What indexing a corpus took: chunk limit, what the index holds, and what was encoded in how long.
-
-    ``n_chunks``/``n_tokens`` count every chunk stored; ``encoded_tokens`` only those run through the model (the
-    indexer encodes a chunk text once however often it occurs, as Passkey's filler does), which is what the
-    encode speed is taken over."""
-
-    chunk_tokens: int
-    n_docs: int = 0
-    n_chunks: int = 0
-    n_tokens: int = 0
-    encode_s: float = 0.0
-    encoded_tokens: int = 0
-
-
-def index_documents(store: Store, encoder: Encoder, docs: Sequence[Doc], *, config: Config,
-                    on_progress: Progress | None = None) -> BuildStats:
-    """Chunk, encode and write ``docs`` into an empty ``store`` through the indexer (as files would be)."""
-    timed = _TimedEncoder(encoder)
-    indexer = Indexer(store, timed, config=config)
-    items = [(FileRecord(path=doc_path(d.id), folder=BEIR_ROOT, size=len(d.body.encode()), mtime=0.0, hash=None,
-                         status="indexed"),
-              ExtractedText(path=doc_path(d.id), text=d.body, title=d.title, kind="beir")) for d in docs]
-    last, shown = None, 0
-    for last in indexer.index_texts(items):
-        if on_progress and last.files_done != shown:
-            shown = last.files_done
-            on_progress(shown, len(docs))
-    n_docs = last.indexed if last else 0
-    st = store.stats()
-    return BuildStats(indexer.max_tokens, n_docs, st["chunks"], st["tokens"], timed.seconds,
-                      last.tokens_encoded if last else 0)
-
-
-class _TimedEncoder:
-    """The encoder with the seconds spent in ``encode_documents`` counted (for encode tokens/s)."""
-
-    def __init__(self, encoder: Encoder) -> None:
-        self.info, self.tokenizer, self._encoder, self.seconds = encoder.info, encoder.tokenizer, encoder, 0.0
-
-    def encode_queries(self, texts):
-        return self._encoder.encode_queries(texts)
-
-    def encode_documents(self, texts):
-        t0 = time.perf_counter()
-        try:
-            return self._encoder.encode_documents(texts)
-        finally:
-            self.seconds += time.perf_counter() - t0
-
-
-@contextmanager
-def temporary_store(*, keep: bool = False, prefix: str = "findling-eval-") -> Iterator[Store]:
-    """A fresh index in a temporary folder, removed afterwards unless ``keep``."""
-    folder = Path(tempfile.mkdtemp(prefix=prefix))
-    store = Store(folder / "index.sqlite")
-    try:
-        yield store
-    finally:
-        store.close()
-        if not keep:
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def settled_size(store: Store) -> int:
-    """Close ``store`` (SQLite folds the WAL into the file on the last close) and return the file's bytes."""
-    store.close()
-    return sum(p.stat().st_size for p in (store.path, store.path.with_name(store.path.name + "-wal")) if p.exists())
-
-
-# ---------------------------------------------------------------- searching
-def as_query(text: str) -> Query:
-    """A corpus query taken literally: no ``ext:``/``dir:`` filters, no quoted phrases."""
-    return Query(text=" ".join(text[:MAX_QUERY_CHARS].replace('"', " ").split()))
-
-
-def rank_queries(searcher: Searcher, queries: Mapping[str, str], *, mode: str, k: int = SEARCH_DEPTH,
-                 explain: bool = True) -> tuple[dict[str, list[str]], list[float]]:
-    """Doc ids ranked for each query, and each search's seconds (query encoding included)."""
-    runs: dict[str, list[str]] = {}
-    seconds: list[float] = []
-    for qid, text in queries.items():
-        t0 = time.perf_counter()
-        hits = searcher.search(as_query(text), k=k, mode=mode, explain=explain)
-        seconds.append(time.perf_counter() - t0)
-        runs[qid] = [doc_id_of(h.path) for h in hits]
-    return runs, seconds
-
-
-# -------------------------------------------------------------------- run
 @dataclass(frozen=True)
 class EvalReport:
     """Everything ``findling eval`` measured; ``to_json()`` is what ``--json`` prints."""
@@ -358,31 +142,6 @@ def evaluate_beir(folder: Path | str, encoder: Encoder, *, config: Config, split
         encode_tokens_per_s=round(build.encoded_tokens / build.encode_s, 1) if build.encode_s > 0 else 0.0,
         query_ms_p50=p50, query_ms_p95=p95,
         bytes_per_token=round(nbytes / vectors, 2) if vectors else 0.0, extra=extra)
-
-
-@contextmanager
-def reused_store(path: Path, *, codec: str | None = None, seed: int = 0) -> Iterator[Store]:
-    """An index kept by ``findling eval --keep``, converted to ``codec`` first when it is in another format (a
-    compressed format trained with ``seed``)."""
-    if not path.is_file():
-        raise DatasetError(f"{path}: no index there (make one with `findling eval DATASET --keep`)")
-    store = Store(path)
-    try:
-        if codec and codec != "auto" and store.codec.name != codec:
-            store.recode(codec, seed=seed)
-        if codec:
-            store.set_codec_choice(codec)
-        yield store
-    finally:
-        store.close()
-
-
-def stored_build(store: Store, *, config: Config) -> BuildStats:
-    """What a reused index holds, as ``BuildStats`` (no encoding time: nothing was encoded)."""
-    st = store.stats()
-    settings = json.loads(store.meta("chunk_settings") or "{}")
-    limit = int(settings.get("max_chunk_tokens", config.max_chunk_tokens or 0))
-    return BuildStats(limit, sum(st["files"].values()), st["chunks"], st["tokens"], 0.0)
 
 
 def search_all(searcher: Searcher, data: BeirSet) -> tuple[dict[str, dict[str, float]], dict[int, list[float]]]:
@@ -498,37 +257,6 @@ def eval_command(args, config: Config) -> int:
     print(json.dumps(report.to_json(), ensure_ascii=False) if args.json else format_report(report))
     return 0
 
-
-def load_model(config: Config) -> Encoder:
-    """The configured encoder, named on stderr (as the CLI does)."""
-    from findling.engine.encode.resolve import load_announced
-
-    return load_announced(config)
-
-
-def progress_printer(verb: str) -> Progress | None:
-    """A progress line on stderr when it is a terminal."""
-    if not sys.stderr.isatty():
-        return None
-
-    def show(done: int, total: int) -> None:
-        print(f"\r{verb} {done}/{total} docs", end="\n" if done == total else "", file=sys.stderr, flush=True)
-    return show
-
-
-def run_standalone(add_arguments: Callable[[argparse.ArgumentParser], None], argv: list[str] | None,
-                   *, prog: str) -> int:
-    """``python -m findling.evaluation.beir`` / ``findling.evaluation.passkey``: parse, build the config, run, report errors."""
-    parser = argparse.ArgumentParser(prog=prog)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    config = Config.default(**({"model": args.model} if args.model else {}))
-    try:
-        return args.func(args, config) or 0
-    except FindlingError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 2
 
 
 if __name__ == "__main__":
