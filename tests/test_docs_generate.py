@@ -345,15 +345,12 @@ def test_the_readme_figures_block_shows_the_default_beside_its_baselines_and_the
     assert g.render_figures([], None, None) == [g.NO_RUN]
 
 
-def test_regenerating_the_readme_changes_only_its_figures_block(tmp_path, monkeypatch):
+def test_regenerating_the_readme_changes_only_its_figures_block(tmp_path):
     import docs.generate as g
 
     readme = tmp_path / "README.md"
     readme.write_text("# T\n\nbefore\n\n<!-- figures:start (generated) -->\nold figures\n<!-- figures:end -->\n\nafter\n")
-    monkeypatch.setattr(g, "README", readme)
-    monkeypatch.setattr(g, "BENCH_JSON", tmp_path / "none.json")
-    monkeypatch.setattr(g, "EVAL_DIR", tmp_path / "none")
-    out = g.readme_page()
+    out = g.readme_page(readme, tmp_path / "none.json", tmp_path / "none")
     assert out == "# T\n\nbefore\n\n<!-- figures:start (generated) -->\n" + g.NO_RUN + "\n<!-- figures:end -->\n\nafter\n"
 
 
