@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from findling.cli import main as cli
+from findling.cli import commands, main as cli
 from findling.engine.errors import StoreError
 from findling.engine.index.indexer import Indexer
 from findling.engine.store.store import Store
@@ -53,19 +53,19 @@ def test_disk_full_in_the_cli_is_one_clear_line(tmp_path, config, fake_encoder, 
     home = tmp_path / "home"
     folder = _folder(tmp_path / "docs", 40)
     assert cli.main(["--home", str(home), "folders", "add", str(folder)]) == 0
-    opened = cli._open_store
+    opened = commands._open_store
 
     def nearly_full(config):
         store = opened(config)
         _fill_disk(store, spare_pages=3)
         return store
 
-    monkeypatch.setattr(cli, "_open_store", nearly_full)
+    monkeypatch.setattr(commands, "_open_store", nearly_full)
     assert cli.main(["--home", str(home), "index", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "disk" in err and "full" in err and "Free some space" in err and "Traceback" not in err
     check_consistent(home / "index.sqlite")
-    monkeypatch.setattr(cli, "_open_store", opened)
+    monkeypatch.setattr(commands, "_open_store", opened)
     assert cli.main(["--home", str(home), "index", "--quiet"]) == 0
     with Store(home / "index.sqlite") as store:
         assert len(store.file_states()) == 40
