@@ -19,8 +19,9 @@ Modules: ``text`` (plain text and source code, with ``decode``), ``html``, ``pdf
 page per sheet), ``rtf`` and ``notebook`` (Jupyter: a page per cell); ``officezip`` holds their shared
 zip checks. ``page_unit`` names what a page number counts in each format.
 
-``mail`` reads e-mail (.eml, .mbox, Outlook .msg); each attachment goes through ``extract_bytes``, the same
-readers and limits as a file on disk.
+``mail`` reads e-mail (.eml, .mbox, Outlook .msg, and Thunderbird's mail folders: an mbox file without a
+known suffix, told apart by the ``.msf`` index beside it and its first line); each attachment goes through
+``extract_bytes``, the same readers and limits as a file on disk.
 """
 from __future__ import annotations
 
@@ -100,9 +101,19 @@ def _format_for(path: Path) -> Format | None:
     return _BY_NAME.get(path.name.lower())
 
 
+def _format_on_disk(path: Path) -> Format | None:
+    """The reader for the file at ``path``: by its name, else the mailbox reader for a Thunderbird mail folder
+    (``mail.is_thunderbird_folder``: the ``.msf`` index beside it and its first bytes, never the name alone)."""
+    found = _format_for(path)
+    if found is None and mail.is_thunderbird_folder(path):
+        return _BY_SUFFIX[".mbox"]
+    return found
+
+
 def is_supported(path: Path) -> bool:
-    """Whether ``extract`` has a reader for ``path`` (judged by its name only; nothing is read)."""
-    return _format_for(Path(path)) is not None
+    """Whether ``extract`` has a reader for the file at ``path``: judged by its name, except that a file the
+    name gives no reader is looked at as a possible Thunderbird mail folder (its ``.msf`` index and first bytes)."""
+    return _format_on_disk(Path(path)) is not None
 
 
 def extract(path: Path, *, config: Config) -> ExtractedText:
@@ -114,7 +125,7 @@ def extract(path: Path, *, config: Config) -> ExtractedText:
     gives an ``ExtractedText`` with empty text.
     """
     path = Path(path)
-    fmt = _reader_for(path)
+    fmt = _format_on_disk(path) or _reader_for(path)  # _reader_for raises the reason when there is no reader
     head = 4 * config.max_text_chars if fmt.streams else None  # enough bytes for max_text_chars characters
     data = read_bytes(path, max_bytes=config.max_file_bytes, head=head)
     result = _read(fmt, path, data, config=config)

@@ -30,6 +30,11 @@ decoded.
 
 mbox: a message begins at each line that starts with ``From `` (as Python's ``mailbox`` splits them); that
 line is dropped and ``>From `` lines lose one ``>`` (mboxrd quoting).
+
+Thunderbird keeps each mail folder as an mbox file named after the folder, with no suffix of a known kind
+(``Inbox``, ``Lists.birding``), beside its index ``Inbox.msf``. ``is_thunderbird_folder`` recognises such a
+file from both the index beside it and an mbox ``From `` line at its start; neither the name nor the index
+alone makes a file mail. The ``.msf`` index itself is not a document.
 """
 from __future__ import annotations
 
@@ -60,7 +65,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "EML_SUFFIXES", "MBOX_SUFFIXES", "MSG_SUFFIXES", "MAIL_SUFFIXES", "HEADERS", "TIME_BUDGET_S", "MAX_MULTIPARTS",
     "MAX_HEADER_CHARS", "MAX_ATTACHMENTS", "MAX_NESTED_MAIL", "extract_eml", "extract_mbox", "extract_msg",
-    "one_line_header",
+    "one_line_header", "THUNDERBIRD_INDEX_SUFFIX", "is_thunderbird_folder",
 ]
 
 HEADERS: tuple[tuple[str, str], ...] = (
@@ -74,7 +79,11 @@ MAX_ATTACHMENTS = 500
 MAX_NESTED_MAIL = 1
 """How deep mail attached to mail is read: 1 reads an attached message, not one attached inside it."""
 
+THUNDERBIRD_INDEX_SUFFIX = ".msf"
+"""The suffix of the index Thunderbird keeps beside each mail folder (``Inbox`` -> ``Inbox.msf``)."""
+
 _FEED_BYTES = 1 << 20
+_MBOX_START = b"From "
 _FROM_LINE = re.compile(rb"^From ", re.MULTILINE)
 _QUOTED_FROM = re.compile(rb"^>(>*From )", re.MULTILINE)
 _BOUNDARY = re.compile(rb"boundary\s*=", re.IGNORECASE)
@@ -122,6 +131,21 @@ def extract_msg(path: Path, data: bytes, *, config: Config) -> ExtractedText:
     with open_msg(data) as msg:
         subject = reading.message(MsgView(msg), number=1, depth=0)
     return reading.result(path, title=subject)
+
+
+def is_thunderbird_folder(path: Path) -> bool:
+    """Whether the file at ``path`` is a Thunderbird mail folder: a regular file with its index
+    ``<name>.msf`` beside it and an mbox ``From `` line as its first bytes. Reads at most those five bytes;
+    False when either cannot be read."""
+    if not path.name or path.suffix.lower() == THUNDERBIRD_INDEX_SUFFIX:
+        return False
+    try:
+        if not (path.with_name(path.name + THUNDERBIRD_INDEX_SUFFIX).is_file() and path.is_file()):
+            return False  # is_file first: a pipe or device is never opened
+        with open(path, "rb") as fh:
+            return fh.read(len(_MBOX_START)) == _MBOX_START
+    except OSError:
+        return False
 
 
 # ------------------------------------------------------------------------------------ the shared walk
@@ -258,9 +282,12 @@ class _Reading:
 
 
 def _readable(name: str) -> bool:
-    from findling.engine.extract import is_supported  # the registry imports this module
+    """Whether a file called ``name`` has a reader, judged by the name only (an attachment has no folder, so
+    nothing beside it can be looked at)."""
+    from findling.engine.extract import SUPPORTED_NAMES, SUPPORTED_SUFFIXES  # the registry imports this module
 
-    return is_supported(Path(PurePath(name).name))
+    bare = PurePath(PurePath(name).name)
+    return bare.suffix.lower() in SUPPORTED_SUFFIXES or bare.name.lower() in SUPPORTED_NAMES
 
 
 def _attachment_text(name: str, data: bytes, *, config: Config) -> ExtractedText:

@@ -2,12 +2,14 @@
 
 The event handler translates each watchdog event at once (created -> ADDED, modified or closed after
 writing -> MODIFIED, deleted -> DELETED, moved -> MOVED), drops excluded paths, files with unsupported
-suffixes and folder-level "modified" events, and hands the changes to a ``Debouncer``. A single background
-thread flushes each path once it has been quiet for ``debounce_seconds`` and calls ``on_changes`` with a
-batch (the coalescing rules are on ``Debouncer``). Moves are judged by the paths involved: a file moved in
-from outside the watched folders is ADDED (watchdog reports it as created), one moved in from an excluded
-name (an editor's temp file) is MODIFIED since it may replace an indexed file, and a file moved out or to
-an excluded name is DELETED. Attribute-only events (``touch``, ``chmod``) are ignored.
+suffixes (Thunderbird mail folders, which have no suffix, are kept: ``is_thunderbird_folder``; one deleted
+leaves the index at the next sync, as nothing is left to recognise it by) and folder-level "modified"
+events, and hands the changes to a ``Debouncer``. A single background thread flushes each path once it has
+been quiet for ``debounce_seconds`` and calls ``on_changes`` with a batch (the coalescing rules are on
+``Debouncer``). Moves are judged by the paths involved: a file moved in from outside the watched folders is
+ADDED (watchdog reports it as created), one moved in from an excluded name (an editor's temp file) is
+MODIFIED since it may replace an indexed file, and a file moved out or to an excluded name is DELETED.
+Attribute-only events (``touch``, ``chmod``) are ignored.
 
 Folders: a created folder is walked and yields ADDED for its files; a moved folder is walked at its new
 place and yields one MOVED per file (old paths mapped), then DELETED for the old folder to drop whatever
@@ -42,6 +44,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
 from findling.engine.errors import FindlingError
+from findling.engine.extract.mail import is_thunderbird_folder
 from findling.engine.records import ChangeKind, FileChange
 from findling.engine.sources.walk import is_excluded, iter_files, matches_suffix
 
@@ -256,8 +259,12 @@ class _Translator(FileSystemEventHandler):
         root = self._root_of(path)
         return root is not None and not is_excluded(path, root=root, patterns=self._patterns)
 
+    def _readable(self, path: Path) -> bool:
+        """A file of a type to watch: one of the suffixes, or a Thunderbird mail folder (no suffix of its own)."""
+        return matches_suffix(path.name, self._suffixes) or is_thunderbird_folder(path)
+
     def _wanted_file(self, path: Path) -> bool:
-        return matches_suffix(path.name, self._suffixes) and self._wanted_folder(path)
+        return self._readable(path) and self._wanted_folder(path)
 
     def _file_moved(self, src: Path, dest: Path) -> list[FileChange]:
         src_ok, dest_ok = self._wanted_file(src), self._wanted_file(dest)
@@ -290,9 +297,8 @@ class _Translator(FileSystemEventHandler):
     def _files_in(self, folder: Path) -> list[Path]:
         root = self._root_of(folder)
         assert root is not None
-        walk = iter_files(root, patterns=self._patterns, max_file_bytes=sys.maxsize, suffixes=self._suffixes,
-                          start=folder)
-        paths = [entry.path for entry in walk if entry.skip_reason is None]
+        walk = iter_files(root, patterns=self._patterns, max_file_bytes=sys.maxsize, suffixes=None, start=folder)
+        paths = [entry.path for entry in walk if entry.skip_reason is None and self._readable(entry.path)]
         for skipped in walk.skipped:
             logger.info("not watched: %s (%s)", skipped.path, skipped.reason)
         return paths
