@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from findling.engine.errors import UnsupportedFile
-from findling.engine.extract import SUPPORTED_SUFFIXES, extract, is_supported
+from findling.engine.extract import extract, is_supported
 from findling.engine.index.indexer import Indexer
 from findling.engine.search.searcher import Searcher
 from tests.engine.test_extract_mail import mbox, message
@@ -103,7 +103,7 @@ def test_an_attachment_is_judged_by_its_name_not_by_files_beside_the_process(tmp
 def test_the_watcher_reports_a_folder_and_not_its_index(tmp_path):
     root = tmp_path / "watched"
     root.mkdir()
-    session = Session(root, Recorder(), suffixes=SUPPORTED_SUFFIXES)
+    session = Session(root, Recorder(), accept=is_supported)  # as the indexer's watcher
     session.watcher.start()
     try:
         inbox = thunderbird_folder(root)

@@ -28,6 +28,8 @@ def test_new_file_becomes_searchable_while_watching(config, fake_encoder, docs):
         assert wait_for(lambda: any(h.path.name == "zebra.md" for h in searcher.search("zebras savanna", k=3)))
         (docs / "zebra.md").unlink()
         assert wait_for(lambda: not any(h.path.name == "zebra.md" for h in searcher.search("zebras savanna", k=3)))
+        (docs / "Makefile").write_text("giraffe:\n\techo giraffes browse acacia\n")  # read by its name alone
+        assert wait_for(lambda: any(h.path.name == "Makefile" for h in searcher.search("giraffes acacia", k=3)))
     stop.set()
     thread.join(timeout=10)
     assert not thread.is_alive()

@@ -269,6 +269,21 @@ def test_an_editor_save_through_a_backup_rename_is_one_change(root: Path, sessio
     assert s.new_changes() == [modified(root / "notes.txt")]
 
 
+def test_files_read_by_name_are_watched_like_the_indexer_reads_them(root: Path, session) -> None:
+    """With the indexer's own test (``is_supported``), a suffix-less file it reads by name (``Makefile``) is
+    reported as it changes; one it does not read (``LICENSE.bin``, ``notes``) is not."""
+    from findling.engine.extract import is_supported
+
+    s = session(accept=is_supported)
+    makefile = root / "Makefile"
+    makefile.write_text("all:\n\techo hi\n")
+    (root / "notes").write_text("no suffix, not a name read as text")
+    (root / "LICENSE.bin").write_bytes(b"\x00\x01")
+    assert s.new_changes() == [added(makefile)]
+    makefile.write_text("all:\n\techo bye\n")
+    assert {(c.kind, c.path) for c in s.new_changes()} == {(MODIFIED, makefile)}
+
+
 def test_excluded_paths_and_other_suffixes_are_ignored(root: Path, session) -> None:
     (root / "node_modules").mkdir()
     (root / "keep.txt").write_text("k")

@@ -36,7 +36,7 @@ from typing import IO
 from findling.engine.config import Config
 from findling.engine.encode.encoder import Encoder, ModelInfo
 from findling.engine.errors import FindlingError, ModelMismatch
-from findling.engine.extract import SUPPORTED_SUFFIXES
+from findling.engine.extract import is_supported
 from findling.engine.index.indexer import CancelToken, Indexer, Progress
 from findling.engine.index.reencode import reencode_beside, swap_in
 from findling.engine.records import ChangeKind, FileChange, Phase
@@ -342,7 +342,7 @@ class IndexService:
         try:
             patterns = effective_patterns(self.config, self._store)
             self._watcher = Watcher(folders, on_changes=self._on_changes, patterns=patterns,
-                                    debounce_seconds=self.config.debounce_seconds, suffixes=SUPPORTED_SUFFIXES)
+                                    debounce_seconds=self.config.debounce_seconds, accept=is_supported)
             self._watcher.start()
         except Exception:  # e.g. the system's limit on watches: indexing still works, only live updates stop
             log.exception("could not watch %s", ", ".join(map(str, folders)))

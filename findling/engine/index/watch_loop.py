@@ -11,7 +11,7 @@ import threading
 from typing import Callable
 
 from findling.engine.config import Config
-from findling.engine.extract import SUPPORTED_SUFFIXES
+from findling.engine.extract import is_supported
 from findling.engine.index.indexer import Indexer, Progress
 from findling.engine.records import FileChange
 from findling.engine.sources.watcher import Watcher
@@ -29,7 +29,7 @@ def run_watch(indexer: Indexer, *, config: Config, report: Callable[[Progress], 
     stop = stop or threading.Event()
     changes: queue.Queue[list[FileChange]] = queue.Queue()
     watcher = Watcher(indexer.store.folders(), on_changes=changes.put, patterns=indexer.exclude_patterns(),
-                      debounce_seconds=config.debounce_seconds, suffixes=SUPPORTED_SUFFIXES)
+                      debounce_seconds=config.debounce_seconds, accept=is_supported)
     with watcher:
         if on_watching is not None:
             on_watching()

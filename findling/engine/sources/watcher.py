@@ -1,10 +1,10 @@
 """Live watching: watchdog events become ``FileChange`` records, coalesced per path, handed over in batches.
 
 The event handler translates each watchdog event at once (created -> ADDED, modified or closed after
-writing -> MODIFIED, deleted -> DELETED, moved -> MOVED), drops excluded paths, files with unsupported
-suffixes (Thunderbird mail folders, which have no suffix, are kept: ``is_thunderbird_folder``; one deleted
-leaves the index at the next sync, as nothing is left to recognise it by) and folder-level "modified"
-events, and hands the changes to a ``Debouncer``. A single background thread flushes each path once it has
+writing -> MODIFIED, deleted -> DELETED, moved -> MOVED), drops excluded paths, files of types not read
+(``accept``: the indexer passes ``findling.engine.extract.is_supported``, which knows files by suffix, by
+name such as ``Makefile``, and Thunderbird mail folders by the index beside them; a deleted mail folder leaves
+the index at the next sync, as nothing is left to recognise it by) and folder-level "modified" events, and hands the changes to a ``Debouncer``. A single background thread flushes each path once it has
 been quiet for ``debounce_seconds`` and calls ``on_changes`` with a batch (the coalescing rules are on
 ``Debouncer``). Moves are judged by the paths involved: a file moved in from outside the watched folders is
 ADDED (watchdog reports it as created), one moved in from an excluded name (an editor's temp file) is
@@ -44,7 +44,6 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
 from findling.engine.errors import FindlingError
-from findling.engine.extract.mail import is_thunderbird_folder
 from findling.engine.records import ChangeKind, FileChange
 from findling.engine.sources.walk import is_excluded, iter_files, matches_suffix
 
@@ -222,11 +221,11 @@ def _outermost(roots: Sequence[Path]) -> tuple[Path, ...]:
 class _Translator(FileSystemEventHandler):
     """Turns each watchdog event into FileChange records at once and hands them to ``sink``."""
 
-    def __init__(self, roots: tuple[Path, ...], *, patterns: Sequence[str], suffixes: Collection[str] | None,
+    def __init__(self, roots: tuple[Path, ...], *, patterns: Sequence[str], accept: Callable[[Path], bool],
                  sink: Callable[[list[FileChange]], None]) -> None:
         self._roots = roots
         self._patterns = tuple(patterns)
-        self._suffixes = None if suffixes is None else frozenset(suffixes)
+        self._readable = accept
         self._sink = sink
 
     def dispatch(self, event: FileSystemEvent) -> None:
@@ -258,10 +257,6 @@ class _Translator(FileSystemEventHandler):
     def _wanted_folder(self, path: Path) -> bool:
         root = self._root_of(path)
         return root is not None and not is_excluded(path, root=root, patterns=self._patterns)
-
-    def _readable(self, path: Path) -> bool:
-        """A file of a type to watch: one of the suffixes, or a Thunderbird mail folder (no suffix of its own)."""
-        return matches_suffix(path.name, self._suffixes) or is_thunderbird_folder(path)
 
     def _wanted_file(self, path: Path) -> bool:
         return self._readable(path) and self._wanted_folder(path)
@@ -310,18 +305,21 @@ class _Translator(FileSystemEventHandler):
 class Watcher:
     """Watches folders and calls ``on_changes(batch)`` from one background thread as paths settle.
 
-    ``patterns`` are exclude patterns (see ``findling.engine.sources.walk``); ``suffixes`` limits events to readable file
-    types (None = all). ``on_changes`` should be quick (queue the batch); its exceptions are logged and the
+    ``patterns`` are exclude patterns (see ``findling.engine.sources.walk``). Which files are watched: those
+    ``accept(path)`` takes when it is given, else those with one of ``suffixes`` (None = all). ``on_changes`` should be quick (queue the batch); its exceptions are logged and the
     batch is dropped. ``stop()`` flushes whatever is still pending before it returns.
     """
 
     def __init__(self, roots: Sequence[Path], *, on_changes: Callable[[list[FileChange]], None],
                  patterns: Sequence[str], debounce_seconds: float = 0.5,
-                 suffixes: Collection[str] | None = None) -> None:
+                 suffixes: Collection[str] | None = None, accept: Callable[[Path], bool] | None = None) -> None:
         self.roots = _outermost(roots)
         self._on_changes = on_changes
         self._debouncer = Debouncer(quiet_seconds=debounce_seconds)
-        self._translator = _Translator(self.roots, patterns=patterns, suffixes=suffixes, sink=self._receive)
+        if accept is None:
+            wanted = None if suffixes is None else frozenset(suffixes)
+            accept = lambda path: matches_suffix(path.name, wanted)  # noqa: E731
+        self._translator = _Translator(self.roots, patterns=patterns, accept=accept, sink=self._receive)
         self._cond = threading.Condition()
         self._stopping = False
         self._observer: BaseObserver | None = None
