@@ -1,1 +1,2 @@
-"""The ``findling`` command line (``findling.cli.main``), its settings commands and progress output."""
+"""The ``findling`` command line: parser and entry point (``main``), command handlers (``commands``), help texts
+(``help_texts``), its settings commands and progress output."""
