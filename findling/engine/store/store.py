@@ -1,58 +1,47 @@
 """The index: one SQLite file (WAL) holding folders, files, chunks, token vectors and an FTS5 index.
 
-This module, ``findling.engine.store.vectors`` (the token vectors and their format) and ``findling.engine.store.search_reads`` (the
-reads a search makes: hits' rows, filters, the keyword index), the two parts of ``Store`` split off by job,
-are the only ones that run SQL. The schema and its migrations live in ``findling.engine.store.schema``. Every
-write that changes what search sees bumps ``meta.generation`` inside the same transaction, so readers on
-other connections (the search matrix) know when to catch up.
+``Store`` opens the file (creating and migrating it when needed: ``findling.engine.store.schema``), owns the
+connection, the writer lock and the file's lifecycle (checkpoint, vacuum, copying another index in), and is
+assembled from parts by job, all sharing its connection and all inside ``findling.engine.store``, the only
+package that runs SQL. Mixins give it their methods: ``FileRecords`` (``files``: files, chunks and their
+vectors), ``FolderList`` (``folders``: the watched folders), ``IndexSettings`` (``settings``: the bound model
+and the user's settings) and ``IndexStats`` (``stats``: counts, sizes, problems). Objects it holds do the
+rest: ``meta`` (``IndexMeta``), ``vectors`` (``VectorTable``: token and dense vectors, their format) and
+``reads`` (``SearchReads``: what searches read besides vectors). Every write that changes what search sees
+bumps ``meta.generation`` inside the same transaction, so readers on other connections (the search matrix)
+know when to catch up.
+
+``FileState``, ``FileRecord``, ``normal_folder``, ``path_to_db`` and ``path_from_db`` import from here as
+well as from the modules that define them.
 """
 from __future__ import annotations
 
-import json
-import logging
 import os
 import sqlite3
-import time
 import urllib.parse
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 from findling.engine.store.sqlite_lib import Database
 
-from findling.engine.store.index_file import WriterLock, check_health, explain, guarded, path_from_db, path_to_db
-from findling.engine.errors import ModelMismatch, StoreError
-from findling.engine.records import Chunk, EncodedChunk, ModelInfo
-from findling.engine.store.schema import (
-    PAGE_SIZE,
-    SCHEMA_VERSION,
-    VECTOR_LAYOUT,
-    migrations,
-    pack_text,
-    register_functions,
-    unpack_text,
+from findling.engine.store.index_file import (  # noqa: F401  (path_from_db, path_to_db: importable from here)
+    WriterLock,
+    check_health,
+    explain,
+    guarded,
+    path_from_db,
+    path_to_db,
 )
-from findling.engine.store.codec import encode_dense
+from findling.engine.errors import StoreError
+from findling.engine.store.schema import PAGE_SIZE, SCHEMA_VERSION, VECTOR_LAYOUT, migrations, register_functions
+from findling.engine.store.files import FileRecord, FileRecords, FileState  # noqa: F401  (importable from here)
+from findling.engine.store.folders import FolderList, normal_folder  # noqa: F401  (importable from here)
 from findling.engine.store.meta import IndexMeta
 from findling.engine.store.search_reads import ChunkRow, SearchReads
+from findling.engine.store.settings import IndexSettings
+from findling.engine.store.stats import IndexStats
 from findling.engine.store.vectors import VectorTable
-
-log = logging.getLogger(__name__)
-
-
-
-def _utf8(text: str | None) -> str | None:
-    """``text`` with lone surrogates (from undecodable file names in a reason or title) replaced: SQLite needs UTF-8."""
-    if text is None or text.isascii():
-        return text
-    return text.encode("utf-8", "replace").decode("utf-8")
-
-
-def normal_folder(path: Path | str) -> Path:
-    """``path`` made absolute with ``~``, ``.`` and ``..`` folded (lexically, links kept as written)."""
-    return Path(os.path.abspath(Path(path).expanduser()))
-
 
 def encode_vectors(vectors: np.ndarray) -> bytes:
     """float32 ``[n, dim]`` -> float16 BLOB (``VECTOR_LAYOUT``; ``Store.codec`` says which format an index uses)."""
@@ -64,43 +53,13 @@ def decode_vectors(blob: bytes, dim: int) -> np.ndarray:
     return np.frombuffer(blob, dtype="<f2").reshape(-1, dim)
 
 
-@dataclass(frozen=True)
-class FileState:
-    """What the index knows about one file."""
-
-    id: int
-    path: Path
-    size: int
-    mtime: float
-    hash: str | None
-    status: str
-    reason: str | None = None
-    n_chunks: int = 0
-
-
-@dataclass(frozen=True)
-class FileRecord:
-    """A file about to be written: its identity on disk and what extraction found."""
-
-    path: Path
-    folder: Path
-    size: int
-    mtime: float
-    hash: str | None
-    status: str  # indexed | empty | failed | skipped
-    reason: str | None = None
-    title: str = ""
-    kind: str = ""
-    fields: tuple[tuple[str, str], ...] = ()  # (name, value) pairs filters match: ``ExtractedText.fields``
-
-
-class Store:
+class Store(FileRecords, FolderList, IndexSettings, IndexStats):
     """An open index file. One instance per thread; open more for more threads.
 
-    Made of parts that share its connection: ``meta`` (``IndexMeta``), ``vectors`` (``VectorTable``: token
-    and dense vectors, their format) and ``reads`` (``SearchReads``: what searches read besides vectors). The
-    store's own methods cover folders, files and chunks; the parts' methods that callers use are passed
-    through by name below, so callers see one object.
+    Made of parts that share its connection: the mixins above give it the methods for files and chunks,
+    folders, settings and statistics; ``meta`` (``IndexMeta``), ``vectors`` (``VectorTable``: token and dense
+    vectors, their format) and ``reads`` (``SearchReads``: what searches read besides vectors) are objects it
+    holds, whose methods that callers use are passed through by name below, so callers see one object.
 
     Any number of stores, in any number of processes, may read one index. Writing that must not interleave
     with another process (indexing) first takes the writer lock with ``lock_for_writing`` (``IndexLocked``
@@ -291,280 +250,9 @@ class Store:
     def fts_search(self, match: str, *, limit: int) -> list[tuple[int, int, float]]:
         return self.reads.fts_search(match, limit=limit)
 
-    @guarded
-    def bind_model(self, info: ModelInfo, *, chunk_settings: dict) -> None:
-        """Record which model writes vectors here; refuse to mix in vectors of another model."""
-        ident = self.model_identity()
-        if ident and ident.get("fingerprint") != info.fingerprint and self.vector_count() > 0:
-            raise ModelMismatch(
-                f"This index was built with {ident.get('name')} and the active model is {info.name}; "
-                "their vectors cannot be mixed. Re-encode with `findling index --reencode` "
-                f"(or switch back to {ident.get('name')})."
-            )
-        new = {"name": info.name, "fingerprint": info.fingerprint, "dim": info.dim, "source": info.source}
-        with self.db.atomic():
-            if ident and ident.get("fingerprint") != info.fingerprint:
-                self.vectors.drop_codec()  # centroids live in the old model's space
-            self.set_meta("model", json.dumps(new))
-            self.set_meta("chunk_settings", json.dumps(chunk_settings, sort_keys=True))
-
-    @guarded
-    def reset_vectors(self) -> None:
-        """Forget every chunk and vector (before a re-encode); files are kept and re-indexed."""
-        self.lock_for_writing()
-        with self.db.atomic():
-            self.conn.execute("DELETE FROM chunks")
-            self.conn.execute("UPDATE files SET status = 'stale', hash = NULL, n_chunks = 0, n_tokens = 0")
-            self.conn.execute("DELETE FROM meta WHERE key = 'model'")
-            self.vectors.drop_codec()  # the next model trains its own centroids
-            self._bump()
-
-    # -------------------------------------------------------------- folders
-    @property
-    def folders_backup(self) -> Path:
-        """A plain copy of the folder list beside the index, so ``--rebuild`` can recover it."""
-        return self.path.with_name(self.path.name + ".folders.json")
-
-    def _save_folder_list(self) -> None:
-        """Best effort: a full disk or a read-only folder costs only the backup, with a warning."""
-        tmp = self.folders_backup.with_suffix(".tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # owner only, like the index
-            with open(fd, "w", encoding="utf-8") as fh:
-                fh.write(json.dumps([path_to_db(p) for p in self.folders()], indent=1))
-            os.replace(tmp, self.folders_backup)
-        except OSError as exc:
-            log.warning("the folder list backup %s was not written: %s", self.folders_backup, exc)
-
-    @guarded
-    def add_folder(self, path: Path) -> Path:
-        """Watch ``path``, kept absolute with ``.`` and ``..`` folded away (as the walker reports file paths:
-        a folder written ``docs/../docs`` would otherwise own none of its files). Returns the path kept."""
-        folder = normal_folder(path)
-        with self.db.atomic():
-            self.conn.execute(
-                "INSERT OR IGNORE INTO folders(path, added_at) VALUES (?, ?)", (path_to_db(folder), time.time())
-            )
-        self._save_folder_list()
-        return folder
-
-    @guarded
-    def remove_folder(self, path: Path) -> int:
-        """Stop watching a folder and drop its files from the index; returns the number of files dropped."""
-        key = path_to_db(path)
-        with self.db.atomic():
-            cur = self.conn.execute("DELETE FROM files WHERE folder = ?", (key,))
-            self.conn.execute("DELETE FROM folders WHERE path = ?", (key,))
-            self._bump()
-        self._save_folder_list()
-        return cur.rowcount
-
-    @staticmethod
-    def read_folder_backup(db_path: Path) -> list[Path]:
-        """The folder list saved beside an index file (empty when there is none)."""
-        backup = Path(db_path).with_name(Path(db_path).name + ".folders.json")
-        try:
-            return [path_from_db(p) for p in json.loads(backup.read_text())]
-        except (OSError, ValueError):
-            return []
-
-    @guarded
-    def folders(self) -> list[Path]:
-        return [path_from_db(r[0]) for r in self.conn.execute("SELECT path FROM folders ORDER BY path")]
-
-    # ---------------------------------------------------------------- files
-    @guarded
-    def file_states(self, folder: Path | None = None) -> dict[Path, FileState]:
-        sql = "SELECT id, path, size, mtime, hash, status, reason, n_chunks FROM files"
-        args: tuple = ()
-        if folder is not None:
-            sql += " WHERE folder = ?"
-            args = (path_to_db(folder),)
-        return {
-            path_from_db(r[1]): FileState(r[0], path_from_db(r[1]), r[2], r[3], r[4], r[5], r[6], r[7])
-            for r in self.conn.execute(sql, args)
-        }
-
-    @guarded
-    def file_state(self, path: Path) -> FileState | None:
-        r = self.conn.execute(
-            "SELECT id, path, size, mtime, hash, status, reason, n_chunks FROM files WHERE path = ?",
-            (path_to_db(path),),
-        ).fetchone()
-        return FileState(r[0], path_from_db(r[1]), r[2], r[3], r[4], r[5], r[6], r[7]) if r else None
-
-    @guarded
-    def write_files(self, batch: Sequence[tuple[FileRecord, Sequence[EncodedChunk]]], *,
-                    blobs: Sequence[bytes] | None = None) -> None:
-        """Swap in new chunks and vectors for each file, all in one transaction (all or nothing).
-
-        The vectors are encoded in this index's format (``codec``) first, outside the transaction. ``blobs``:
-        the chunks' vectors already in that format, one per chunk in order (copied from an index of the same
-        format); each chunk's ``vectors`` then only needs its number of rows.
-        """
-        if blobs is None:
-            blobs = self.codec.encode_many([enc.vectors for _r, chunks in batch for enc in chunks])
-        blobs = iter(blobs)
-        with self.db.atomic():
-            for record, chunks in batch:
-                self._write_file(record, chunks, [next(blobs) for _ in chunks])
-            self._bump()
-
-    def _write_file(self, record: FileRecord, chunks: Sequence[EncodedChunk], blobs: Sequence[bytes] = ()) -> None:
-        key = path_to_db(record.path)
-        self.conn.execute("DELETE FROM files WHERE path = ?", (key,))  # cascades to chunks and vectors
-        n_tokens = sum(c.chunk.token_count for c in chunks)
-        cur = self.conn.execute(
-            "INSERT INTO files(path, folder, suffix, size, mtime, hash, status, reason, title, kind, n_chunks,"
-            " n_tokens, indexed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (key, path_to_db(record.folder), record.path.suffix.lower(), record.size, record.mtime, record.hash,
-             record.status, _utf8(record.reason), _utf8(record.title), record.kind, len(chunks), n_tokens,
-             time.time()),
-        )
-        file_id = cur.lastrowid
-        if record.fields:
-            self.conn.executemany(
-                "INSERT INTO file_fields(file_id, name, value, folded) VALUES (?,?,?,?)",
-                [(file_id, name, _utf8(value), _utf8(value).casefold()) for name, value in dict.fromkeys(record.fields)])
-        for enc, blob in zip(chunks, blobs):
-            c = enc.chunk
-            cur = self.conn.execute(
-                "INSERT INTO chunks(file_id, ordinal, char_start, char_end, page, token_count, text, ocr)"
-                " VALUES (?,?,?,?,?,?,?,?)",
-                (file_id, c.ordinal, c.char_start, c.char_end, c.page, c.token_count, pack_text(c.text), int(c.ocr)),
-            )
-            self.conn.execute(
-                "INSERT INTO vectors(chunk_id, n_tokens, data) VALUES (?,?,?)",
-                (cur.lastrowid, int(enc.vectors.shape[0]), blob),
-            )
-            pooled = getattr(enc.vectors, "pooled", None)  # the encoder's dense vector (encode.encoder.TokenVectors)
-            if pooled is not None:
-                self.conn.execute("INSERT INTO dense(chunk_id, data) VALUES (?,?)",
-                                  (cur.lastrowid, encode_dense(pooled)))
-
-    @guarded
-    def record_problem(self, record: FileRecord) -> None:
-        """Record why a file was skipped or failed. Chunks it already had stay searchable (nothing is lost)."""
-        key = path_to_db(record.path)
-        with self.db.atomic():
-            updated = self.conn.execute(
-                "UPDATE files SET status = ?, reason = ?, size = ?, mtime = ?, hash = ?, indexed_at = ?"
-                " WHERE path = ?",
-                (record.status, _utf8(record.reason), record.size, record.mtime, record.hash, time.time(), key),
-            ).rowcount
-            if not updated:
-                self._write_file(record, ())
-
-    @guarded
-    def move_file(self, old: Path, new: Path, *, folder: Path, mtime: float) -> None:
-        """A renamed or moved file keeps its chunks and vectors."""
-        with self.db.atomic():
-            self.conn.execute("DELETE FROM files WHERE path = ?", (path_to_db(new),))
-            self.conn.execute(
-                "UPDATE files SET path = ?, folder = ?, suffix = ?, mtime = ? WHERE path = ?",
-                (path_to_db(new), path_to_db(folder), new.suffix.lower(), mtime, path_to_db(old)),
-            )
-            self._bump()
-
-    @guarded
-    def touch_file(self, path: Path, *, mtime: float) -> None:
-        """Same content, new mtime: no re-encoding."""
-        self.conn.execute("UPDATE files SET mtime = ? WHERE path = ?", (mtime, path_to_db(path)))
-
-    @guarded
-    def delete_files(self, paths: Iterable[Path]) -> int:
-        """Drop each path from the index, and everything below it when it was a folder."""
-        n = 0
-        with self.db.atomic():
-            for p in paths:
-                key = path_to_db(p)
-                prefix = key.rstrip("/") + "/"
-                n += self.conn.execute("DELETE FROM files WHERE path = ? OR substr(path, 1, ?) = ?",
-                                       (key, len(prefix), prefix)).rowcount
-            self._bump()
-        return n
-
-    @guarded
-    def files_with_hash(self, size: int, digest: str) -> list[Path]:
-        rows = self.conn.execute("SELECT path FROM files WHERE size = ? AND hash = ?", (size, digest))
-        return [path_from_db(r[0]) for r in rows]
-
-    # ---------------------------------------------------------------- stats
-    @guarded
-    def stats(self) -> dict:
-        counts = dict(self.conn.execute("SELECT status, COUNT(*) FROM files GROUP BY status").fetchall())
-        chunks, tokens = self.conn.execute("SELECT COUNT(*), COALESCE(SUM(token_count), 0) FROM chunks").fetchone()
-        stored = self.conn.execute("SELECT COALESCE(SUM(n_tokens), 0) FROM vectors").fetchone()[0]
-        return {"files": counts, "chunks": chunks, "tokens": tokens, "vectors": stored,
-                "folders": len(self.folders()), "model": self.model_identity(), "codec": self.codec.name,
-                "codec_choice": self.codec_choice(), "vector_bytes": self.vector_bytes(), "dense_bytes": self.dense_bytes(),
-                "db_bytes": self.path.stat().st_size if self.path.exists() else 0}
-
-    @guarded
-    def problems(self, *, limit: int = 1000) -> list[FileState]:
-        rows = self.conn.execute(
-            "SELECT id, path, size, mtime, hash, status, reason, n_chunks FROM files"
-            " WHERE status IN ('failed', 'skipped') ORDER BY path LIMIT ?", (limit,))
-        return [FileState(r[0], path_from_db(r[1]), *r[2:]) for r in rows]
-
-    @guarded
-    def integrity_check(self) -> str:
-        """"ok", or what SQLite found wrong with the file or with the keyword index's structure."""
-        result = self.conn.execute("PRAGMA integrity_check").fetchone()[0]
-        if result != "ok":
-            return result
-        try:
-            self.conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('integrity-check')")
-        except sqlite3.DatabaseError as exc:
-            return f"keyword index: {exc}"
-        return "ok"
-
-    # ------------------------------------------- settings kept in the index, and copying to another index
-    # The user's exclude patterns and chosen model live in ``meta`` so the CLI, the app and the watcher
-    # read the same ones. The methods after them serve ``findling.engine.index.reencode`` (re-encoding into a new file).
-    @guarded
-    def exclude_patterns(self) -> tuple[str, ...]:
-        """The user's exclude patterns (the defaults in ``Config`` are not included)."""
-        try:
-            patterns = json.loads(self.meta("exclude_patterns", "[]") or "[]")
-        except ValueError:
-            return ()
-        return tuple(p for p in patterns if isinstance(p, str))
-
-    @guarded
-    def set_exclude_patterns(self, patterns: Sequence[str]) -> None:
-        self.set_meta("exclude_patterns", json.dumps(list(dict.fromkeys(patterns)), ensure_ascii=False))
-
-    def model_choice(self) -> str | None:
-        """The model folder or hub name chosen with ``findling model use`` (None: the default order)."""
-        return self.meta("model_choice") or None
-
-    @guarded
-    def set_model_choice(self, choice: str | None) -> None:
-        if choice:
-            self.set_meta("model_choice", choice)
-        else:
-            self.conn.execute("DELETE FROM meta WHERE key = 'model_choice'")
-
-    @guarded
-    def file_records(self) -> list[FileRecord]:
-        """Every file row as a ``FileRecord`` (what a copy into another index needs)."""
-        fields: dict[int, list[tuple[str, str]]] = {}
-        for file_id, name, value in self.conn.execute("SELECT file_id, name, value FROM file_fields ORDER BY rowid"):
-            fields.setdefault(file_id, []).append((name, value))
-        rows = self.conn.execute(
-            "SELECT path, folder, size, mtime, hash, status, reason, title, kind, id FROM files ORDER BY path")
-        return [FileRecord(path_from_db(r[0]), path_from_db(r[1]), r[2], r[3], r[4], r[5], r[6], r[7] or "",
-                           r[8] or "", tuple(fields.get(r[9], ()))) for r in rows]
-
-    @guarded
-    def chunks_of(self, path: Path) -> list[Chunk]:
-        """A file's chunks in order, with their text (no vectors)."""
-        rows = self.conn.execute(
-            "SELECT c.ordinal, c.text, c.char_start, c.char_end, c.token_count, c.page, c.ocr FROM chunks c"
-            " JOIN files f ON f.id = c.file_id WHERE f.path = ? ORDER BY c.ordinal", (path_to_db(path),))
-        return [Chunk(r[0], unpack_text(r[1]), *r[2:6], ocr=bool(r[6])) for r in rows]
-
+    # ------------------------------------------------------------ copying to another index
+    # These serve ``findling.engine.index.reencode`` (re-encoding into a new file), with ``file_records`` and
+    # ``chunks_of`` (``FileRecords``).
     @guarded
     def last_ids(self) -> tuple[int, int]:
         """The highest file and chunk ids ever handed out here (AUTOINCREMENT's counters)."""
