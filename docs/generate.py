@@ -32,30 +32,13 @@ from pathlib import Path
 if str(Path(__file__).resolve().parent.parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from docs.pages.benchmarks import (BENCH_ROW_FIELDS, HEADER_LABELS, benchmarks_page, read_bench,  # noqa: E402
-                                   render_benchmarks)
-from docs.pages.cards import (BUNDLED_PREFIX, CARD_MODES, DATA_SHOWN, FUSION_FLAGS, card_module,  # noqa: E402
-                              card_pages, card_text, cards_without_scores_block, render_card_scores,
-                              reproduce_command, run_model_name)
-from docs.pages.cli import HELP_WIDTH, cli_page, commands, render_cli  # noqa: E402
-from docs.pages.markdown import DASH, HEADER_ALIASES, NO_RUN, cell, metric, number, table  # noqa: E402
-from docs.pages.paths import BENCH_JSON, DOCS, EVAL_DIR, MODELS_DIR, README, ROOT, shown  # noqa: E402
-from docs.pages.quality import quality_page, render_quality  # noqa: E402
-from docs.pages.readme import (README_BENCH_ROWS, README_END, README_KEY_ROWS, README_START,  # noqa: E402
-                               readme_page, render_figures)
-from docs.pages.runs import MODE_ORDER, commit, machine, ordered_modes, read_eval, record_eval, run_stamp  # noqa: E402
-
-__all__ = [
-    "BENCH_JSON", "BENCH_ROW_FIELDS", "BUNDLED_PREFIX", "CARD_MODES", "DASH", "DATA_SHOWN", "DOCS", "EVAL_DIR",
-    "FUSION_FLAGS", "HEADER_ALIASES", "HEADER_LABELS", "HELP_WIDTH", "MODE_ORDER", "MODELS_DIR", "MULTI_PAGES",
-    "NO_RUN", "PAGES", "PAGE_FILES", "PAGE_MAKERS", "README", "README_BENCH_ROWS", "README_END", "README_KEY_ROWS",
-    "README_START", "ROOT", "benchmarks_page", "card_pages", "card_text", "cards_without_scores_block", "cell",
-    "cli_page", "commands", "commit", "machine", "main", "metric", "number", "ordered_modes", "quality_page",
-    "read_bench", "read_eval", "readme_page", "record_eval", "render_benchmarks", "render_card_scores",
-    "render_cli", "render_figures", "render_quality", "reproduce_command", "run_model_name", "run_stamp", "table",
-]
-"""The generator's public names, importable from this module; each is defined in the ``docs.pages`` module of its
-page (or of what the pages share)."""
+from docs.pages.benchmarks import benchmarks_page  # noqa: E402
+from docs.pages.cards import card_module, card_pages, cards_without_scores_block  # noqa: E402
+from docs.pages.cli import cli_page  # noqa: E402
+from docs.pages.paths import DOCS, EVAL_DIR, README, shown  # noqa: E402
+from docs.pages.quality import quality_page  # noqa: E402
+from docs.pages.readme import readme_page  # noqa: E402
+from docs.pages.runs import record_eval  # noqa: E402
 
 PAGES = ("benchmarks", "quality", "cli", "readme", "card")
 PAGE_FILES = {"benchmarks": DOCS / "benchmarks.md", "quality": DOCS / "quality.md", "cli": DOCS / "cli.md",

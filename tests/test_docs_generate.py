@@ -22,6 +22,9 @@ def _load_generator():
 
 gen = _load_generator()
 
+from docs.pages import cards as page_cards, cli as page_cli, markdown as page_md  # noqa: E402  (gen puts the root on the path)
+from docs.pages import readme as page_readme, runs as page_runs  # noqa: E402
+
 
 def tables(markdown: str) -> list[list[list[str]]]:
     """Every Markdown table of ``markdown``: a list of rows (header first, separator dropped) of stripped cells."""
@@ -91,7 +94,7 @@ def test_benchmarks_page_shows_the_header_and_every_target_with_its_peer_and_rat
     extra = table_with(page, "benchmark", containing="cpu_ms")
     assert extra["search p95 while indexing"]["cpu_ms"] == "127.2"  # a field added later gets its own column
     assert "2 of 3 targets met; not met: search p95 while indexing." in page
-    assert gen.NO_RUN not in page
+    assert page_md.NO_RUN not in page
 
 
 def test_benchmarks_page_reads_a_plain_list_of_rows_and_says_what_the_run_did_not_record(tmp_path):
@@ -146,7 +149,7 @@ def test_benchmarks_page_without_a_readable_run_invents_nothing(tmp_path, conten
     if content is not None:
         path.write_text(content)
     page = gen.benchmarks_page(path)
-    assert gen.NO_RUN in page
+    assert page_md.NO_RUN in page
     assert not tables(page)
     if content is not None:
         assert "could not be read" in page
@@ -188,7 +191,7 @@ def test_quality_page_has_one_row_per_data_set_and_a_column_per_mode(tmp_path):
     assert table_with(section(page, "MRR@10"), "data set")["scifact"]["hybrid"] == "0.6900"
     speed = table_with(page, "data set", containing="bytes/token")
     assert speed["scifact"]["query p95 ms"] == "40.02" and speed["scifact"]["vector format"] == "residual"
-    assert gen.NO_RUN not in page
+    assert page_md.NO_RUN not in page
 
 
 def test_a_later_run_of_the_same_data_set_and_model_replaces_the_earlier(tmp_path):
@@ -204,11 +207,11 @@ def test_a_later_run_of_the_same_data_set_and_model_replaces_the_earlier(tmp_pat
 
 def test_quality_page_without_runs_and_with_a_bad_file(tmp_path):
     results = tmp_path / "eval-results"
-    assert gen.NO_RUN in gen.quality_page(results) and not tables(gen.quality_page(results))
+    assert page_md.NO_RUN in gen.quality_page(results) and not tables(gen.quality_page(results))
     results.mkdir()
     (results / "broken.json").write_text('{"dataset": "x"}')
     page = gen.quality_page(results)
-    assert gen.NO_RUN in page and "broken.json" in page and "modes" in page
+    assert page_md.NO_RUN in page and "broken.json" in page and "modes" in page
 
 
 def test_record_eval_refuses_what_is_not_an_eval_report(tmp_path):
@@ -243,7 +246,7 @@ def test_check_names_a_page_that_is_not_current(tmp_path, monkeypatch, capsys):
     page.write_text("hand-edited\n")
     assert gen.main(["benchmarks", "--check"]) == 1
     assert "benchmarks.md" in capsys.readouterr().err and page.read_text() == "hand-edited\n"
-    assert gen.main(["benchmarks"]) == 0 and gen.NO_RUN in page.read_text()
+    assert gen.main(["benchmarks"]) == 0 and page_md.NO_RUN in page.read_text()
     assert gen.main(["benchmarks", "--check"]) == 0
 
 
@@ -255,7 +258,7 @@ def test_cli_page_walks_every_command_of_a_parser():
     leaf = inner.add_parser("leaf", help="the leaf", epilog="examples:\n  findling outer leaf X",
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     leaf.add_argument("thing")
-    page = gen.render_cli(parser)
+    page = page_cli.render_cli(parser)
     assert [line.split("|")[1].strip() for line in page.splitlines() if line.startswith("| [`")] == [
         "[`findling outer`](#findling-outer)", "[`findling outer leaf`](#findling-outer-leaf)"]
     assert "| the leaf |" in page
@@ -267,7 +270,7 @@ def test_cli_page_walks_every_command_of_a_parser():
 def test_docs_cli_md_is_current():
     from findling.cli.main import _parser
 
-    expected = gen.render_cli(_parser())
+    expected = page_cli.render_cli(_parser())
     current = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8") if (ROOT / "docs" / "cli.md").is_file() else ""
     assert current == expected, ("docs/cli.md does not match the findling parser's help; regenerate it with "
                                  "`.venv/bin/python docs/generate.py cli` and commit the result")
@@ -331,18 +334,18 @@ def test_troubleshooting_quotes_the_messages_as_the_code_words_them(tmp_path):
 def test_the_readme_figures_block_shows_the_default_beside_its_baselines_and_the_targets():
     import docs.generate as g
 
-    runs = [g.read_eval({"dataset": "toyset", "model": "toy-model", "date": "2026-01-02 03:04 UTC",
+    runs = [page_runs.read_eval({"dataset": "toyset", "model": "toy-model", "date": "2026-01-02 03:04 UTC",
                          "commit": "abc1234",
                          "modes": {"hybrid": {"ndcg@10": 0.7312}, "bm25": {"ndcg@10": 0.6543},
                                    "dense": {"ndcg@10": 0.6123}}})]
     rows = [{"name": "indexing vs peer", "value": 9000.0, "unit": "tok/s", "peer": "PyLate", "peer_value": 3000.0,
              "ratio": 3.0, "target": ">= 3x", "ok": True},
             {"name": "no target", "value": 1.0, "unit": "ms"}]
-    text = "\n".join(g.render_figures(runs, {"commit": "def5678"}, rows))
+    text = "\n".join(page_readme.render_figures(runs, {"commit": "def5678"}, rows))
     assert "| toyset | toy-model | 0.7312 | 0.6543 | 0.6123 |" in text.replace("  ", " ")
     assert "indexing vs peer" in text and "3x" in text and "def5678" in text
     assert "no target" not in text
-    assert g.render_figures([], None, None) == [g.NO_RUN]
+    assert page_readme.render_figures([], None, None) == [page_md.NO_RUN]
 
 
 def test_regenerating_the_readme_changes_only_its_figures_block(tmp_path):
@@ -351,7 +354,7 @@ def test_regenerating_the_readme_changes_only_its_figures_block(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# T\n\nbefore\n\n<!-- figures:start (generated) -->\nold figures\n<!-- figures:end -->\n\nafter\n")
     out = g.readme_page(readme, tmp_path / "none.json", tmp_path / "none")
-    assert out == "# T\n\nbefore\n\n<!-- figures:start (generated) -->\n" + g.NO_RUN + "\n<!-- figures:end -->\n\nafter\n"
+    assert out == "# T\n\nbefore\n\n<!-- figures:start (generated) -->\n" + page_md.NO_RUN + "\n<!-- figures:end -->\n\nafter\n"
 
 
 # ------------------------------------------------------------------------------------------ model cards
@@ -432,15 +435,15 @@ def test_a_card_gets_each_data_sets_modes_stamp_and_command_and_keeps_its_other_
     sci = subsection(scores, "scifact")
     assert "### scifact (test split: 5,183 documents, 300 queries)" in scores
     rows = table_with(sci, "mode")
-    assert rows[gen.CARD_MODES["hybrid"]] == {"mode": gen.CARD_MODES["hybrid"], "nDCG@10": "0.7221",
+    assert rows[page_cards.CARD_MODES["hybrid"]] == {"mode": page_cards.CARD_MODES["hybrid"], "nDCG@10": "0.7221",
                                               "Recall@100": "0.9450"}
     assert [r["nDCG@10"] for r in rows.values()] == ["0.7221", "0.6881", "0.7021", "0.6450", "0.6506"]
-    assert list(rows)[0] == gen.CARD_MODES["hybrid"]  # the default ranking first
+    assert list(rows)[0] == page_cards.CARD_MODES["hybrid"]  # the default ranking first
     assert ("- Run: 2026-12-07 09:00 UTC; machine Zen 5 EPYC, 2 CPUs, Linux; commit 1234abc; encoder precision "
             "bf16; vectors residual.") in sci.splitlines()
     cran = subsection(scores, "cranfield")
     assert "Recall@100" not in cran  # not recorded in that run: no column, no figure invented
-    assert table_with(cran, "mode")[gen.CARD_MODES["bm25"]]["nDCG@10"] == "0.3625"
+    assert table_with(cran, "mode")[page_cards.CARD_MODES["bm25"]]["nDCG@10"] == "0.3625"
     assert "maxsim" not in cran
     assert f"--model {tmp_path / 'elsewhere' / 'toy-colbert-8'}" in cran and "FINDLING_PRECISION=fp32" in cran
     assert "--model" not in sci.split("- Reproduce:")[1]  # the bundled model runs without --model
@@ -462,18 +465,18 @@ def reproduce_args(command: str):
 
 
 def test_the_reproduce_command_sets_every_recorded_setting_through_findlings_own_parser():
-    run = gen.read_eval(eval_report(
+    run = page_runs.read_eval(eval_report(
         "nfcorpus", {"hybrid": {"ndcg@10": 0.3}}, model="/models/toy-colbert-8", split="dev", precision="fp32",
         vector_format="compact", chunk_tokens=256,
         fusion={"method": "rrf", "weight": 0.35, "dense": 0.05, "decay": 0.5, "keyword_decay": 0.0, "rrf_k": 60}))
-    env, args = reproduce_args(gen.reproduce_command(run))
+    env, args = reproduce_args(page_cards.reproduce_command(run))
     assert env == {"FINDLING_PRECISION": "fp32"}
-    assert args.dataset == f"{gen.DATA_SHOWN}/nfcorpus" and args.model == "/models/toy-colbert-8"
+    assert args.dataset == f"{page_cards.DATA_SHOWN}/nfcorpus" and args.model == "/models/toy-colbert-8"
     assert (args.split, args.codec, args.chunk_tokens, args.json) == ("dev", "compact", 256, True)
     assert (args.fusion, args.fusion_weight, args.fusion_dense, args.fusion_decay, args.fusion_keyword_decay) == \
         ("rrf", 0.35, 0.05, 0.5, 0.0)
-    bundled = gen.read_eval(eval_report("scifact", {"hybrid": {"ndcg@10": 0.7}}, model="findling/toy-colbert-8"))
-    env, args = reproduce_args(gen.reproduce_command(bundled))
+    bundled = page_runs.read_eval(eval_report("scifact", {"hybrid": {"ndcg@10": 0.7}}, model="findling/toy-colbert-8"))
+    env, args = reproduce_args(page_cards.reproduce_command(bundled))
     assert args.model is None and args.split == "test" and args.codec == "residual" and args.fusion is None
 
 
@@ -481,7 +484,7 @@ def test_the_reproduce_command_sets_every_recorded_setting_through_findlings_own
                                            ("toy-colbert-8", True), ("findling/toy-colbert-80", False),
                                            ("toy-colbert-8/other", False), (None, False)])
 def test_a_run_belongs_to_the_card_of_the_folder_its_model_names(model, matches):
-    assert (gen.run_model_name({"model": model}) == "toy-colbert-8") is matches
+    assert (page_cards.run_model_name({"model": model}) == "toy-colbert-8") is matches
 
 
 def test_a_card_with_no_runs_of_its_model_says_so_and_a_card_without_markers_is_left_alone(tmp_path, capsys,
