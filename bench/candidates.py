@@ -98,9 +98,9 @@ class DenseVectors:
 
     def key(self) -> dict:
         """What the cached index depends on: a new width, source or stored layout rebuilds it."""
-        from findling.engine.store import codec
+        from findling.engine.store.dense_codec import DENSE_LAYOUT
 
-        return {"dim": self.dim, "source": self.source, "layout": getattr(codec, "DENSE_LAYOUT", None)}
+        return {"dim": self.dim, "source": self.source, "layout": DENSE_LAYOUT}
 
 
 def _dense_rows(n: int, dense: DenseVectors | None, spans) -> np.ndarray:
@@ -116,7 +116,8 @@ def build(path: Path, data, *, tokens: int, info, seed: int = 0, min_tokens: int
     """The records, then spliced chunks up to ``tokens`` stored token vectors (see the module docstring); with
     ``dense``, every chunk gets its dense vector."""
     from findling.engine.records import Chunk, EncodedChunk
-    from findling.engine.store.store import FileRecord, Store
+    from findling.engine.store.store import Store
+    from findling.engine.store.files import FileRecord
 
     t0 = time.process_time()
     if not _copy_records(path.parent / "scifact-residual.sqlite", path, data, info):
@@ -169,7 +170,7 @@ def _add_record_dense(store, data, base, dense: DenseVectors, folder: Path) -> N
     """Write the records again as ``bench.storage.write_index`` wrote them, with the same stored codes, now
     each with its dense vector (``write_index`` and the residual file it may be copied from store none)."""
     from findling.engine.records import Chunk, EncodedChunk
-    from findling.engine.store.store import FileRecord
+    from findling.engine.store.files import FileRecord
 
     if len(base) != len(data.texts):
         raise RuntimeError(f"{len(base)} record chunks stored for {len(data.texts)} records")

@@ -6,7 +6,7 @@
 For each data set, every test query is searched once through the real ``Searcher`` over the kept index
 (``Searcher.ranked_lanes`` at ``lane_depth(100)``: each lane's file ranking as the evaluation's 100-result
 searches fuse it; candidate search re-ranks more chunks for deeper lanes), the lanes are cached in ``--work``, and
-then every fusion in the grid (``findling.engine.search.searcher.Fusion``: reciprocal-rank fusion, the relative (min-max) and
+then every fusion in the grid (``findling.engine.search.ranking.Fusion``: reciprocal-rank fusion, the relative (min-max) and
 the z-score mix, MaxSim weights 0.2-0.8) is scored from the cache, nDCG@10 and Recall@100, against BM25 and MaxSim alone from
 the same searches. The choice printed last has the best mean nDCG@10 among the fusions that are at least as
 good as BM25 on every data set (a default must not lose to keywords anywhere); when none is, the one with
@@ -38,7 +38,8 @@ def lanes_for(dataset: Path, index: Path, *, work: Path, model: str | None = Non
     from findling.engine.search.searcher import lane_depth
 
     from findling.engine import Config, Searcher, Store, load_encoder
-    from findling.evaluation.beir import as_query, doc_id_of, load_beir
+    from findling.evaluation.dataset import load_beir
+    from findling.evaluation.harness import as_query, doc_id_of
 
     key = hashlib.sha1(f"{dataset.resolve()}|{index.resolve()}|{index.stat().st_mtime_ns}|{lane_depth(DEPTH)}".encode()).hexdigest()[:12]
     cache = work / f"{dataset.name}-{key}.json"
@@ -62,8 +63,8 @@ def lanes_for(dataset: Path, index: Path, *, work: Path, model: str | None = Non
 
 def scores(run: dict, fusion) -> dict[str, float]:
     """nDCG@10 and Recall@100 of one fusion (or one lane: ``fusion`` = "bm25" / "maxsim") over cached lanes."""
-    from findling.evaluation.beir import mean_metrics
-    from findling.engine.search.searcher import Ranked, fuse
+    from findling.evaluation.metrics import mean_metrics
+    from findling.engine.search.ranking import Ranked, fuse
 
     ranked = {}
     for qid, lanes in run["lanes"].items():
@@ -79,7 +80,7 @@ def scores(run: dict, fusion) -> dict[str, float]:
 
 
 def grid():
-    from findling.engine.search.searcher import Fusion
+    from findling.engine.search.ranking import Fusion
 
     for method in ("rrf", "relative", "zscore"):
         for w in WEIGHTS:
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         if not index:
             parser.error(f"{item}: write DATASET=INDEX")
         runs[Path(dataset).name] = lanes_for(Path(dataset), Path(index), work=args.work, model=args.model)
-    from findling.engine.search.searcher import DEFAULT_FUSION
+    from findling.engine.search.ranking import DEFAULT_FUSION
 
     table = {name: {lane: scores(run, lane) for lane in ("bm25", "maxsim")} for name, run in runs.items()}
     rows = []

@@ -160,7 +160,8 @@ def build_index(home: Path, n_tokens: int, info, *, codec_min_tokens: int | None
     """An index file of synthetic chunks (short texts, random unit vectors) for ``info``'s model, compressed as
     the indexer would compress it when it holds ``codec_min_tokens`` or more (None: left float16)."""
     from findling.engine.records import Chunk, EncodedChunk
-    from findling.engine.store.store import FileRecord, Store
+    from findling.engine.store.store import Store
+    from findling.engine.store.files import FileRecord
 
     tokens, starts, lengths = corpus(n_tokens, seed=7)
     db = home / "index.sqlite"

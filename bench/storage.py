@@ -188,7 +188,8 @@ def write_index(path: Path, data: RealSet, *, choice: str, info, min_tokens: int
     """An index file holding ``data``'s records, written in indexer-sized batches under codec ``choice``."""
     from findling.engine import Config
     from findling.engine.records import Chunk, EncodedChunk
-    from findling.engine.store.store import FileRecord, Store
+    from findling.engine.store.store import Store
+    from findling.engine.store.files import FileRecord
 
     min_tokens = Config().codec_min_tokens if min_tokens is None else min_tokens
     for suffix in ("", "-wal", "-shm", ".lock", ".folders.json"):

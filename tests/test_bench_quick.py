@@ -127,7 +127,7 @@ def test_candidates_index_gives_every_chunk_its_dense_vector(tmp_path):
     an index cached without dense vectors is rebuilt with them."""
     from bench.candidates import DenseVectors, cached_index
     from bench.storage import synthetic_set
-    from findling.engine.store.codec import decode_dense
+    from findling.engine.store.dense_codec import decode_dense
     from findling.engine.store.store import Store
     from tests.fakes import FakeEncoder
 

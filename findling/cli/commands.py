@@ -26,7 +26,8 @@ from findling.engine.search.query import parse_date, parse_query
 from findling.engine.search.searcher import Searcher
 from findling.engine.store import codec as codecs
 from findling.engine.store.index_file import WriterLock
-from findling.engine.store.store import Store, normal_folder
+from findling.engine.store.store import Store
+from findling.engine.store.folders import normal_folder
 
 
 def _open_store(config: Config) -> Store:

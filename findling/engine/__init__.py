@@ -49,8 +49,11 @@ from findling.engine.records import (
     SearchHit,
     TokenMatch,
 )
-from findling.engine.search.searcher import DEFAULT_FUSION, MODES, Fusion, Searcher
-from findling.engine.store.store import FileState, Store, normal_folder
+from findling.engine.search.ranking import DEFAULT_FUSION, Fusion
+from findling.engine.search.searcher import MODES, Searcher
+from findling.engine.store.store import Store
+from findling.engine.store.folders import normal_folder
+from findling.engine.store.files import FileState
 from findling.engine.index.reencode import already_active, chosen_config, reencode_beside, swap_in, switch_model
 from findling.engine.sources.watcher import Watcher
 

@@ -16,8 +16,7 @@ the model pools them.
 
 This module runs the modes, measures and reports, and registers ``findling eval``; its parts live beside it:
 ``dataset`` reads BEIR folders, ``harness`` indexes and searches a corpus through the engine, ``metrics``
-scores rankings, ``command_line`` holds what the evaluation commands share. Their public names import from
-here as well (``__all__``).
+scores rankings, ``command_line`` holds what the evaluation commands share.
 """
 from __future__ import annotations
 
@@ -35,23 +34,15 @@ import numpy as np
 from findling.engine.config import Config
 from findling.engine.encode.encoder import Encoder
 from findling.engine.errors import DatasetError, ModelError
-from findling.engine.search.searcher import DEFAULT_FUSION, FUSION_METHODS, Fusion, Searcher
+from findling.engine.search.ranking import DEFAULT_FUSION, FUSION_METHODS, Fusion
+from findling.engine.search.searcher import Searcher
 from findling.engine.store import codec as codecs
 from findling.evaluation.command_line import load_model, progress_printer, run_standalone
-from findling.evaluation.dataset import BeirSet, Doc, beir_files, load_beir, read_qrels, subset
+from findling.evaluation.dataset import BeirSet, beir_files, load_beir, subset
 from findling.evaluation.dense_baseline import DenseBaseline, rank as dense_rank
-from findling.evaluation.harness import (BEIR_ROOT, SEARCH_DEPTH, BuildStats, Progress, as_query, doc_id_of,
-                                         doc_path, index_documents, rank_queries, reused_store, settled_size,
-                                         stored_build, temporary_store)
-from findling.evaluation.metrics import Qrels, mean_metrics, mrr_at_k, ndcg_at_k, recall_at_k
-
-__all__ = [
-    "BEIR_ROOT", "EVAL_MODES", "LATENCY_K", "SEARCH_DEPTH", "BeirSet", "BuildStats", "DatasetError", "DenseBaseline",
-    "Doc", "EvalReport", "Progress", "Qrels", "add_eval_parser", "as_query", "beir_files", "dense_runs", "doc_id_of",
-    "doc_path", "eval_command", "evaluate_beir", "format_report", "index_documents", "load_beir", "load_model",
-    "mean_metrics", "mrr_at_k", "ndcg_at_k", "progress_printer", "rank_queries", "read_qrels", "recall_at_k",
-    "reused_store", "run_standalone", "search_all", "settled_size", "stored_build", "subset", "temporary_store",
-]
+from findling.evaluation.harness import (SEARCH_DEPTH, Progress, as_query, index_documents, rank_queries,
+                                         reused_store, settled_size, stored_build, temporary_store)
+from findling.evaluation.metrics import mean_metrics
 
 log = logging.getLogger(__name__)
 

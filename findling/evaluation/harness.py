@@ -25,7 +25,8 @@ from findling.engine.index.indexer import Indexer
 from findling.engine.records import ExtractedText
 from findling.engine.search.query import MAX_QUERY_CHARS, Query
 from findling.engine.search.searcher import Searcher
-from findling.engine.store.store import FileRecord, Store
+from findling.engine.store.store import Store
+from findling.engine.store.files import FileRecord
 from findling.evaluation.dataset import Doc
 
 SEARCH_DEPTH = 100  # for Recall@100

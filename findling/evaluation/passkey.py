@@ -27,18 +27,10 @@ from dataclasses import dataclass
 
 from findling.engine.config import Config
 from findling.engine.encode.encoder import Encoder
-from findling.evaluation.beir import (
-    BeirSet,
-    Doc,
-    Progress,
-    index_documents,
-    load_model,
-    ndcg_at_k,
-    progress_printer,
-    rank_queries,
-    run_standalone,
-    temporary_store,
-)
+from findling.evaluation.command_line import load_model, progress_printer, run_standalone
+from findling.evaluation.dataset import BeirSet, Doc
+from findling.evaluation.harness import Progress, index_documents, rank_queries, temporary_store
+from findling.evaluation.metrics import ndcg_at_k
 from findling.engine.search.searcher import Searcher
 
 EVAL_MODES: tuple[str, ...] = ("bm25", "maxsim", "dense_lane", "hybrid")

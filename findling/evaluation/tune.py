@@ -29,11 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from findling.engine.config import Config
-from findling.engine.search.searcher import (NORM_DEPTH, Fusion, Ranked, Searcher, fuse, lane_depth, rank_files,
-                                             rank_keyword_files)
+from findling.engine.search.ranking import NORM_DEPTH, Fusion, Ranked, fuse, rank_files, rank_keyword_files
+from findling.engine.search.searcher import Searcher, lane_depth
 from findling.engine.store.store import Store
-from findling.evaluation.beir import (SEARCH_DEPTH, BeirSet, _baseline_cache, as_query, dense_runs, doc_id_of,
-                                      load_beir, mean_metrics, ndcg_at_k)
+from findling.evaluation.beir import _baseline_cache, dense_runs
+from findling.evaluation.dataset import BeirSet, load_beir
+from findling.evaluation.harness import SEARCH_DEPTH, as_query, doc_id_of
+from findling.evaluation.metrics import mean_metrics, ndcg_at_k
 from findling.evaluation.dense_baseline import DenseBaseline
 
 log = logging.getLogger(__name__)
@@ -72,8 +74,7 @@ class TuneSet:
             depth = lane_depth(SEARCH_DEPTH)
             self._ranked[key] = {
                 q: {lane: rank_keyword_files(*arrays, depth, decay=keyword_decay, chunk_counts=self.chunk_counts)
-                    if lane == "bm25" and keyword_decay > 0 else
-                    rank_files(*arrays, depth, decay=keyword_decay if lane == "bm25" else decay)
+                    if lane == "bm25" else rank_files(*arrays, depth, decay=decay)
                     for lane, arrays in by_lane.items()}
                 for q, by_lane in self.chunks.items()}
         return self._ranked[key]

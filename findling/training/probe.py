@@ -11,7 +11,7 @@ The corpus and the queries are encoded once by the frozen backbone (framed as th
 record cut at the backbone's document length) and kept in ``--work``; every later run only applies the heads.
 Printed per head: MaxSim nDCG@10 and Recall@100, BM25 over the same records (SQLite FTS5, the engine's
 tokenizer), the reciprocal-rank fusion of the two at the engine's ``RRF_K`` (``hybrid``) and the engine's
-default fusion of the two (``default``: ``findling.engine.search.searcher.fuse`` over each lane's ``lane_depth(100)`` best,
+default fusion of the two (``default``: ``findling.engine.search.ranking.fuse`` over each lane's ``lane_depth(100)`` best,
 BM25 by its scores). These figures are for choosing between heads; the figures the project reports come
 from ``findling eval`` (chunking, the store and the searcher included). Evaluation sets are only ever
 measured here, never trained on.
@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from findling.engine.search.searcher import Ranked, fuse, lane_depth
+from findling.engine.search.ranking import Ranked, fuse
+from findling.engine.search.searcher import lane_depth
 from findling.training import features as feats
 from findling.training.head import Head, from_pylate, sampled_pca
 from findling.training.metrics import maxsim_matrix, ndcg_at_k, recall_at_k
@@ -35,7 +36,7 @@ DEPTH = 100
 
 
 def load_set(folder: Path, split: str = "test"):
-    from findling.evaluation.beir import load_beir
+    from findling.evaluation.dataset import load_beir
 
     data = load_beir(folder, split=split)
     doc_ids = [d.id for d in data.docs]
@@ -57,7 +58,7 @@ def rrf(*lanes: np.ndarray, k: int = 60, depth: int = DEPTH) -> np.ndarray:
 
 
 def engine_fusion(maxsim: np.ndarray, bm25: np.ndarray) -> np.ndarray:
-    """Scores ``[queries, docs]`` that rank as ``findling.engine.search.searcher.fuse`` (the default fusion) ranks the two lanes
+    """Scores ``[queries, docs]`` that rank as ``findling.engine.search.ranking.fuse`` (the default fusion) ranks the two lanes
     (``bm25``: BM25 scores, 0 where a document did not match), each cut to the depth a 100-result search
     fetches; a document neither lane returned scores ``-inf``."""
     depth = lane_depth(DEPTH)

@@ -11,7 +11,8 @@ from findling.engine.index.indexer import Indexer
 from findling.engine.search.maxsim import maxsim_scores
 from findling.engine.records import Chunk, EncodedChunk
 from findling.engine.search.searcher import Searcher
-from findling.engine.store.store import FileRecord, Store
+from findling.engine.store.store import Store
+from findling.engine.store.files import FileRecord
 
 DIM = 48
 TOPICS = np.random.default_rng(99).standard_normal((40, DIM)).astype(np.float32)

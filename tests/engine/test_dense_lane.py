@@ -12,8 +12,9 @@ import pytest
 
 from findling.engine.encode.encoder import TokenVectors, mean_pool, pooled_of
 from findling.engine.index.indexer import Indexer
-from findling.engine.search.searcher import Fusion, Ranked, Searcher, fuse, rank_files, rank_keyword_files
-from findling.engine.store.codec import decode_dense, encode_dense
+from findling.engine.search.ranking import Fusion, Ranked, fuse, rank_files, rank_keyword_files
+from findling.engine.search.searcher import Searcher
+from findling.engine.store.dense_codec import decode_dense, encode_dense
 from findling.engine.store.schema import migrations
 from findling.engine.store.sqlite_lib import Database
 from findling.engine.store.store import Store

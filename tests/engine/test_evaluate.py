@@ -7,18 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from findling.engine.errors import DatasetError
 from findling.evaluation import beir as evaluate
-from findling.evaluation.beir import (
-    DatasetError,
-    doc_id_of,
-    doc_path,
-    load_beir,
-    mean_metrics,
-    mrr_at_k,
-    ndcg_at_k,
-    recall_at_k,
-    subset,
-)
+from findling.evaluation.command_line import run_standalone
+from findling.evaluation.dataset import load_beir, subset
+from findling.evaluation.dense_baseline import DenseBaseline
+from findling.evaluation.harness import doc_id_of, doc_path
+from findling.evaluation.metrics import mean_metrics, mrr_at_k, ndcg_at_k, recall_at_k
 
 L3 = math.log2(3)  # the discount at rank 2
 
@@ -231,7 +226,7 @@ def test_cli_keep_leaves_the_index_and_prints_a_table(beir, config, fake_models,
 
 
 def test_module_entry_point_reports_a_missing_dataset(tmp_path, fake_models, capsys):
-    code = evaluate.run_standalone(evaluate._eval_arguments, [str(tmp_path / "nowhere")], prog="eval")
+    code = run_standalone(evaluate._eval_arguments, [str(tmp_path / "nowhere")], prog="eval")
     assert code == 2
     assert "corpus.jsonl" in capsys.readouterr().err
 
@@ -279,7 +274,7 @@ def test_reusing_a_missing_index_is_a_clear_error(beir, fake_encoder, config, tm
 def test_cli_fusion_options_reach_the_report(beir, config, fake_models, capsys, tmpdir_here):
     assert run_cli(config, beir, "--json", "--fusion", "rrf", "--fusion-weight", "0.3") == 0
     out = json.loads(capsys.readouterr().out)
-    from findling.engine.search.searcher import DEFAULT_FUSION
+    from findling.engine.search.ranking import DEFAULT_FUSION
 
     # the options given replace the default's; the rest stay the default's
     assert out["fusion"] == {"method": "rrf", "weight": 0.3, "dense": DEFAULT_FUSION.dense,
@@ -289,7 +284,7 @@ def test_cli_fusion_options_reach_the_report(beir, config, fake_models, capsys, 
 
 
 # ------------------------------------------------------------------ the dense baseline
-class WordBaseline(evaluate.DenseBaseline):
+class WordBaseline(DenseBaseline):
     """The dense baseline's interface over word-hash vectors: one unit vector per text, no model."""
 
     def __init__(self):

@@ -1,7 +1,7 @@
-"""Hybrid fusion (``findling.engine.search.searcher.fuse``): what each method does with lanes whose scores say different things."""
+"""Hybrid fusion (``findling.engine.search.ranking.fuse``): what each method does with lanes whose scores say different things."""
 import pytest
 
-from findling.engine.search.searcher import NORM_DEPTH, Fusion, Ranked, fuse
+from findling.engine.search.ranking import NORM_DEPTH, Fusion, Ranked, fuse
 
 
 def lane(*pairs):

@@ -137,7 +137,7 @@ def test_progress_arrives_while_one_large_file_is_encoded(store, fake_encoder, c
 
 def test_index_texts_uses_the_same_batches_and_rows(store, fake_encoder, config):
     from findling.engine.records import ExtractedText
-    from findling.engine.store.store import FileRecord
+    from findling.engine.store.files import FileRecord
 
     items = [(FileRecord(Path(f"/corpus/{i}"), Path("/corpus"), 10, 0.0, None, "indexed"),
               ExtractedText(path=Path(f"/corpus/{i}"), text=text, title=f"doc {i}", kind="corpus"))

@@ -148,7 +148,7 @@ def parse_q(text):
 def test_hybrid_runs_the_keyword_lane_on_its_own_thread_with_the_same_lanes(indexed, monkeypatch):
     import threading
 
-    from findling.engine.search.searcher import Fusion
+    from findling.engine.search.ranking import Fusion
 
     indexed.fusion = Fusion()  # files by their best chunk in hybrid too, so its lanes equal the lanes alone
     where = []

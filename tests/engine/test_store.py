@@ -10,7 +10,9 @@ import pytest
 from findling.engine.encode.encoder import ModelInfo
 from findling.engine.errors import ModelMismatch, StoreError
 from findling.engine.records import Chunk, EncodedChunk
-from findling.engine.store.store import FileRecord, Store, decode_vectors, encode_vectors, path_from_db, path_to_db
+from findling.engine.store.store import Store, decode_vectors, encode_vectors
+from findling.engine.store.index_file import path_from_db, path_to_db
+from findling.engine.store.files import FileRecord
 
 
 def _info(fp="fp1", dim=4):

@@ -11,7 +11,8 @@ from findling.engine.encode.encoder import ModelInfo
 from findling.engine.records import Chunk, EncodedChunk
 from findling.engine.store.schema import SCHEMA_VERSION, migrations
 from findling.engine.store.sqlite_lib import Database
-from findling.engine.store.store import FileRecord, Store, encode_vectors
+from findling.engine.store.store import Store, encode_vectors
+from findling.engine.store.files import FileRecord
 from tests.engine.test_codec import clustered
 
 DIM = 48

@@ -8,7 +8,8 @@ from findling.engine.encode.encoder import ModelInfo
 from findling.engine.records import Chunk, EncodedChunk
 from findling.engine.store.schema import PAGE_SIZE, migrations, pack_text, register_functions, unpack_text
 from findling.engine.store.sqlite_lib import Database
-from findling.engine.store.store import FileRecord, Store
+from findling.engine.store.store import Store
+from findling.engine.store.files import FileRecord
 
 PROSE = ("Alpine meadows flower in early summer, when the snow retreats above the tree line and marmots "
          "return to their burrows. ")

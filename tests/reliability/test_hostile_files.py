@@ -23,7 +23,8 @@ from findling.engine.extract import extract
 from findling.engine.index.indexer import Indexer
 from findling.engine.search.searcher import Searcher
 from findling.engine.sources.reconcile import scan_folder
-from findling.engine.store.store import Store, path_to_db
+from findling.engine.store.store import Store
+from findling.engine.store.index_file import path_to_db
 from tests.engine.test_extract_pdf import make_pdf
 from tests.reliability import hostile
 from tests.reliability.helpers import PYTHON, check_consistent, run_measured, subprocess_env, tree_snapshot

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from findling.engine.search.searcher import Ranked, fuse
+from findling.engine.search.ranking import Ranked, fuse
 from findling.training.pairs import bm25_scores
 from findling.training.probe import engine_fusion, main, rrf
 

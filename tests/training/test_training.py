@@ -58,7 +58,8 @@ def test_fit_lowers_the_loss_and_the_export_searches(toy_set, tiny_model_dir, tm
     x = np.asarray(p.vectors[:20], dtype=np.float32)
     assert np.allclose(again.project(x), head.project(x), atol=1e-5)
 
-    from findling.evaluation.beir import Doc, doc_path, index_documents
+    from findling.evaluation.dataset import Doc
+    from findling.evaluation.harness import doc_path, index_documents
     from findling.engine.search.searcher import Searcher
     from findling.engine.store.store import Store
 

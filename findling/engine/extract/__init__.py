@@ -35,7 +35,7 @@ from findling.engine.errors import CorruptFile, ExtractionError, FileTooLarge, U
 from findling.engine.extract import epub, html, office, pdf, text
 from findling.engine.extract import images
 from findling.engine.extract import notebook, rtf, sheets, slides
-from findling.engine.extract import mail
+from findling.engine.extract import mail, mailmessage
 from findling.engine.extract.limits import cap_text, clean_text, human_size, read_bytes
 from findling.engine.extract.textutil import short_reason
 from findling.engine.records import PAGE_UNITS, ExtractedText, page_unit  # page_unit: public here
@@ -71,9 +71,9 @@ def _formats() -> dict[str, Format]:
         (sheets.ODS_SUFFIXES, Format("ods", sheets.extract_ods)),
         (rtf.SUFFIXES, Format("rtf", rtf.extract_rtf)),
         (notebook.SUFFIXES, Format("notebook", notebook.extract_notebook)),
-        (mail.EML_SUFFIXES, Format("mail", mail.extract_eml)),
-        (mail.MBOX_SUFFIXES, Format("mail", mail.extract_mbox)),
-        (mail.MSG_SUFFIXES, Format("mail", mail.extract_msg)),
+        (mailmessage.EML_SUFFIXES, Format("mail", mail.extract_eml)),
+        (mailmessage.MBOX_SUFFIXES, Format("mail", mail.extract_mbox)),
+        (mailmessage.MSG_SUFFIXES, Format("mail", mail.extract_msg)),
     ):
         table.update(dict.fromkeys(suffixes, fmt))
     return table

@@ -52,21 +52,13 @@ from findling.engine.config import Config
 from findling.engine.errors import CorruptFile, ExtractionError
 from findling.engine.extract.decode import decode_text
 from findling.engine.extract.limits import human_size
-from findling.engine.extract.mailmessage import (  # the suffixes and limits are public here too
-    EML_SUFFIXES, MAIL_SUFFIXES, MAX_HEADER_CHARS, MAX_MULTIPARTS, MBOX_SUFFIXES, MSG_SUFFIXES, OLE_MAGIC,
-    Attachment, EmailView, MessageView, MsgView, one_line_header, open_msg,
-)
+from findling.engine.extract.mailmessage import (MAIL_SUFFIXES, MAX_MULTIPARTS, MBOX_SUFFIXES, MSG_SUFFIXES,
+                                                 OLE_MAGIC, Attachment, EmailView, MessageView, MsgView, open_msg)
 from findling.engine.extract.pages import Page, join_pages
 from findling.engine.extract.textutil import normalise_newlines, one_line, short_reason
 from findling.engine.records import ExtractedText
 
 logger = logging.getLogger(__name__)
-
-__all__ = [
-    "EML_SUFFIXES", "MBOX_SUFFIXES", "MSG_SUFFIXES", "MAIL_SUFFIXES", "HEADERS", "TIME_BUDGET_S", "MAX_MULTIPARTS",
-    "MAX_HEADER_CHARS", "MAX_ATTACHMENTS", "MAX_NESTED_MAIL", "extract_eml", "extract_mbox", "extract_msg",
-    "one_line_header", "THUNDERBIRD_INDEX_SUFFIX", "is_thunderbird_folder",
-]
 
 HEADERS: tuple[tuple[str, str], ...] = (
     ("from", "From"), ("to", "To"), ("cc", "Cc"), ("subject", "Subject"), ("date", "Date"),

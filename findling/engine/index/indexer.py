@@ -30,7 +30,8 @@ from findling.engine.extract import extract
 from findling.engine.index.read_ahead import read_ahead
 from findling.engine.records import ChangeKind, Chunk, EncodedChunk, ExtractedText, FileChange, FileStatus, Phase
 from findling.engine.sources.reconcile import file_digest, scan_folder
-from findling.engine.store.store import FileRecord, FileState, Store
+from findling.engine.store.store import Store
+from findling.engine.store.files import FileRecord, FileState
 from findling.engine.sources.walk import format_size, is_excluded
 
 log = logging.getLogger(__name__)

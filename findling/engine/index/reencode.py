@@ -33,7 +33,8 @@ from findling.engine.encode.encoder import Encoder, Tokenizer
 from findling.engine.errors import StoreError
 from findling.engine.index.indexer import CancelToken, Progress, chunk_limit
 from findling.engine.records import Chunk, EncodedChunk, ExtractedText, FileStatus, Phase
-from findling.engine.store.store import FileRecord, FileState, Store
+from findling.engine.store.store import Store
+from findling.engine.store.files import FileRecord, FileState
 
 log = logging.getLogger(__name__)
 

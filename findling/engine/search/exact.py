@@ -13,7 +13,8 @@ import logging
 
 import numpy as np
 
-from findling.engine.store.codec import FP16, decode_dense_many, dense_width
+from findling.engine.store.codec import FP16
+from findling.engine.store.dense_codec import decode_dense_many
 from findling.engine.store.store import Store, decode_vectors
 
 log = logging.getLogger(__name__)

@@ -28,6 +28,7 @@ def rank_keyword_files(scores: np.ndarray, file_ids: np.ndarray, chunk_ids: np.n
     it did not match), and counts so in the damped mean, as far as the file has such chunks
     (``chunk_counts``: each file's number of chunks, ``Store.chunk_counts``). Counting it as the file's best
     would rank a file with one matching chunk in view above one whose better chunk is followed by weak matches.
+    With ``decay`` 0 a file is its best row, as in ``rank_files``.
     """
     scores = np.asarray(scores, dtype=np.float64)
     floor = min(0.0, float(scores.min())) if len(scores) else 0.0

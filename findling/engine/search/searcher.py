@@ -30,13 +30,13 @@ from typing import Literal
 import numpy as np
 
 from findling.engine.search.candidates import CandidateIndex, CandidateSettings
-from findling.engine.store.codec import FP16, dense_width
+from findling.engine.store.codec import FP16
+from findling.engine.store.dense_codec import dense_width
 from findling.engine.encode.encoder import Encoder
 from findling.engine.errors import ModelMismatch, StoreError
 from findling.engine.search.exact import DenseMatrix, TokenMatrix
-from findling.engine.search.ranking import (  # noqa: F401  (the searcher's public names, as before)
-    DECAY_CHUNKS, DEFAULT_FUSION, FUSION_METHODS, NORM_DEPTH, RRF_K, Z_FLOOR, Fusion, FusionMethod, Ranked, fuse,
-    rank_files, rank_keyword_files)
+from findling.engine.search.ranking import (DEFAULT_FUSION, NORM_DEPTH, Fusion, Ranked, fuse, rank_files,
+                                            rank_keyword_files)
 from findling.engine.search.maxsim import maxsim_alignment, maxsim_scores
 from findling.engine.search.query import Query, fts_expression, fts_words, parse_query, phrase_expression
 from findling.engine.search.query import FIELD_FILTERS

@@ -14,7 +14,8 @@ from typing import Sequence
 
 from findling.engine.extract import is_supported
 from findling.engine.records import ChangeKind, FileChange, FileStatus
-from findling.engine.store.store import FileState, Store
+from findling.engine.store.store import Store
+from findling.engine.store.files import FileState
 from findling.engine.sources.walk import FileEntry, iter_files
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,7 @@ Before grouping, dimensions are reordered so that each group gets a similar shar
 order is part of the codec and is undone on decoding. The k-means and nearest-point kernels are
 ``findling.engine.store.clustering``'s.
 
-The dense lane's one vector per chunk has a layout of its own, ``findling.engine.store.dense_codec``; its
-names import from here too.
+The dense lane's one vector per chunk has a layout of its own, ``findling.engine.store.dense_codec``.
 
 >>> rng = np.random.default_rng(0)
 >>> x = rng.standard_normal((4000, 8)).astype(np.float32)
@@ -47,16 +46,6 @@ from typing import Sequence
 import numpy as np
 
 from findling.engine.store.clustering import balanced_order, kmeans_l2, nearest, nearest_l2, spherical_kmeans
-from findling.engine.store.dense_codec import (  # noqa: F401  (the dense vectors' layout, importable from here)
-    DENSE_CLIP,
-    DENSE_LAYOUT,
-    DENSE_LEVELS,
-    decode_dense,
-    decode_dense_many,
-    dense_from_int8,
-    dense_width,
-    encode_dense,
-)
 
 log = logging.getLogger(__name__)
 

@@ -28,13 +28,13 @@ same text, when an older index is opened); rows written before stay TEXT. A new 
 a chunk's vector BLOB is a few KiB, and 4 KiB pages left a third of the file empty around them.
 
 Version 4 added ``dense``: one row per chunk whose model pools a dense vector (``ModelInfo.dense_dim``), its
-``data`` the vector as ``dim`` int8 values (``findling.engine.store.codec.encode_dense``: scaled so the largest
+``data`` the vector as ``dim`` int8 values (``findling.engine.store.dense_codec.encode_dense``: scaled so the largest
 component is +-127; only its direction counts). An older index opens with the table empty: its chunks have
 no dense vector until they are encoded again, and search runs without the dense lane until every chunk has one.
 
 Version 5 added ``file_fields`` (an older index opens with the table empty).
 
-Version 6 added ``chunks.ocr``. Version 7 stores dense vectors as 4-bit levels (``codec.DENSE_LAYOUT``, half
+Version 6 added ``chunks.ocr``. Version 7 stores dense vectors as 4-bit levels (``dense_codec.DENSE_LAYOUT``, half
 the bytes of int8); opening an older index converts its int8 rows once, in the migration's transaction.
 
 Chunk ids come from AUTOINCREMENT, so an id is never reused: the in-memory search matrix relies on that.
@@ -183,8 +183,8 @@ def m006_chunk_ocr(db: Database) -> None:
 
 @migrations()
 def m007_dense_4bit(db: Database) -> None:
-    """Dense vectors from int8 (one byte a dimension) to the 4-bit ``codec.DENSE_LAYOUT``."""
-    from findling.engine.store.codec import dense_from_int8
+    """Dense vectors from int8 (one byte a dimension) to the 4-bit ``dense_codec.DENSE_LAYOUT``."""
+    from findling.engine.store.dense_codec import dense_from_int8
 
     last = -1
     while True:  # in batches, so a large index never holds all its vectors in memory at once

@@ -10,9 +10,6 @@ rest: ``meta`` (``IndexMeta``), ``vectors`` (``VectorTable``: token and dense ve
 ``reads`` (``SearchReads``: what searches read besides vectors). Every write that changes what search sees
 bumps ``meta.generation`` inside the same transaction, so readers on other connections (the search matrix)
 know when to catch up.
-
-``FileState``, ``FileRecord``, ``normal_folder``, ``path_to_db`` and ``path_from_db`` import from here as
-well as from the modules that define them.
 """
 from __future__ import annotations
 
@@ -25,18 +22,11 @@ from typing import Sequence
 import numpy as np
 from findling.engine.store.sqlite_lib import Database
 
-from findling.engine.store.index_file import (  # noqa: F401  (path_from_db, path_to_db: importable from here)
-    WriterLock,
-    check_health,
-    explain,
-    guarded,
-    path_from_db,
-    path_to_db,
-)
+from findling.engine.store.index_file import WriterLock, check_health, explain, guarded
 from findling.engine.errors import StoreError
 from findling.engine.store.schema import PAGE_SIZE, SCHEMA_VERSION, VECTOR_LAYOUT, migrations, register_functions
-from findling.engine.store.files import FileRecord, FileRecords, FileState  # noqa: F401  (importable from here)
-from findling.engine.store.folders import FolderList, normal_folder  # noqa: F401  (importable from here)
+from findling.engine.store.files import FileRecords
+from findling.engine.store.folders import FolderList
 from findling.engine.store.meta import IndexMeta
 from findling.engine.store.search_reads import ChunkRow, SearchReads
 from findling.engine.store.settings import IndexSettings
