@@ -252,7 +252,7 @@ def test_a_burst_of_writes_is_one_change(root: Path, session) -> None:
 @pytest.mark.parametrize("temp_name", [".notes.txt.swp", "notes.txt.part", "notes.new.txt"])
 def test_an_editor_save_through_a_temp_file_is_one_change(root: Path, session, temp_name: str) -> None:
     (root / "notes.txt").write_text("draft")
-    s = session(suffixes={".txt"}, debounce_seconds=1.0)
+    s = session(accept=lambda p: p.suffix == ".txt", debounce_seconds=1.0)
     (root / temp_name).write_text("final")
     os.replace(root / temp_name, root / "notes.txt")
     assert s.new_changes() == [modified(root / "notes.txt")]
@@ -287,7 +287,7 @@ def test_files_read_by_name_are_watched_like_the_indexer_reads_them(root: Path, 
 def test_excluded_paths_and_other_suffixes_are_ignored(root: Path, session) -> None:
     (root / "node_modules").mkdir()
     (root / "keep.txt").write_text("k")
-    s = session(suffixes={".txt"})
+    s = session(accept=lambda p: p.suffix == ".txt")
     (root / "node_modules" / "x.txt").write_text("x")
     (root / ".cache").mkdir()
     (root / ".cache" / "y.txt").write_text("y")

@@ -167,12 +167,6 @@ def _normalize_suffixes(suffixes: Collection[str] | None) -> tuple[str, ...] | N
     return tuple(s.lower() if s.startswith(".") else "." + s.lower() for s in suffixes)
 
 
-def matches_suffix(name: str, suffixes: Collection[str] | None) -> bool:
-    """Whether a file name ends with one of ``suffixes`` (case-insensitive; None accepts every name)."""
-    normalized = _normalize_suffixes(suffixes)
-    return normalized is None or name.lower().endswith(normalized)
-
-
 def _skip_reason(name: str, size: int, max_file_bytes: int, suffixes: tuple[str, ...] | None) -> str | None:
     if suffixes is not None and not name.lower().endswith(suffixes):
         return UNSUPPORTED_TYPE

@@ -34,7 +34,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -45,7 +45,7 @@ from watchdog.observers.api import BaseObserver
 
 from findling.engine.errors import FindlingError
 from findling.engine.records import ChangeKind, FileChange
-from findling.engine.sources.walk import is_excluded, iter_files, matches_suffix
+from findling.engine.sources.walk import is_excluded, iter_files
 
 logger = logging.getLogger(__name__)
 
@@ -305,21 +305,19 @@ class _Translator(FileSystemEventHandler):
 class Watcher:
     """Watches folders and calls ``on_changes(batch)`` from one background thread as paths settle.
 
-    ``patterns`` are exclude patterns (see ``findling.engine.sources.walk``). Which files are watched: those
-    ``accept(path)`` takes when it is given, else those with one of ``suffixes`` (None = all). ``on_changes`` should be quick (queue the batch); its exceptions are logged and the
+    ``patterns`` are exclude patterns (see ``findling.engine.sources.walk``); ``accept(path)`` says which files
+    are watched (None = all). ``on_changes`` should be quick (queue the batch); its exceptions are logged and the
     batch is dropped. ``stop()`` flushes whatever is still pending before it returns.
     """
 
     def __init__(self, roots: Sequence[Path], *, on_changes: Callable[[list[FileChange]], None],
                  patterns: Sequence[str], debounce_seconds: float = 0.5,
-                 suffixes: Collection[str] | None = None, accept: Callable[[Path], bool] | None = None) -> None:
+                 accept: Callable[[Path], bool] | None = None) -> None:
         self.roots = _outermost(roots)
         self._on_changes = on_changes
         self._debouncer = Debouncer(quiet_seconds=debounce_seconds)
-        if accept is None:
-            wanted = None if suffixes is None else frozenset(suffixes)
-            accept = lambda path: matches_suffix(path.name, wanted)  # noqa: E731
-        self._translator = _Translator(self.roots, patterns=patterns, accept=accept, sink=self._receive)
+        self._translator = _Translator(self.roots, patterns=patterns, accept=accept or (lambda _path: True),
+                                       sink=self._receive)
         self._cond = threading.Condition()
         self._stopping = False
         self._observer: BaseObserver | None = None
